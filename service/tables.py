@@ -1,0 +1,51 @@
+"""Reading and writing tables by file extension (CSV or Parquet)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["UnsupportedFormatError", "read_table", "write_table"]
+
+
+class UnsupportedFormatError(ValueError):
+    """The file extension names no table format we read or write."""
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise UnsupportedFormatError(f"file={path.name!r}: expected .csv or .parquet")
+    return suffix
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    if _suffix(path) == ".csv":
+        return pd.read_csv(path)
+    return pd.read_parquet(path)
+
+
+def write_table(path: Path, chunks: Iterable[pd.DataFrame]) -> int:
+    """Write chunks as they come (bounded memory); returns the number of rows."""
+    suffix = _suffix(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    writer: pq.ParquetWriter | None = None
+    try:
+        for i, chunk in enumerate(chunks):
+            rows += len(chunk)
+            if suffix == ".csv":
+                chunk.to_csv(path, mode="w" if i == 0 else "a", header=i == 0, index=False)
+                continue
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows

@@ -1,0 +1,3 @@
+"""Differential-privacy building blocks: numpy mechanisms and the Opacus facade."""
+
+__all__: list[str] = []

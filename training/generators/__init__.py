@@ -1,0 +1,45 @@
+"""Generator registry: a plain dict from name to its fit function and loader class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.artifacts import load_artifact
+from training.errors import ArtifactError, TrainingError
+from training.generators.tabular_ar import TabularARGenerator, fit_tabular_ar
+
+__all__ = ["GENERATORS", "GeneratorEntry", "create_generator", "load_generator", "register_generator"]
+
+
+@dataclass(frozen=True)
+class GeneratorEntry:
+    fit: Callable[..., Any]
+    load: Callable[[Path], Any]
+
+
+GENERATORS: dict[str, GeneratorEntry] = {
+    "tabular-ar": GeneratorEntry(fit=fit_tabular_ar, load=TabularARGenerator.load),
+}
+
+
+def register_generator(name: str, entry: GeneratorEntry) -> None:
+    GENERATORS[name] = entry
+
+
+def create_generator(name: str) -> GeneratorEntry:
+    try:
+        return GENERATORS[name]
+    except KeyError as e:
+        raise TrainingError(f"generator={name!r} is unknown; known: {sorted(GENERATORS)}") from e
+
+
+def load_generator(directory: str | Path) -> Any:
+    """Load any artifact by the generator name recorded in its config."""
+    config, _ = load_artifact(Path(directory))
+    name = config.get("generator")
+    if name not in GENERATORS:
+        raise ArtifactError(f"generator={name!r} in {directory} is unknown")
+    return GENERATORS[name].load(Path(directory))

@@ -1,0 +1,303 @@
+"""tabular-ar: fit and sample the any-order autoregressive table generator."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from training import privacy
+from training.artifacts import load_artifact, save_artifact
+from training.budget import PreprocessingBudget, plan_preprocessing, report
+from training.encoding import TableEncoder
+from training.errors import ArtifactError, ConditionError
+from training.generators.any_order_module import AnyOrderModule
+from training.models.tabular_ar import TabularAR, TabularARConfig, generate
+from training.preprocessing import fit_encoders
+from training.schema import Scalar, TableSchema, infer_schema
+from training.spec import FitSummary, PrivacyReport, TrainSpec
+
+__all__ = ["EpochProgress", "TabularARGenerator", "fit_tabular_ar"]
+
+logger = logging.getLogger(__name__)
+NAME = "tabular-ar"
+EpochProgress = Callable[[int, int, float, float | None], None]
+DEFAULT_CHUNK = 100_000
+
+
+def auto_batch_size(rows: float, *, dp: bool) -> int:
+    """About 1/5 of the rows per step under DP: large batches average out the noise.
+
+    Capped at 1024 rows; ``rows`` is the DP row count, so the choice is post-processing.
+    """
+    if not dp:
+        return 256
+    return int(np.clip(round(rows / 5), 64, 1024))
+
+
+def auto_learning_rate(*, dp: bool) -> float:
+    return 1e-2 if dp else 3e-3
+
+
+def auto_epochs(rows: float, *, dp: bool) -> int:
+    return 30 if dp else int(np.clip(round(2_000_000 / max(rows, 1)), 20, 200))
+
+
+class _ProgressCallback(pl.Callback):
+    def __init__(self, epochs: int, report_fn: EpochProgress, epsilon: Callable[[], float | None]):
+        self.epochs, self.report_fn, self.epsilon = epochs, report_fn, epsilon
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        losses = getattr(module, "epoch_losses", [])
+        self.report_fn(trainer.current_epoch + 1, self.epochs, losses[-1] if losses else float("nan"), self.epsilon())
+
+
+def fit_tabular_ar(
+    df: pd.DataFrame,
+    spec: TrainSpec,
+    *,
+    schema: TableSchema | None = None,
+    progress: EpochProgress | None = None,
+) -> TabularARGenerator:
+    """Fit tabular-ar on ``df``; every look at the data is charged to ``spec.dp``."""
+    started = time.perf_counter()
+    schema = schema or infer_schema(df, min_rows=spec.min_rows)
+    schema.validate_frame(df)
+    dp = spec.dp
+    budget = plan_preprocessing(dp, schema)
+    fitted = fit_encoders(
+        df, schema, sigma=budget.sigma, delta_selection=budget.delta_selection,
+        max_bins=spec.max_bins, rng=np.random.default_rng(),
+    )  # fmt: skip
+    encoder = fitted.encoder
+    tokens = torch.from_numpy(encoder.encode(df))
+    rows = max(fitted.noisy_rows, 1.0)
+    batch_size = spec.batch_size or auto_batch_size(rows, dp=dp.enabled)
+    epochs = spec.epochs or auto_epochs(rows, dp=dp.enabled)
+    pl.seed_everything(spec.seed, workers=False, verbose=False)
+    config = TabularARConfig(
+        vocab_sizes=encoder.vocab_sizes, embedding_dim=spec.embedding_dim,
+        hidden_size=spec.hidden_size, depth=spec.depth,
+    )  # fmt: skip
+    net = TabularAR(config)
+    lr = spec.learning_rate or auto_learning_rate(dp=dp.enabled)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    if dp.enabled:
+        trained = _train_private(net, optimizer, tokens, spec, budget, rows, batch_size, epochs, progress)
+    else:
+        trained = _train_plain(net, optimizer, tokens, spec, batch_size, epochs, progress)
+    privacy_report = report(
+        dp, budget, noise_multiplier=trained.noise_multiplier, sample_rate=trained.sample_rate,
+        steps=trained.steps, public_metadata=fitted.public_metadata,
+        private_metadata=fitted.private_metadata,
+    )  # fmt: skip
+    summary = FitSummary(
+        generator=NAME, epsilon=privacy_report.epsilon, delta=privacy_report.delta,
+        epsilon_preprocessing=privacy_report.epsilon_preprocessing,
+        epsilon_training=privacy_report.epsilon_training,
+        noise_multiplier=privacy_report.noise_multiplier, sample_rate=privacy_report.sample_rate,
+        steps=trained.steps, epochs=epochs, batch_size=batch_size,
+        fit_seconds=round(time.perf_counter() - started, 3), columns=len(encoder.columns),
+    )  # fmt: skip
+    net.cpu().eval()
+    return TabularARGenerator(
+        schema=schema, encoder=encoder, net=net, privacy=privacy_report, summary=summary,
+        training={"epoch_losses": trained.losses, "spec": spec.model_dump(mode="json")},
+    )  # fmt: skip
+
+
+class _Trained:
+    def __init__(self, steps: int, losses: list[float], z: float | None, q: float | None):
+        self.steps, self.losses, self.noise_multiplier, self.sample_rate = steps, losses, z, q
+
+
+def _trainer(spec: TrainSpec, epochs: int, callbacks: list[pl.Callback]) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=epochs, accelerator=spec.accelerator, devices=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        use_distributed_sampler=False, callbacks=callbacks, num_sanity_val_steps=0,
+    )  # fmt: skip
+
+
+def _train_private(
+    net: TabularAR,
+    optimizer: torch.optim.Optimizer,
+    tokens: torch.Tensor,
+    spec: TrainSpec,
+    budget: PreprocessingBudget,
+    rows: float,
+    batch_size: int,
+    epochs: int,
+    progress: EpochProgress | None,
+) -> _Trained:
+    dp = spec.dp
+    assert dp.epsilon is not None
+    sample_rate = min(batch_size / rows, 1.0)
+    steps_per_epoch = max(int(round(1 / sample_rate)), 1)
+    steps = steps_per_epoch * epochs
+    z = privacy.solve_training_noise(
+        target_epsilon=dp.epsilon, delta=budget.delta_accountant, sample_rate=sample_rate,
+        steps=steps, prior=budget.history, accountant=dp.accountant,
+    )  # fmt: skip
+    private = privacy.make_private(
+        module=net, optimizer=optimizer, noise_multiplier=z, max_grad_norm=dp.max_grad_norm,
+        expected_batch_size=batch_size, sample_rate=sample_rate, accountant=dp.accountant,
+        prior=budget.history, grad_sample_mode=spec.grad_sample_mode,
+    )  # fmt: skip
+    loader = privacy.poisson_loader(TensorDataset(tokens), sample_rate=sample_rate)
+    module = AnyOrderModule(
+        private.module, private.optimizer, vocab_sizes=net.config.vocab_sizes, seed=spec.seed,
+        backward=private.backward,
+    )  # fmt: skip
+
+    def spent() -> float:
+        return float(private.accountant.get_epsilon(delta=budget.delta_accountant))
+
+    callbacks = [_ProgressCallback(epochs, progress, spent)] if progress else []
+    logger.info("DP-SGD: noise_multiplier=%.3f sample_rate=%.4f steps=%d", z, sample_rate, steps)
+    _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
+    taken = sum(s for (_, q, s) in private.accountant.history if q == sample_rate)
+    return _Trained(taken, module.epoch_losses, z, sample_rate)
+
+
+def _train_plain(
+    net: TabularAR,
+    optimizer: torch.optim.Optimizer,
+    tokens: torch.Tensor,
+    spec: TrainSpec,
+    batch_size: int,
+    epochs: int,
+    progress: EpochProgress | None,
+) -> _Trained:
+    generator = torch.Generator().manual_seed(spec.seed)
+    loader = DataLoader(TensorDataset(tokens), batch_size=batch_size, shuffle=True, generator=generator)
+    module = AnyOrderModule(net, optimizer, vocab_sizes=net.config.vocab_sizes, seed=spec.seed)
+    callbacks = [_ProgressCallback(epochs, progress, lambda: None)] if progress else []
+    trainer = _trainer(spec, epochs, callbacks)
+    trainer.fit(module, train_dataloaders=loader)
+    return _Trained(int(trainer.global_step), module.epoch_losses, None, None)
+
+
+class TabularARGenerator:
+    """A trained tabular-ar model: sample rows, save, load."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        *,
+        schema: TableSchema,
+        encoder: TableEncoder,
+        net: TabularAR,
+        privacy: PrivacyReport,
+        summary: FitSummary,
+        training: dict[str, Any],
+    ) -> None:
+        self.schema, self.encoder, self.net = schema, encoder, net
+        self.privacy, self.summary, self.training = privacy, summary, training
+
+    @property
+    def columns(self) -> list[str]:
+        return self.encoder.names
+
+    def sample(
+        self, n: int, *, seed: int | None = None, where: Mapping[str, Scalar | None] | None = None
+    ) -> pd.DataFrame:
+        """``n`` synthetic rows; ``where`` fixes columns to exact values."""
+        chunks = list(self.sample_chunks(n, seed=seed, where=where))
+        if not chunks:
+            return self._empty()
+        return pd.concat(chunks, ignore_index=True)
+
+    def sample_chunks(
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        where: Mapping[str, Scalar | None] | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> Iterator[pd.DataFrame]:
+        """Stream ``n`` rows in chunks of at most ``chunk_size``: memory stays bounded."""
+        fixed = self._fixed_tokens(where or {})
+        seeds = np.random.SeedSequence(seed).spawn(math.ceil(n / chunk_size))
+        for i, chunk_seed in enumerate(seeds):
+            size = min(chunk_size, n - i * chunk_size)
+            yield self._sample_chunk(size, fixed, where or {}, chunk_seed)
+
+    def _fixed_tokens(self, where: Mapping[str, Scalar | None]) -> dict[int, int]:
+        unknown = sorted(set(where) - set(self.columns))
+        if unknown:
+            raise ConditionError(f"where= names unknown columns {unknown}; known: {self.columns}")
+        index = {c.name: j for j, c in enumerate(self.encoder.columns)}
+        fixed = {}
+        for name, value in where.items():
+            enc = self.encoder.columns[index[name]]
+            enc.exact_value(value)
+            fixed[index[name]] = enc.token_of(value)
+        return fixed
+
+    def _sample_chunk(
+        self,
+        size: int,
+        fixed: dict[int, int],
+        where: Mapping[str, Scalar | None],
+        seed: np.random.SeedSequence,
+    ) -> pd.DataFrame:
+        torch_seed, numpy_seed = seed.generate_state(2)
+        tokens = self.net.mask_ids.repeat(size, 1).clone()
+        for j, token in fixed.items():
+            tokens[:, j] = token
+        order = [j for j in range(len(self.columns)) if j not in fixed]
+        banned = [enc.never_sampled() for enc in self.encoder.columns]
+        generator = torch.Generator().manual_seed(int(torch_seed))
+        drawn = generate(self.net, tokens, order=order, banned=banned, generator=generator)
+        frame = self.encoder.decode(drawn.numpy(), np.random.default_rng(int(numpy_seed)))
+        for name, value in where.items():
+            if value is None:
+                continue
+            enc = self.encoder.columns[self.columns.index(name)]
+            frame[name] = pd.Series([enc.exact_value(value)] * size, dtype=frame[name].dtype)
+        return frame
+
+    def _empty(self) -> pd.DataFrame:
+        return self.encoder.decode(np.zeros((0, len(self.columns)), dtype=np.int64), np.random.default_rng(0))
+
+    def save(self, directory: str | Path) -> Path:
+        config = {
+            "generator": NAME,
+            "schema": self.schema.model_dump(mode="json"),
+            "encoder": self.encoder.model_dump(mode="json"),
+            "model": vars(self.net.config),
+            "privacy": self.privacy.model_dump(mode="json"),
+            "summary": self.summary.model_dump(mode="json"),
+            "training": self.training,
+        }
+        return save_artifact(Path(directory), config=config, state=self.net.state_dict())
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TabularARGenerator:
+        config, state = load_artifact(Path(directory))
+        try:
+            net = TabularAR(TabularARConfig(**config["model"]))
+            net.load_state_dict(state)
+            return cls(
+                schema=TableSchema.model_validate(config["schema"]),
+                encoder=TableEncoder.model_validate(config["encoder"]),
+                net=net.eval(),
+                privacy=PrivacyReport.model_validate(config["privacy"]),
+                summary=FitSummary.model_validate(config["summary"]),
+                training=config.get("training", {}),
+            )
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise ArtifactError(f"{directory} does not hold a valid {NAME} model: {e}") from e
+
+

@@ -1,0 +1,107 @@
+"""Any-order autoregressive network over the columns of a table.
+
+Each row is a sequence of column tokens. During training a random subset of columns
+is hidden (replaced by a per-column MASK token) and the network predicts every hidden
+column from the visible ones: order-agnostic training (Uria et al., 2014), so one
+network gives p(column | any subset of other columns). Sampling fills columns one at
+a time, which lets any subset of columns be fixed by ``where=``.
+
+Embedding + Linear + LayerNorm only: every layer has an Opacus per-sample gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+__all__ = ["TabularAR", "TabularARConfig", "generate"]
+
+
+@dataclass
+class TabularARConfig:
+    vocab_sizes: list[int] = field(default_factory=list)  # tokens per column, MASK excluded
+    embedding_dim: int = 16
+    hidden_size: int = 256
+    depth: int = 2
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.fc = nn.Linear(width, width)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc(self.act(self.norm(x)))
+
+
+class TabularAR(nn.Module):
+    def __init__(self, config: TabularARConfig) -> None:
+        super().__init__()
+        self.config = config
+        sizes = torch.tensor(config.vocab_sizes)
+        # one shared table: column j's tokens (and its MASK) start at offsets[j]
+        self.register_buffer("offsets", torch.cumsum(sizes + 1, 0) - (sizes + 1), persistent=False)
+        self.register_buffer("mask_ids", sizes.clone(), persistent=False)
+        n_columns = len(config.vocab_sizes)
+        self.embed = nn.Embedding(int((sizes + 1).sum()), config.embedding_dim)
+        self.proj = nn.Linear(n_columns * config.embedding_dim, config.hidden_size)
+        self.blocks = nn.Sequential(*[ResidualBlock(config.hidden_size) for _ in range(config.depth)])
+        self.norm = nn.LayerNorm(config.hidden_size)
+        self.head = nn.Linear(config.hidden_size, int(sizes.sum()))
+
+    def mask(self, tokens: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """Replace hidden positions by their column's MASK token.  (B, C) -> (B, C)"""
+        return torch.where(hidden, self.mask_ids.expand_as(tokens), tokens)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits of every column given the (partly masked) row.  (B, C) -> (B, sum V)"""
+        x = self.embed(tokens + self.offsets)  # (B, C, E)
+        x = self.proj(x.flatten(1))  # (B, H)
+        x = self.blocks(x)
+        return self.head(self.norm(x))
+
+    def column_logits(self, logits: torch.Tensor) -> list[torch.Tensor]:
+        """Split (B, sum V) logits into one (B, V_j) tensor per column."""
+        return list(torch.split(logits, self.config.vocab_sizes, dim=1))
+
+
+@torch.no_grad()
+def generate(
+    model: TabularAR,
+    tokens: torch.Tensor,
+    *,
+    order: list[int],
+    banned: list[list[int]],
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Fill the columns listed in ``order`` one at a time, by inverse CDF.  (N, C) -> (N, C)
+
+    ``tokens`` holds MASK ids at the columns to fill and fixed tokens elsewhere. The
+    input projection is linear in the per-column embeddings, so it is kept as a running
+    sum of per-token rows and updated as each column is filled.
+    """
+    config = model.config
+    c, e = len(config.vocab_sizes), config.embedding_dim
+    w = model.proj.weight.view(config.hidden_size, c, e)  # (H, C, E)
+    column_of = torch.repeat_interleave(
+        torch.arange(c, device=tokens.device), torch.tensor(config.vocab_sizes, device=tokens.device) + 1
+    )
+    table = torch.einsum("gE,gHE->gH", model.embed.weight, w.permute(1, 0, 2)[column_of])
+    h0 = table[tokens + model.offsets].sum(1) + model.proj.bias  # (N, H)
+    heads_w = torch.split(model.head.weight, config.vocab_sizes, dim=0)
+    heads_b = torch.split(model.head.bias, config.vocab_sizes, dim=0)
+    for j in order:
+        h = model.norm(model.blocks(h0))  # (N, H)
+        logits = h @ heads_w[j].T + heads_b[j]  # (N, V_j)
+        if banned[j]:
+            logits[:, banned[j]] = float("-inf")
+        cdf = torch.softmax(logits, dim=1).cumsum(1)  # (N, V_j)
+        u = torch.rand(len(tokens), 1, generator=generator, device=tokens.device)
+        drawn = (cdf < u * cdf[:, -1:]).sum(1).clamp_(max=config.vocab_sizes[j] - 1)
+        h0 += table[drawn + model.offsets[j]] - table[model.mask_ids[j] + model.offsets[j]]
+        tokens[:, j] = drawn
+    return tokens

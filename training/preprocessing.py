@@ -1,0 +1,204 @@
+"""Learn the encoders of a table under differential privacy.
+
+Every look at the data happens here and is a noisy histogram (see
+``training.dp.mechanisms``), released in two adaptive rounds that share one noise
+scale ``sigma``:
+
+1. a row count; for each numeric column without public bounds, an octave histogram
+   (its DP bounds, and the share of exact zeros); for each categorical column without
+   a public domain, thresholded partition selection (its DP domain; rare categories
+   fall below the threshold and merge into "other").
+2. for each numeric column, a histogram over public edges inside its bounds, from
+   which the DP quantile bins (or integer tokens) come.
+
+Notes:
+    ``count_queries`` says how many histograms a schema needs *before* any data is
+    read, so the caller can size ``sigma = z * sqrt(K)`` for a joint Gaussian release
+    of L2 sensitivity ``sqrt(K)`` and charge one Gaussian with multiplier ``z`` to the
+    accountant. Partition selection adds ``delta_selection`` to delta.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from training.dp import mechanisms as mech
+from training.encoding import CategoricalEncoder, ColumnEncoder, NumericEncoder, TableEncoder
+from training.schema import ColumnKind, ColumnSchema, TableSchema
+
+__all__ = ["FittedPreprocessing", "count_queries", "fit_encoders"]
+
+logger = logging.getLogger(__name__)
+NON_NULLABLE_PREFIXES = ("int", "uint", "bool")
+# Partition-selection key of missing values: missingness is learned in the same release.
+MISSING_KEY = "\x00missing"
+
+
+@dataclass
+class FittedPreprocessing:
+    """The encoders, the DP row count and what was public or learned privately."""
+
+    encoder: TableEncoder
+    noisy_rows: float
+    public_metadata: list[str] = field(default_factory=list)
+    private_metadata: list[str] = field(default_factory=list)
+
+
+def needs_domain_discovery(col: ColumnSchema) -> bool:
+    return col.kind == ColumnKind.CATEGORICAL and col.public_categories is None
+
+
+def count_queries(schema: TableSchema) -> int:
+    """Histograms ``fit_encoders`` will release for ``schema`` (the row count included)."""
+    k = 1
+    for col in schema.modelled:
+        if col.is_numeric:
+            k += 1 + (col.public_bounds is None)
+        elif needs_domain_discovery(col):
+            k += 1
+    return k
+
+
+def fit_encoders(
+    df: pd.DataFrame,
+    schema: TableSchema,
+    *,
+    sigma: float,
+    delta_selection: float,
+    max_bins: int,
+    rng: np.random.Generator,
+) -> FittedPreprocessing:
+    """Fit one encoder per modelled column; ``sigma=0`` is the exact, non-DP path.
+
+    Args:
+        df: the real table (validated against ``schema``).
+        schema: column kinds and the owner's public metadata.
+        sigma: noise std of every histogram (the caller charged it).
+        delta_selection: total delta spent on partition selection, split over columns.
+        max_bins: quantile bins per numeric column.
+        rng: noise source; must not be derived from a user-visible seed.
+    """
+    discovering = [c for c in schema.modelled if needs_domain_discovery(c)]
+    delta_col = delta_selection / max(len(discovering), 1)
+    noisy_rows = float(len(df) + (rng.normal(0.0, sigma) if sigma > 0 else 0.0))
+    fitted = FittedPreprocessing(encoder=TableEncoder(columns=[]), noisy_rows=noisy_rows)
+    encoders: list[ColumnEncoder] = []
+    for col in schema.modelled:
+        values = df[col.name]
+        if col.is_numeric:
+            encoders.append(_fit_numeric(col, values, sigma, max_bins, rng, fitted))
+        else:
+            encoders.append(_fit_categorical(col, values, sigma, delta_col, rng, fitted))
+    fitted.encoder = TableEncoder(columns=encoders)
+    return fitted
+
+
+def _nullable(dtype: str) -> bool:
+    return not dtype.startswith(NON_NULLABLE_PREFIXES)
+
+
+def _fit_categorical(
+    col: ColumnSchema,
+    values: pd.Series,
+    sigma: float,
+    delta_col: float,
+    rng: np.random.Generator,
+    fitted: FittedPreprocessing,
+) -> CategoricalEncoder:
+    if col.kind == ColumnKind.BOOLEAN:
+        categories: list = [False, True]
+        fitted.public_metadata.append(f"{col.name}: boolean domain")
+    elif col.public_categories is not None:
+        categories = list(col.public_categories)
+        fitted.public_metadata.append(f"{col.name}: categories")
+    else:
+        present = values.dropna().to_numpy(dtype=object)
+        as_key = np.array([_json_scalar(v) for v in present], dtype=object)
+        keys = np.concatenate([as_key.astype(str), [MISSING_KEY] * int(values.isna().sum())])
+        kept = mech.partition_select(keys, sigma=sigma, delta=delta_col, rng=rng)
+        originals = {str(k): k for k in as_key}
+        found = [originals[k] for k in kept if k != MISSING_KEY]
+        categories = sorted(found, key=lambda v: (str(type(v)), v))
+        fitted.private_metadata.append(f"{col.name}: categories (DP partition selection)")
+        if not categories:
+            logger.warning("column=%s: no category passed the DP threshold", col.name)
+        nullable = _nullable(col.dtype) and MISSING_KEY in kept
+        return CategoricalEncoder(
+            name=col.name, dtype=col.dtype, categories=categories, nullable=nullable
+        )
+    return CategoricalEncoder(
+        name=col.name, dtype=col.dtype, categories=categories, nullable=_nullable(col.dtype)
+    )
+
+
+def _fit_numeric(
+    col: ColumnSchema,
+    values: pd.Series,
+    sigma: float,
+    max_bins: int,
+    rng: np.random.Generator,
+    fitted: FittedPreprocessing,
+) -> NumericEncoder:
+    probe = NumericEncoder(name=col.name, dtype=col.dtype, kind=col.kind, bins=[(0.0, 1.0)])
+    x_all = probe._as_float(values)
+    x = x_all[~np.isnan(x_all)]
+    integral = col.kind in (ColumnKind.INTEGER, ColumnKind.DATETIME)
+    if col.public_bounds is not None:
+        bounds = mech.public_range(*col.public_bounds)
+        fitted.public_metadata.append(f"{col.name}: bounds")
+    else:
+        octaves = mech.noisy_histogram(
+            mech.OctaveGrid.index(x), mech.OctaveGrid.size, sigma=sigma, rng=rng
+        )
+        threshold = _octave_threshold(sigma)
+        bounds = mech.bounds_from_octaves(octaves, threshold=threshold)
+        fitted.private_metadata.append(f"{col.name}: bounds (DP octave histogram)")
+    edges = mech.fine_edges(bounds, integral=integral)
+    inside = np.clip(x, edges[0], edges[-1])
+    bucket = np.clip(np.searchsorted(edges, inside, side="right") - 1, 0, len(edges) - 2)
+    # two extra buckets in the same release: exact zeros (a point mass, when inside the
+    # range) and missing values; each row still lands in exactly one bucket
+    n_buckets = len(edges) - 1
+    zero_inside = bounds.lo <= 0 <= bounds.hi
+    is_zero = (x == 0) & zero_inside
+    bucket = np.where(is_zero, n_buckets, bucket)
+    missing = np.full(int(np.isnan(x_all).sum()), n_buckets + 1)
+    extended = mech.noisy_histogram(
+        np.concatenate([bucket, missing]), n_buckets + 2, sigma=sigma, rng=rng
+    )
+    counts, zero_count, missing_count = extended[:-2], max(extended[-2], 0.0), extended[-1]
+    if zero_inside:
+        holder = int(np.clip(np.searchsorted(edges, 0.0, side="right") - 1, 0, n_buckets - 1))
+        counts[holder] += zero_count  # quantile_bins takes the point mass out again
+    bins = mech.quantile_bins(
+        edges,
+        counts,
+        n_bins=max_bins,
+        integral=integral,
+        point_count=zero_count,
+        point_value=0.0 if zero_inside else None,
+        noise_floor=1.5 * sigma,
+    )
+    fitted.private_metadata.append(f"{col.name}: quantile bins (DP histogram)")
+    return NumericEncoder(
+        name=col.name,
+        dtype=col.dtype,
+        kind=col.kind,
+        bins=[(b.lo, b.hi) for b in bins],
+        nullable=_nullable(col.dtype) and missing_count > _octave_threshold(sigma),
+    )
+
+
+def _octave_threshold(sigma: float) -> float:
+    """Noise level an empty octave exceeds with probability 1% over the whole grid."""
+    if sigma == 0:
+        return 0.5
+    return mech.partition_threshold(sigma, 0.01 / mech.OctaveGrid.size) - 1.0
+
+
+def _json_scalar(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value

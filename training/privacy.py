@@ -1,0 +1,204 @@
+"""The one module that touches Opacus: accounting, noise calibration, DP-SGD wiring.
+
+A run's privacy loss is the composition of two mechanisms, tracked by one accountant:
+the Gaussian release of the preprocessing histograms (sampling rate 1, one step) and
+DP-SGD (Poisson sampling at ``sample_rate`` for ``steps`` steps). The training noise is
+solved for the *composed* epsilon, so the number on the model is end to end.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import warnings
+from dataclasses import dataclass
+
+import torch
+from opacus.accountants import IAccountant, create_accountant
+from opacus.accountants.utils import get_noise_multiplier
+from opacus.data_loader import DPDataLoader
+from opacus.grad_sample import get_gsm_class
+from opacus.grad_sample import GradSampleModuleFastGradientClipping
+from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
+from opacus.validators import ModuleValidator
+from torch.utils.data import Dataset
+
+from training.errors import PrivacyConfigError
+
+__all__ = [
+    "PrivateTraining",
+    "epsilon_of",
+    "make_private",
+    "poisson_loader",
+    "solve_preprocessing_noise",
+    "solve_training_noise",
+]
+
+History = list[tuple[float, float, int]]
+MAX_NOISE = 1e4
+
+
+def _accountant(name: str, history: History) -> IAccountant:
+    accountant = create_accountant(name)
+    accountant.history = list(history)
+    return accountant
+
+
+def epsilon_of(history: History, *, delta: float, accountant: str) -> float:
+    """Epsilon of a composition of (noise_multiplier, sample_rate, steps) mechanisms."""
+    if not history:
+        return 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(_accountant(accountant, history).get_epsilon(delta=delta))
+
+
+def solve_preprocessing_noise(*, epsilon: float, delta: float, accountant: str) -> float:
+    """Noise multiplier of one Gaussian release (sensitivity 1) costing ``epsilon``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(
+            get_noise_multiplier(
+                target_epsilon=epsilon,
+                target_delta=delta,
+                sample_rate=1.0,
+                steps=1,
+                accountant=accountant,
+                epsilon_tolerance=0.005 * epsilon,
+            )
+        )
+
+
+def solve_training_noise(
+    *,
+    target_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    prior: History,
+    accountant: str,
+) -> float:
+    """Smallest DP-SGD noise multiplier keeping ``prior`` + training within the target.
+
+    Notes:
+        Bisection on the composed epsilon, which decreases in the noise multiplier;
+        the returned value is on the safe side (its epsilon is at most the target).
+    """
+    if epsilon_of(prior, delta=delta, accountant=accountant) >= target_epsilon:
+        raise PrivacyConfigError(
+            f"preprocessing alone spends the whole target_epsilon={target_epsilon}"
+        )
+
+    def eps(z: float) -> float:
+        return epsilon_of([*prior, (z, sample_rate, steps)], delta=delta, accountant=accountant)
+
+    lo, hi = 0.05, 1.0
+    while eps(hi) > target_epsilon:
+        lo, hi = hi, hi * 2
+        if hi > MAX_NOISE:
+            raise PrivacyConfigError(
+                f"target_epsilon={target_epsilon} needs noise_multiplier > {MAX_NOISE} "
+                f"at sample_rate={sample_rate:.4g}, steps={steps}; train fewer epochs"
+            )
+    for _ in range(40):
+        if hi - lo < 1e-3 * hi:
+            break
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if eps(mid) > target_epsilon else (lo, mid)
+    return hi
+
+
+@dataclass
+class PrivateTraining:
+    """A network wrapped for per-sample gradients, its DP optimizer and the accountant."""
+
+    module: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    accountant: IAccountant
+    noise_multiplier: float
+    sample_rate: float
+    ghost: bool
+
+    def backward(self, loss_per_row: torch.Tensor) -> None:
+        """Backpropagate the batch-mean loss so the optimizer can clip each row.
+
+        With ghost clipping this runs Opacus' two passes: per-row gradient norms
+        without materialising per-row gradients, then the reweighted loss.
+        """
+        if self.ghost:
+            DPTensorFastGradientClipping(
+                self.module, self.optimizer, loss_per_row, loss_reduction="mean"
+            ).backward()
+        else:
+            loss_per_row.mean().backward()
+
+
+def make_private(
+    *,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    expected_batch_size: int,
+    sample_rate: float,
+    accountant: str,
+    prior: History,
+    grad_sample_mode: str = "ghost",
+) -> PrivateTraining:
+    """Wrap ``module`` and ``optimizer`` for DP-SGD and attach an accountant.
+
+    Notes:
+        The accountant starts with ``prior`` (the preprocessing release) and records
+        one (noise_multiplier, sample_rate) step per optimizer step, so its epsilon
+        is the end-to-end one. Noise comes from a generator seeded by the OS, never
+        by the user's seed, so a known seed cannot be used to subtract the noise.
+    """
+    if noise_multiplier <= 0:
+        raise PrivacyConfigError(f"noise_multiplier={noise_multiplier} must be > 0 under DP")
+    errors = ModuleValidator.validate(module, strict=False)
+    if errors:
+        raise PrivacyConfigError(f"module is not DP-compatible: {errors}")
+    ghost = grad_sample_mode == "ghost"
+    wrapped: torch.nn.Module
+    if ghost:
+        wrapped = GradSampleModuleFastGradientClipping(
+            module, batch_first=True, loss_reduction="mean", max_grad_norm=max_grad_norm,
+            use_ghost_clipping=True,
+        )  # fmt: skip
+    else:
+        options = {"force_functorch": True} if grad_sample_mode == "functorch" else {}
+        gsm_class = get_gsm_class(grad_sample_mode)
+        wrapped = gsm_class(module, batch_first=True, loss_reduction="mean", **options)
+    torch.seed()  # OS entropy for the global generators that draw the noise
+    if torch.cuda.is_available():
+        torch.cuda.seed_all()
+    optimizer_class = DPOptimizerFastGradientClipping if ghost else DPOptimizer
+    dp_optimizer = optimizer_class(
+        optimizer,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        expected_batch_size=expected_batch_size,
+        loss_reduction="mean",
+    )
+    acct = _accountant(accountant, prior)
+    dp_optimizer.attach_step_hook(acct.get_optimizer_hook_fn(sample_rate=sample_rate))
+    return PrivateTraining(
+        module=wrapped,
+        optimizer=dp_optimizer,
+        accountant=acct,
+        noise_multiplier=noise_multiplier,
+        sample_rate=sample_rate,
+        ghost=ghost,
+    )
+
+
+def poisson_loader(dataset: Dataset, *, sample_rate: float) -> DPDataLoader:
+    """A loader that includes each row independently with probability ``sample_rate``.
+
+    Notes:
+        Amplification by sampling holds only if the batches are secret, so the
+        sampling generator is seeded by the OS, not by the user's seed.
+    """
+    generator = torch.Generator().manual_seed(secrets.randbits(63))
+    return DPDataLoader(dataset, sample_rate=sample_rate, generator=generator)

@@ -1,0 +1,251 @@
+"""Table schema: column kinds and the metadata an owner declares public.
+
+The inferred schema holds *types* only (the owner confirms them, and they are treated
+as public metadata). Bounds and category domains never come from inference: they are
+either declared public by the owner here, or learned later under DP by
+``training.preprocessing``.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from training.errors import (
+    AllNullColumnError,
+    DuplicateColumnError,
+    EmptyTableError,
+    SchemaError,
+    SchemaMismatchError,
+    TooFewRowsError,
+    UnsupportedDtypeError,
+)
+
+__all__ = ["ColumnKind", "ColumnSchema", "TableSchema", "infer_schema"]
+
+# A numeric column with at most this many distinct values is categorical (codes, scales).
+LOW_CARDINALITY = 10
+# A string column with more distinct values than this is free text, not a category.
+MAX_CATEGORIES = 200
+# Average string length from which a high-cardinality column is called free text.
+TEXT_MIN_LENGTH = 20
+DEFAULT_MIN_ROWS = 50
+
+Scalar = str | int | float | bool
+
+
+class ColumnKind(StrEnum):
+    CATEGORICAL = "categorical"
+    NUMERICAL = "numerical"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    DATETIME = "datetime"
+
+
+class ColumnSchema(BaseModel):
+    """One column: its kind, its pandas dtype, and any public metadata."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    kind: ColumnKind
+    dtype: str
+    excluded: str | None = None
+    public_bounds: tuple[float, float] | None = None
+    public_categories: list[Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnSchema:
+        if self.public_bounds is not None:
+            lo, hi = self.public_bounds
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+                raise ValueError(
+                    f"column={self.name!r}: public_bounds=({lo}, {hi}) must be finite with lo < hi"
+                )
+            if self.kind not in (ColumnKind.NUMERICAL, ColumnKind.INTEGER, ColumnKind.DATETIME):
+                raise ValueError(f"column={self.name!r}: kind={self.kind} takes no bounds")
+        if self.public_categories is not None:
+            if len(self.public_categories) == 0:
+                raise ValueError(f"column={self.name!r}: public_categories must not be empty")
+            if len(set(map(repr, self.public_categories))) != len(self.public_categories):
+                raise ValueError(f"column={self.name!r}: public_categories has duplicates")
+            if self.kind not in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
+                raise ValueError(f"column={self.name!r}: kind={self.kind} takes no categories")
+        return self
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind in (ColumnKind.NUMERICAL, ColumnKind.INTEGER, ColumnKind.DATETIME)
+
+
+class TableSchema(BaseModel):
+    """The columns of a table, in order, with what the owner declared public."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    columns: list[ColumnSchema] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> TableSchema:
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate column names: {dupes}")
+        if not self.modelled:
+            raise ValueError("every column is excluded: nothing left to model")
+        return self
+
+    @property
+    def modelled(self) -> list[ColumnSchema]:
+        """Columns the generator learns (excluded ones are dropped)."""
+        return [c for c in self.columns if c.excluded is None]
+
+    def column(self, name: str) -> ColumnSchema:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise SchemaError(f"column={name!r} is not in the schema")
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> TableSchema:
+        return cls.model_validate(json.loads(text))
+
+    def _replace(self, name: str, **changes: Any) -> TableSchema:
+        self.column(name)
+        cols = [
+            ColumnSchema.model_validate({**c.model_dump(), **changes}) if c.name == name else c
+            for c in self.columns
+        ]
+        return TableSchema(columns=cols)
+
+    def with_public_bounds(self, name: str, lo: float, hi: float) -> TableSchema:
+        """Declare a numeric column's range public: no epsilon is spent on it."""
+        return self._replace(name, public_bounds=(float(lo), float(hi)))
+
+    def with_public_categories(self, name: str, categories: list[Scalar]) -> TableSchema:
+        """Declare a column's category domain public: no epsilon is spent on it."""
+        return self._replace(name, public_categories=list(categories))
+
+    def with_kind(self, name: str, kind: ColumnKind) -> TableSchema:
+        return self._replace(name, kind=kind, public_bounds=None, public_categories=None)
+
+    def drop(self, name: str) -> TableSchema:
+        return self._replace(name, excluded="dropped by the owner")
+
+    def validate_frame(self, df: pd.DataFrame) -> None:
+        """Raise ``SchemaMismatchError`` unless ``df`` has every modelled column, usable."""
+        _check_frame(df, min_rows=1)
+        missing = [c.name for c in self.modelled if c.name not in df.columns]
+        if missing:
+            raise SchemaMismatchError(f"columns missing from the data: {missing}")
+        for col in self.modelled:
+            _check_column_fits(col, df[col.name])
+
+
+def infer_schema(df: pd.DataFrame, *, min_rows: int = DEFAULT_MIN_ROWS) -> TableSchema:
+    """Infer column kinds; exclude ID-like and free-text columns with a stated reason."""
+    _check_frame(df, min_rows=min_rows)
+    columns = [_infer_column(str(name), df[name]) for name in df.columns]
+    if all(c.excluded for c in columns):
+        reasons = {c.name: c.excluded for c in columns}
+        raise SchemaError(f"no column can be modelled: {reasons}")
+    return TableSchema(columns=columns)
+
+
+def _check_frame(df: pd.DataFrame, *, min_rows: int) -> None:
+    if df.shape[1] == 0 or df.shape[0] == 0:
+        raise EmptyTableError(f"the table is empty: rows={df.shape[0]}, columns={df.shape[1]}")
+    names = [str(c) for c in df.columns]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DuplicateColumnError(f"duplicate column names: {dupes}")
+    if df.shape[0] < min_rows:
+        raise TooFewRowsError(f"rows={df.shape[0]}; at least min_rows={min_rows} are needed")
+
+
+def _infer_column(name: str, values: pd.Series) -> ColumnSchema:
+    dtype = str(values.dtype)
+    present = values.dropna()
+    if present.empty:
+        raise AllNullColumnError(f"column={name!r} holds no value (all {len(values)} are null)")
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return ColumnSchema(name=name, kind=ColumnKind.BOOLEAN, dtype=dtype)
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return ColumnSchema(name=name, kind=ColumnKind.DATETIME, dtype=dtype)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return ColumnSchema(name=name, kind=ColumnKind.CATEGORICAL, dtype="object")
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_complex_dtype(
+        values.dtype
+    ):
+        return _infer_numeric(name, present, dtype)
+    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+        return _infer_object(name, present, dtype, n_rows=len(values))
+    raise UnsupportedDtypeError(f"column={name!r} has dtype={dtype}, which has no encoder")
+
+
+def _infer_numeric(name: str, present: pd.Series, dtype: str) -> ColumnSchema:
+    n_unique = present.nunique()
+    integral = pd.api.types.is_integer_dtype(present.dtype) or bool(
+        np.all(np.mod(present.to_numpy(dtype=float), 1.0) == 0)
+    )
+    if integral and n_unique == len(present) and len(present) > LOW_CARDINALITY:
+        return ColumnSchema(
+            name=name,
+            kind=ColumnKind.INTEGER,
+            dtype=dtype,
+            excluded="ID-like: every value is a distinct integer",
+        )
+    if n_unique <= LOW_CARDINALITY:
+        return ColumnSchema(name=name, kind=ColumnKind.CATEGORICAL, dtype=dtype)
+    kind = ColumnKind.INTEGER if integral else ColumnKind.NUMERICAL
+    return ColumnSchema(name=name, kind=kind, dtype=dtype)
+
+
+def _infer_object(name: str, present: pd.Series, dtype: str, *, n_rows: int) -> ColumnSchema:
+    kinds = {type(v) for v in present.head(1000)}
+    if not kinds <= {str, bool, int, float, np.bool_}:
+        found = sorted(k.__name__ for k in kinds)
+        raise UnsupportedDtypeError(f"column={name!r} holds values of types {found}")
+    if kinds <= {bool, np.bool_}:
+        return ColumnSchema(name=name, kind=ColumnKind.BOOLEAN, dtype="bool")
+    as_text = present.astype(str)
+    n_unique = as_text.nunique()
+    if n_unique <= MAX_CATEGORIES:
+        return ColumnSchema(name=name, kind=ColumnKind.CATEGORICAL, dtype=dtype)
+    if n_unique == len(present) and len(present) == n_rows:
+        reason = "ID-like: every value is distinct"
+    elif as_text.str.len().mean() >= TEXT_MIN_LENGTH:
+        reason = f"free text: {n_unique} distinct values, mean length >= {TEXT_MIN_LENGTH}"
+    else:
+        parsed = pd.to_datetime(as_text.head(1000), errors="coerce", format="mixed")
+        if parsed.notna().mean() > 0.95:
+            return ColumnSchema(name=name, kind=ColumnKind.DATETIME, dtype="datetime64[ns]")
+        reason = f"high cardinality: {n_unique} distinct values > {MAX_CATEGORIES}"
+    return ColumnSchema(name=name, kind=ColumnKind.CATEGORICAL, dtype=dtype, excluded=reason)
+
+
+def _check_column_fits(col: ColumnSchema, values: pd.Series) -> None:
+    if col.kind in (ColumnKind.NUMERICAL, ColumnKind.INTEGER):
+        converted = pd.to_numeric(values, errors="coerce")
+        bad = int((converted.isna() & values.notna()).sum())
+        if bad:
+            raise SchemaMismatchError(
+                f"column={col.name!r} is {col.kind} but {bad} values are not numbers"
+            )
+    elif col.kind == ColumnKind.DATETIME and not pd.api.types.is_datetime64_any_dtype(
+        values.dtype
+    ):
+        converted = pd.to_datetime(values, errors="coerce", format="mixed")
+        bad = int((converted.isna() & values.notna()).sum())
+        if bad:
+            raise SchemaMismatchError(
+                f"column={col.name!r} is datetime but {bad} values are not dates"
+            )

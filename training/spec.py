@@ -1,0 +1,123 @@
+"""Wire format of the training job: what to train and with which privacy guarantee.
+
+Pydantic and the standard library only, so the service can build and validate a spec
+without importing torch. Privacy settings (``DPConfig``) are frozen and kept apart
+from performance flags, which cannot change the guarantee.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "DPConfig",
+    "FitSummary",
+    "GeneratorName",
+    "PrivacyReport",
+    "TrainSpec",
+]
+
+GeneratorName = Literal["tabular-ar"]
+Accountant = Literal["prv", "rdp"]
+GradSampleMode = Literal["ghost", "hooks", "functorch", "ew"]
+
+DEFAULT_DELTA = 1e-5
+
+
+class DPConfig(BaseModel):
+    """The privacy guarantee a run must keep, end to end.
+
+    ``epsilon=None`` trains without differential privacy (for comparison only); the
+    artifact then says ``dp: false`` and no epsilon is ever shown for it.
+
+    Notes:
+        ``preprocessing_share`` is the part of epsilon given to learning the encoders
+        (bounds, quantile bins, category domains) that the owner did not declare
+        public. The training noise is then solved so that preprocessing and DP-SGD
+        *composed* stay within ``epsilon``; the split is recorded on the artifact.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epsilon: float | None = Field(default=1.0, gt=0, le=100)
+    delta: float = Field(default=DEFAULT_DELTA, gt=0, lt=0.01)
+    max_grad_norm: float = Field(default=1.0, gt=0, le=100)
+    preprocessing_share: float = Field(default=0.1, gt=0, lt=1)
+    accountant: Accountant = "prv"
+
+    @field_validator("epsilon", "delta", "max_grad_norm", "preprocessing_share")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"value={value} must be a finite number")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.epsilon is not None
+
+
+class TrainSpec(BaseModel):
+    """What to train. Everything but ``dp`` is a performance or quality knob."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    generator: GeneratorName = "tabular-ar"
+    dp: DPConfig = Field(default_factory=DPConfig)
+    epochs: int | None = Field(default=None, ge=1, le=10_000)
+    batch_size: int | None = Field(default=None, ge=8, le=1_000_000)
+    learning_rate: float | None = Field(default=None, gt=0, le=1)
+    max_bins: int = Field(default=32, ge=2, le=256)
+    hidden_size: int = Field(default=256, ge=8, le=4096)
+    embedding_dim: int = Field(default=16, ge=2, le=256)
+    depth: int = Field(default=2, ge=1, le=8)
+    seed: int = 0
+    accelerator: str = "auto"
+    grad_sample_mode: GradSampleMode = "ghost"
+    min_rows: int = Field(default=50, ge=1)
+
+
+class PrivacyReport(BaseModel):
+    """The privacy accounting of one trained model, as it was spent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dp: bool
+    epsilon: float | None
+    delta: float | None
+    target_epsilon: float | None
+    epsilon_preprocessing: float | None
+    epsilon_training: float | None
+    delta_partition_selection: float | None
+    noise_multiplier: float | None
+    preprocessing_noise_multiplier: float | None
+    preprocessing_queries: int
+    sample_rate: float | None
+    steps: int
+    max_grad_norm: float | None
+    accountant: str | None
+    public_metadata: list[str]
+    private_metadata: list[str]
+
+
+class FitSummary(BaseModel):
+    """What the CLI and the job runner print after a fit."""
+
+    model_config = ConfigDict(frozen=True)
+
+    generator: str
+    epsilon: float | None
+    delta: float | None
+    epsilon_preprocessing: float | None
+    epsilon_training: float | None
+    noise_multiplier: float | None
+    sample_rate: float | None
+    steps: int
+    epochs: int
+    batch_size: int
+    fit_seconds: float
+    columns: int
+    artifact: str | None = None
