@@ -68,7 +68,9 @@ def quality_report(
     )
 
 
-def discretize(real: pd.DataFrame, other: pd.DataFrame, types: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def discretize(
+    real: pd.DataFrame, other: pd.DataFrame, types: dict[str, str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both tables as category codes; numeric columns cut at the real table's deciles."""
     out_real, out_other = {}, {}
     for name, kind in types.items():
@@ -76,10 +78,16 @@ def discretize(real: pd.DataFrame, other: pd.DataFrame, types: dict[str, str]) -
         if kind in ("numerical", "datetime"):
             rv = pd.to_numeric(r if kind == "numerical" else r.astype("int64"), errors="coerce")
             ov = pd.to_numeric(o if kind == "numerical" else o.astype("int64"), errors="coerce")
-            edges = np.unique(np.nanquantile(rv.to_numpy(dtype=float), np.linspace(0, 1, NUMERIC_BINS + 1)))
+            edges = np.unique(
+                np.nanquantile(rv.to_numpy(dtype=float), np.linspace(0, 1, NUMERIC_BINS + 1))
+            )
             cut = edges[1:-1]
-            out_real[name] = np.where(rv.isna(), -1, np.searchsorted(cut, rv.to_numpy(dtype=float), side="right"))
-            out_other[name] = np.where(ov.isna(), -1, np.searchsorted(cut, ov.to_numpy(dtype=float), side="right"))
+            out_real[name] = np.where(
+                rv.isna(), -1, np.searchsorted(cut, rv.to_numpy(dtype=float), side="right")
+            )
+            out_other[name] = np.where(
+                ov.isna(), -1, np.searchsorted(cut, ov.to_numpy(dtype=float), side="right")
+            )
         else:
             cats = pd.Index(pd.unique(r.astype(str)))
             out_real[name] = cats.get_indexer(r.astype(str))
@@ -94,7 +102,9 @@ def _tvd(a: pd.DataFrame, b: pd.DataFrame, cols: list[str]) -> float:
     return float(0.5 * (joined.iloc[:, 0] - joined.iloc[:, 1]).abs().sum())
 
 
-def marginal_accuracy(real: pd.DataFrame, synthetic: pd.DataFrame, types: dict[str, str]) -> dict[str, float]:
+def marginal_accuracy(
+    real: pd.DataFrame, synthetic: pd.DataFrame, types: dict[str, str]
+) -> dict[str, float]:
     """1 - mean TVD over 1-way and 2-way marginals of the discretized tables."""
     if len(synthetic) == 0:
         raise MetricError("synthetic table is empty: marginal accuracy is undefined")

@@ -30,7 +30,13 @@ def _features(frame: pd.DataFrame, target: str, categories: dict[str, list[str]]
 
 
 def tstr(
-    train: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame, *, target: str, task: str, seed: int = 0
+    train: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    holdout: pd.DataFrame,
+    *,
+    target: str,
+    task: str,
+    seed: int = 0,
 ) -> UtilityScore:
     """HistGradientBoosting fit on synthetic and on real train, both scored on holdout.
 
@@ -38,7 +44,9 @@ def tstr(
     """
     if target not in synthetic.columns:
         raise MetricError(f"target={target!r} is not a synthetic column")
-    object_cols = [c for c in train.columns if c != target and not pd.api.types.is_numeric_dtype(train[c])]
+    object_cols = [
+        c for c in train.columns if c != target and not pd.api.types.is_numeric_dtype(train[c])
+    ]
     categories = {c: sorted(train[c].astype(str).unique()) for c in object_cols}
     scores = []
     for source in (synthetic, train):
@@ -46,7 +54,9 @@ def tstr(
         x, x_test = _features(source, target, categories), _features(holdout, target, categories)
         y, y_test = source[target], holdout[target]
         if task == "regression":
-            model = HistGradientBoostingRegressor(random_state=seed, categorical_features="from_dtype")
+            model = HistGradientBoostingRegressor(
+                random_state=seed, categorical_features="from_dtype"
+            )
             model.fit(x, y.astype(float))
             scores.append(float(r2_score(y_test.astype(float), model.predict(x_test))))
             continue

@@ -18,7 +18,7 @@ from rich.table import Table
 from service.tables import read_table, write_table
 
 app = typer.Typer(help="Sanitas: differentially private synthetic data.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _parse_where(items: list[str]) -> dict[str, object]:
@@ -47,8 +47,12 @@ def train(
     generator: Annotated[str, typer.Option(help="generator name")] = "tabular-ar",
     epsilon: Annotated[float | None, typer.Option(help="target epsilon; omit with --no-dp")] = 1.0,
     delta: Annotated[float, typer.Option(help="target delta")] = 1e-5,
-    no_dp: Annotated[bool, typer.Option("--no-dp", help="train without DP (comparison only)")] = False,
-    epochs: Annotated[int | None, typer.Option(help="epochs (default: chosen from the data size)")] = None,
+    no_dp: Annotated[
+        bool, typer.Option("--no-dp", help="train without DP (comparison only)")
+    ] = False,
+    epochs: Annotated[
+        int | None, typer.Option(help="epochs (default: chosen from the data size)")
+    ] = None,
     schema_file: Annotated[Path | None, typer.Option("--schema", help="schema JSON to use")] = None,
     seed: Annotated[int, typer.Option(help="seed for initialisation and masks")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
@@ -96,11 +100,15 @@ def train(
 
 @app.command()
 def sample(
-    model_dir: Annotated[Path, typer.Argument(help="artifact directory", exists=True, file_okay=False)],
+    model_dir: Annotated[
+        Path, typer.Argument(help="artifact directory", exists=True, file_okay=False)
+    ],
     n: Annotated[int, typer.Option("-n", help="rows to sample", min=1)],
     out: Annotated[Path, typer.Option("--out", help="CSV or Parquet file to write")],
     seed: Annotated[int | None, typer.Option(help="seed for reproducible samples")] = None,
-    where: Annotated[list[str] | None, typer.Option(help="fix a column: col=value (repeatable)")] = None,
+    where: Annotated[
+        list[str] | None, typer.Option(help="fix a column: col=value (repeatable)")
+    ] = None,
 ) -> None:
     """Sample N synthetic rows from a trained generator (streamed in chunks)."""
     import training

@@ -22,7 +22,13 @@ from safetensors.torch import load_file, save_file
 
 from training.errors import ArtifactError
 
-__all__ = ["ARTIFACT_FORMAT", "ArtifactHeader", "load_artifact", "package_versions", "save_artifact"]
+__all__ = [
+    "ARTIFACT_FORMAT",
+    "ArtifactHeader",
+    "load_artifact",
+    "package_versions",
+    "save_artifact",
+]
 
 logger = logging.getLogger(__name__)
 ARTIFACT_FORMAT = "sanitas-generator"
@@ -52,7 +58,9 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def save_artifact(directory: Path, *, config: dict[str, Any], state: dict[str, torch.Tensor]) -> Path:
+def save_artifact(
+    directory: Path, *, config: dict[str, Any], state: dict[str, torch.Tensor]
+) -> Path:
     """Write weights then config (the config last, so a half-written artifact has none)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -76,7 +84,9 @@ def load_artifact(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Tens
     directory = Path(directory)
     config_path, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     if not config_path.is_file() or not weights.is_file():
-        raise ArtifactError(f"{directory} is not an artifact: needs {CONFIG_FILE} and {WEIGHTS_FILE}")
+        raise ArtifactError(
+            f"{directory} is not an artifact: needs {CONFIG_FILE} and {WEIGHTS_FILE}"
+        )
     try:
         config = json.loads(config_path.read_text())
         header = ArtifactHeader.model_validate(config)

@@ -82,10 +82,14 @@ def report(
     training = [(noise_multiplier, sample_rate, steps)] if steps else []
     return PrivacyReport(
         dp=True,
-        epsilon=privacy.epsilon_of([*budget.history, *training], delta=delta, accountant=dp.accountant),
+        epsilon=privacy.epsilon_of(
+            [*budget.history, *training], delta=delta, accountant=dp.accountant
+        ),
         delta=dp.delta,
         target_epsilon=dp.epsilon,
-        epsilon_preprocessing=privacy.epsilon_of(budget.history, delta=delta, accountant=dp.accountant),
+        epsilon_preprocessing=privacy.epsilon_of(
+            budget.history, delta=delta, accountant=dp.accountant
+        ),
         epsilon_training=privacy.epsilon_of(training, delta=delta, accountant=dp.accountant),
         delta_partition_selection=budget.delta_selection,
         noise_multiplier=noise_multiplier,

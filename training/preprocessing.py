@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from training.dp import mechanisms as mech
 from training.encoding import CategoricalEncoder, ColumnEncoder, NumericEncoder, TableEncoder
-from training.schema import ColumnKind, ColumnSchema, TableSchema
+from training.schema import ColumnKind, ColumnSchema, Scalar, TableSchema
 
 __all__ = ["FittedPreprocessing", "count_queries", "fit_encoders"]
 
@@ -110,7 +111,7 @@ def _fit_categorical(
     fitted: FittedPreprocessing,
 ) -> CategoricalEncoder:
     if col.kind == ColumnKind.BOOLEAN:
-        categories: list = [False, True]
+        categories: list[Scalar] = [False, True]
         fitted.public_metadata.append(f"{col.name}: boolean domain")
     elif col.public_categories is not None:
         categories = list(col.public_categories)
@@ -120,8 +121,8 @@ def _fit_categorical(
         as_key = np.array([_json_scalar(v) for v in present], dtype=object)
         keys = np.concatenate([as_key.astype(str), [MISSING_KEY] * int(values.isna().sum())])
         kept = mech.partition_select(keys, sigma=sigma, delta=delta_col, rng=rng)
-        originals = {str(k): k for k in as_key}
-        found = [originals[k] for k in kept if k != MISSING_KEY]
+        originals: dict[str, Any] = {str(k): k for k in as_key}
+        found = [originals[str(k)] for k in kept if k != MISSING_KEY]
         categories = sorted(found, key=lambda v: (str(type(v)), v))
         fitted.private_metadata.append(f"{col.name}: categories (DP partition selection)")
         if not categories:

@@ -17,12 +17,11 @@ import torch
 from opacus.accountants import IAccountant, create_accountant
 from opacus.accountants.utils import get_noise_multiplier
 from opacus.data_loader import DPDataLoader
-from opacus.grad_sample import get_gsm_class
-from opacus.grad_sample import GradSampleModuleFastGradientClipping
+from opacus.grad_sample import GradSampleModuleFastGradientClipping, get_gsm_class
 from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
 from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from opacus.validators import ModuleValidator
-from torch.utils.data import Dataset
+from torch.utils.data import TensorDataset
 
 from training.errors import PrivacyConfigError
 
@@ -193,7 +192,7 @@ def make_private(
     )
 
 
-def poisson_loader(dataset: Dataset, *, sample_rate: float) -> DPDataLoader:
+def poisson_loader(dataset: TensorDataset, *, sample_rate: float) -> DPDataLoader:
     """A loader that includes each row independently with probability ``sample_rate``.
 
     Notes:

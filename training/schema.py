@@ -240,9 +240,7 @@ def _check_column_fits(col: ColumnSchema, values: pd.Series) -> None:
             raise SchemaMismatchError(
                 f"column={col.name!r} is {col.kind} but {bad} values are not numbers"
             )
-    elif col.kind == ColumnKind.DATETIME and not pd.api.types.is_datetime64_any_dtype(
-        values.dtype
-    ):
+    elif col.kind == ColumnKind.DATETIME and not pd.api.types.is_datetime64_any_dtype(values.dtype):
         converted = pd.to_datetime(values, errors="coerce", format="mixed")
         bad = int((converted.isna() & values.notna()).sum())
         if bad:

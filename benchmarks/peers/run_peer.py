@@ -42,7 +42,8 @@ def main() -> None:
     parser.add_argument("--epsilon", type=float, required=True)
     parser.add_argument("--spec", required=True)
     args = parser.parse_args()
-    spec = json.loads(open(args.spec).read())
+    with open(args.spec) as f:
+        spec = json.load(f)
     train = pd.read_csv(args.train)
     started = time.perf_counter()
     synthetic = smartnoise(args.method, train, spec, args.epsilon)

@@ -18,6 +18,7 @@ Notes:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,7 +113,8 @@ def partition_select(
     if sigma > 0:
         noisy += rng.normal(0.0, sigma, size=len(noisy))
     keep = noisy > partition_threshold(sigma, delta)
-    return {u.item() if hasattr(u, "item") else u: c for u, c in zip(uniques[keep], noisy[keep])}
+    kept = zip(uniques[keep], noisy[keep], strict=True)
+    return {u.item() if hasattr(u, "item") else u: float(c) for u, c in kept}
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,8 @@ def fine_edges(bounds: Range, *, integral: bool) -> np.ndarray:
     summed into a quantile) stays small.
     """
     lo, hi, small = bounds.lo, bounds.hi, bounds.small
+    if hi <= lo:  # only one value (say, exact zeros) was seen: one bucket above it
+        return np.array([lo, lo + max(small, 1.0)])
     if integral and hi - lo <= MAX_INTEGER_BUCKETS:
         return np.arange(np.floor(lo), np.ceil(hi) + 1.0)
     if lo >= 0:
@@ -179,6 +183,8 @@ def fine_edges(bounds: Range, *, integral: bool) -> np.ndarray:
 
 def _octave_edges(lo: float, hi: float) -> np.ndarray:
     """Edges from lo to hi (0 < lo < hi), SUBDIVISIONS per octave."""
+    if hi <= lo:
+        return np.array([lo, hi])
     bottom = int(np.floor(np.log2(lo)))
     top = int(np.ceil(np.log2(hi)))
     parts = [np.linspace(2.0**k, 2.0 ** (k + 1), SUBDIVISIONS + 1)[:-1] for k in range(bottom, top)]
@@ -215,7 +221,13 @@ def quantile_bins(
         return _integer_point_bins(edges, counts)
     is_point = point_value is not None and point_count > counts.sum() / (2 * n_bins)
     if is_point:
-        holder = int(np.clip(np.searchsorted(edges, point_value, side="right") - 1, 0, len(counts) - 1))
+        holder = int(
+            np.clip(
+                np.searchsorted(edges, float(point_value or 0.0), side="right") - 1,
+                0,
+                len(counts) - 1,
+            )
+        )
         counts[holder] = max(counts[holder] - point_count, 0.0)
     total = counts.sum()
     if total <= 0:
@@ -228,7 +240,7 @@ def quantile_bins(
     if integral:
         cuts = np.unique(np.round(cuts))
     cuts = cuts[(cuts >= lo) & (cuts <= hi)]
-    bins = [Bin(float(a), float(b)) for a, b in zip(cuts[:-1], cuts[1:])] or [Bin(lo, hi)]
+    bins = [Bin(float(a), float(b)) for a, b in itertools.pairwise(cuts)] or [Bin(lo, hi)]
     if is_point and point_value is not None:
         bins = _with_point(bins, float(point_value))
     return bins

@@ -11,7 +11,13 @@ from training.artifacts import load_artifact
 from training.errors import ArtifactError, TrainingError
 from training.generators.tabular_ar import TabularARGenerator, fit_tabular_ar
 
-__all__ = ["GENERATORS", "GeneratorEntry", "create_generator", "load_generator", "register_generator"]
+__all__ = [
+    "GENERATORS",
+    "GeneratorEntry",
+    "create_generator",
+    "load_generator",
+    "register_generator",
+]
 
 
 @dataclass(frozen=True)

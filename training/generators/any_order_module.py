@@ -7,12 +7,13 @@ needs the per-row losses for its two backward passes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 
 __all__ = ["AnyOrderModule", "hidden_columns", "mean_backward", "per_row_loss"]
 
@@ -50,6 +51,23 @@ def mean_backward(loss_per_row: torch.Tensor) -> None:
     loss_per_row.mean().backward()
 
 
+def warmup_cosine(total_steps: int, warmup: float = 0.1) -> Callable[[int], float]:
+    """LR factor: linear warm-up, then cosine decay to zero.
+
+    Decaying the rate matters: at a constant rate the last steps' jitter leaves the
+    learned marginals several points of total variation away from the data's.
+    """
+    warm = max(int(total_steps * warmup), 1)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = min((step - warm) / max(total_steps - warm, 1), 1.0)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
 class AnyOrderModule(pl.LightningModule):
     """Trains ``net`` with ``optimizer`` (a DPOptimizer under DP) and ``backward``."""
 
@@ -62,6 +80,7 @@ class AnyOrderModule(pl.LightningModule):
         seed: int,
         backward: Backward = mean_backward,
         in_order: float = 0.5,
+        total_steps: int = 1,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -70,6 +89,7 @@ class AnyOrderModule(pl.LightningModule):
         self._backward = backward
         self.vocab_sizes = vocab_sizes
         self.in_order = in_order
+        self.total_steps = total_steps
         self.mask_generator = torch.Generator().manual_seed(seed)
         self.epoch_losses: list[float] = []
         self._running: list[float] = []
@@ -78,12 +98,13 @@ class AnyOrderModule(pl.LightningModule):
         tokens = batch[0]  # (B, C)
         n_rows, n_columns = tokens.shape
         optimizer = self.optimizers()
+        assert not isinstance(optimizer, list)
         optimizer.zero_grad()
         if n_rows == 0:  # Poisson sampling at batch sizes >= 64: probability < e^-64
             return
-        hidden = hidden_columns(
-            n_rows, n_columns, self.mask_generator, in_order=self.in_order
-        ).to(tokens.device)
+        hidden = hidden_columns(n_rows, n_columns, self.mask_generator, in_order=self.in_order).to(
+            tokens.device
+        )
         mask_ids = torch.tensor(self.vocab_sizes, device=tokens.device)
         masked = torch.where(hidden, mask_ids.expand_as(tokens), tokens)
         logits = torch.split(self.net(masked), self.vocab_sizes, dim=1)
@@ -91,6 +112,7 @@ class AnyOrderModule(pl.LightningModule):
         self._backward(loss)
         self._running.append(float(loss.detach().mean()))
         optimizer.step()
+        self._scheduler.step()
 
     def on_train_epoch_end(self) -> None:
         if self._running:
@@ -98,4 +120,7 @@ class AnyOrderModule(pl.LightningModule):
         self._running = []
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        self._scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self._optimizer, warmup_cosine(self.total_steps)
+        )
         return self._optimizer

@@ -49,7 +49,7 @@ def auto_learning_rate(*, dp: bool) -> float:
 
 
 def auto_epochs(rows: float, *, dp: bool) -> int:
-    return 30 if dp else int(np.clip(round(2_000_000 / max(rows, 1)), 20, 200))
+    return 30 if dp else int(np.clip(round(500_000 / max(rows, 1)), 20, 100))
 
 
 class _ProgressCallback(pl.Callback):
@@ -58,7 +58,12 @@ class _ProgressCallback(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         losses = getattr(module, "epoch_losses", [])
-        self.report_fn(trainer.current_epoch + 1, self.epochs, losses[-1] if losses else float("nan"), self.epsilon())
+        self.report_fn(
+            trainer.current_epoch + 1,
+            self.epochs,
+            losses[-1] if losses else float("nan"),
+            self.epsilon(),
+        )
 
 
 def fit_tabular_ar(
@@ -92,7 +97,9 @@ def fit_tabular_ar(
     lr = spec.learning_rate or auto_learning_rate(dp=dp.enabled)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     if dp.enabled:
-        trained = _train_private(net, optimizer, tokens, spec, budget, rows, batch_size, epochs, progress)
+        trained = _train_private(
+            net, optimizer, tokens, spec, budget, rows, batch_size, epochs, progress
+        )
     else:
         trained = _train_plain(net, optimizer, tokens, spec, batch_size, epochs, progress)
     privacy_report = report(
@@ -142,8 +149,8 @@ def _train_private(
     dp = spec.dp
     assert dp.epsilon is not None
     sample_rate = min(batch_size / rows, 1.0)
-    steps_per_epoch = max(int(round(1 / sample_rate)), 1)
-    steps = steps_per_epoch * epochs
+    loader = privacy.poisson_loader(TensorDataset(tokens), sample_rate=sample_rate)
+    steps = len(loader) * epochs  # the loader's epoch is int(1 / sample_rate) steps
     z = privacy.solve_training_noise(
         target_epsilon=dp.epsilon, delta=budget.delta_accountant, sample_rate=sample_rate,
         steps=steps, prior=budget.history, accountant=dp.accountant,
@@ -153,16 +160,15 @@ def _train_private(
         expected_batch_size=batch_size, sample_rate=sample_rate, accountant=dp.accountant,
         prior=budget.history, grad_sample_mode=spec.grad_sample_mode,
     )  # fmt: skip
-    loader = privacy.poisson_loader(TensorDataset(tokens), sample_rate=sample_rate)
     module = AnyOrderModule(
         private.module, private.optimizer, vocab_sizes=net.config.vocab_sizes, seed=spec.seed,
-        backward=private.backward,
+        backward=private.backward, total_steps=steps,
     )  # fmt: skip
 
     def spent() -> float:
         return float(private.accountant.get_epsilon(delta=budget.delta_accountant))
 
-    callbacks = [_ProgressCallback(epochs, progress, spent)] if progress else []
+    callbacks: list[pl.Callback] = [_ProgressCallback(epochs, progress, spent)] if progress else []
     logger.info("DP-SGD: noise_multiplier=%.3f sample_rate=%.4f steps=%d", z, sample_rate, steps)
     _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
     taken = sum(s for (_, q, s) in private.accountant.history if q == sample_rate)
@@ -179,9 +185,16 @@ def _train_plain(
     progress: EpochProgress | None,
 ) -> _Trained:
     generator = torch.Generator().manual_seed(spec.seed)
-    loader = DataLoader(TensorDataset(tokens), batch_size=batch_size, shuffle=True, generator=generator)
-    module = AnyOrderModule(net, optimizer, vocab_sizes=net.config.vocab_sizes, seed=spec.seed)
-    callbacks = [_ProgressCallback(epochs, progress, lambda: None)] if progress else []
+    loader = DataLoader(
+        TensorDataset(tokens), batch_size=batch_size, shuffle=True, generator=generator
+    )
+    module = AnyOrderModule(
+        net, optimizer, vocab_sizes=net.config.vocab_sizes, seed=spec.seed,
+        total_steps=len(loader) * epochs,
+    )  # fmt: skip
+    callbacks: list[pl.Callback] = (
+        [_ProgressCallback(epochs, progress, lambda: None)] if progress else []
+    )
     trainer = _trainer(spec, epochs, callbacks)
     trainer.fit(module, train_dataloaders=loader)
     return _Trained(int(trainer.global_step), module.epoch_losses, None, None)
@@ -269,7 +282,9 @@ class TabularARGenerator:
         return frame
 
     def _empty(self) -> pd.DataFrame:
-        return self.encoder.decode(np.zeros((0, len(self.columns)), dtype=np.int64), np.random.default_rng(0))
+        return self.encoder.decode(
+            np.zeros((0, len(self.columns)), dtype=np.int64), np.random.default_rng(0)
+        )
 
     def save(self, directory: str | Path) -> Path:
         config = {
@@ -299,5 +314,3 @@ class TabularARGenerator:
             )
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise ArtifactError(f"{directory} does not hold a valid {NAME} model: {e}") from e
-
-

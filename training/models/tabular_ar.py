@@ -39,6 +39,9 @@ class ResidualBlock(nn.Module):
 
 
 class TabularAR(nn.Module):
+    offsets: torch.Tensor
+    mask_ids: torch.Tensor
+
     def __init__(self, config: TabularARConfig) -> None:
         super().__init__()
         self.config = config
@@ -49,7 +52,9 @@ class TabularAR(nn.Module):
         n_columns = len(config.vocab_sizes)
         self.embed = nn.Embedding(int((sizes + 1).sum()), config.embedding_dim)
         self.proj = nn.Linear(n_columns * config.embedding_dim, config.hidden_size)
-        self.blocks = nn.Sequential(*[ResidualBlock(config.hidden_size) for _ in range(config.depth)])
+        self.blocks = nn.Sequential(
+            *[ResidualBlock(config.hidden_size) for _ in range(config.depth)]
+        )
         self.norm = nn.LayerNorm(config.hidden_size)
         self.head = nn.Linear(config.hidden_size, int(sizes.sum()))
 
@@ -88,7 +93,8 @@ def generate(
     c, e = len(config.vocab_sizes), config.embedding_dim
     w = model.proj.weight.view(config.hidden_size, c, e)  # (H, C, E)
     column_of = torch.repeat_interleave(
-        torch.arange(c, device=tokens.device), torch.tensor(config.vocab_sizes, device=tokens.device) + 1
+        torch.arange(c, device=tokens.device),
+        torch.tensor(config.vocab_sizes, device=tokens.device) + 1,
     )
     table = torch.einsum("gE,gHE->gH", model.embed.weight, w.permute(1, 0, 2)[column_of])
     h0 = table[tokens + model.offsets].sum(1) + model.proj.bias  # (N, H)

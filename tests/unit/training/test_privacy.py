@@ -33,7 +33,12 @@ def test_prv_is_tight_and_safe_against_the_exact_gaussian_curve():
 def test_training_noise_keeps_the_composition_within_target(accountant):
     prior = [(30.0, 1.0, 1)]
     z = privacy.solve_training_noise(
-        target_epsilon=1.0, delta=1e-5, sample_rate=0.2, steps=150, prior=prior, accountant=accountant
+        target_epsilon=1.0,
+        delta=1e-5,
+        sample_rate=0.2,
+        steps=150,
+        prior=prior,
+        accountant=accountant,
     )
     eps = privacy.epsilon_of([*prior, (z, 0.2, 150)], delta=1e-5, accountant=accountant)
     assert 0.97 <= eps <= 1.0
@@ -72,7 +77,8 @@ def test_clipping_bounds_each_rows_gradient():
     opt = torch.optim.SGD(net.parameters(), lr=1.0)
     private = privacy.make_private(
         module=net, optimizer=opt, noise_multiplier=1.0, max_grad_norm=0.1,
-        expected_batch_size=8, sample_rate=0.1, accountant="rdp", prior=[], grad_sample_mode="hooks",
+        expected_batch_size=8, sample_rate=0.1, accountant="rdp", prior=[],
+        grad_sample_mode="hooks",
     )  # fmt: skip
     x = torch.randn(8, 20) * 100  # per-row gradients far above the clipping norm
     private.optimizer.zero_grad()

@@ -1,0 +1,63 @@
+"""The `sanitas` CLI on a real table, through the installed entry point."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _sanitas(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_train_then_sample_csv_and_parquet(cps, tmp_path):
+    data = tmp_path / "cps.parquet"
+    cps.sample(3_000, random_state=1).to_parquet(data)
+    model = tmp_path / "model"
+    done = _sanitas(
+        "train", str(data), "--out", str(model), "--epsilon", "2", "--epochs", "3", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("epsilon", "delta", "epsilon_preprocessing", "epsilon_training",
+                "noise_multiplier", "fit_seconds"):  # fmt: skip
+        assert key in summary
+    assert 0 < summary["epsilon"] <= 2.0
+
+    out_csv = tmp_path / "synthetic.csv"
+    done = _sanitas("sample", str(model), "-n", "2500", "--out", str(out_csv), "--seed", "3",
+                    "--where", "region=south", "--where", "education=12")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_csv(out_csv)
+    assert (
+        len(rows) == 2500 and (rows["region"] == "south").all() and (rows["education"] == 12).all()
+    )
+
+    out_parquet = tmp_path / "synthetic.parquet"
+    assert _sanitas("sample", str(model), "-n", "100", "--out", str(out_parquet)).returncode == 0
+    assert len(pd.read_parquet(out_parquet)) == 100
+
+
+def test_errors_are_clear_and_exit_nonzero(fair, tmp_path):
+    data = tmp_path / "tiny.csv"
+    fair.head(10).to_csv(data, index=False)
+    done = _sanitas("train", str(data), "--out", str(tmp_path / "m"))
+    assert done.returncode == 2 and "min_rows=50" in done.stderr
+    done = _sanitas("sample", str(tmp_path), "-n", "5", "--out", str(tmp_path / "x.csv"))
+    assert done.returncode == 2 and "not an artifact" in done.stderr
+
+
+def test_no_dp_has_no_epsilon(fair, tmp_path):
+    data = tmp_path / "fair.csv"
+    fair.to_csv(data, index=False)
+    done = _sanitas(
+        "train", str(data), "--out", str(tmp_path / "m"), "--no-dp", "--epochs", "2", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["epsilon"] is None
