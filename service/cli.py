@@ -136,6 +136,7 @@ def schema(
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     app()
 
 

