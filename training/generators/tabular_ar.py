@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,13 +119,28 @@ def fit_tabular_ar(
     net.cpu().eval()
     return TabularARGenerator(
         schema=schema, encoder=encoder, net=net, privacy=privacy_report, summary=summary,
-        training={"epoch_losses": trained.losses, "spec": spec.model_dump(mode="json")},
+        training=_training_record(spec, trained),
     )  # fmt: skip
 
 
+def _training_record(spec: TrainSpec, trained: _Trained) -> dict[str, Any]:
+    """What the artifact keeps about the run.
+
+    Training losses are averages over real rows and were never noised, so they stay
+    out of a DP artifact (they would be data-dependent values outside the accounting).
+    """
+    record: dict[str, Any] = {"spec": spec.model_dump(mode="json")}
+    if not spec.dp.enabled:
+        record["epoch_losses"] = trained.losses
+    return record
+
+
+@dataclass(frozen=True)
 class _Trained:
-    def __init__(self, steps: int, losses: list[float], z: float | None, q: float | None):
-        self.steps, self.losses, self.noise_multiplier, self.sample_rate = steps, losses, z, q
+    steps: int
+    losses: list[float]
+    noise_multiplier: float | None
+    sample_rate: float | None
 
 
 def _trainer(spec: TrainSpec, epochs: int, callbacks: list[pl.Callback]) -> pl.Trainer:
@@ -171,7 +187,8 @@ def _train_private(
     callbacks: list[pl.Callback] = [_ProgressCallback(epochs, progress, spent)] if progress else []
     logger.info("DP-SGD: noise_multiplier=%.3f sample_rate=%.4f steps=%d", z, sample_rate, steps)
     _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
-    taken = sum(s for (_, q, s) in private.accountant.history if q == sample_rate)
+    # steps the accountant recorded beyond the preprocessing release (empty batches skip)
+    taken = sum(s for *_, s in private.accountant.history) - sum(s for *_, s in budget.history)
     return _Trained(taken, module.epoch_losses, z, sample_rate)
 
 

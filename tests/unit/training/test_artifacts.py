@@ -76,3 +76,21 @@ def test_foreign_and_missing_artifacts_are_refused(saved, tmp_path):
     (foreign / "config.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="not a valid artifact config"):
         training.load(foreign)
+
+
+def test_dp_artifact_holds_nothing_outside_the_accounting(cps, tmp_path):
+    """Rare values and per-epoch training losses (never noised) must not reach the file."""
+    frame = cps.sample(4_000, random_state=2).copy()
+    frame.loc[frame.index[:3], "region"] = "atlantis-marker"
+    frame["wage"] = frame["wage"].astype(float)
+    frame.loc[frame.index[3], "wage"] = 987654.321  # a lone outlier
+    model = training.fit(frame, training.TrainSpec(dp=training.DPConfig(epsilon=1.0), epochs=2))
+    model.save(tmp_path / "m")
+    text = (tmp_path / "m" / "config.json").read_text()
+    assert "atlantis-marker" not in text
+    assert "987654" not in text
+    assert "epoch_losses" not in text
+    wage = next(e for e in model.encoder.columns if e.name == "wage")
+    assert wage.bins[-1][1] < 987654.321
+    sample = model.sample(20_000, seed=0)
+    assert not (sample["region"] == "atlantis-marker").any()
