@@ -68,30 +68,29 @@ def quality_report(
     )
 
 
+def _as_number(values: pd.Series, kind: str) -> np.ndarray:
+    raw = values if kind == "numerical" else values.astype("int64")
+    return pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+
+
+def _bin_codes(values: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(values), -1, np.searchsorted(cut, values, side="right"))
+
+
 def discretize(
     real: pd.DataFrame, other: pd.DataFrame, types: dict[str, str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both tables as category codes; numeric columns cut at the real table's deciles."""
     out_real, out_other = {}, {}
     for name, kind in types.items():
-        r, o = real[name], other[name]
         if kind in ("numerical", "datetime"):
-            rv = pd.to_numeric(r if kind == "numerical" else r.astype("int64"), errors="coerce")
-            ov = pd.to_numeric(o if kind == "numerical" else o.astype("int64"), errors="coerce")
-            edges = np.unique(
-                np.nanquantile(rv.to_numpy(dtype=float), np.linspace(0, 1, NUMERIC_BINS + 1))
-            )
-            cut = edges[1:-1]
-            out_real[name] = np.where(
-                rv.isna(), -1, np.searchsorted(cut, rv.to_numpy(dtype=float), side="right")
-            )
-            out_other[name] = np.where(
-                ov.isna(), -1, np.searchsorted(cut, ov.to_numpy(dtype=float), side="right")
-            )
+            rv, ov = _as_number(real[name], kind), _as_number(other[name], kind)
+            cut = np.unique(np.nanquantile(rv, np.linspace(0, 1, NUMERIC_BINS + 1)))[1:-1]
+            out_real[name], out_other[name] = _bin_codes(rv, cut), _bin_codes(ov, cut)
         else:
-            cats = pd.Index(pd.unique(r.astype(str)))
-            out_real[name] = cats.get_indexer(r.astype(str))
-            out_other[name] = cats.get_indexer(o.astype(str))
+            r, o = real[name].astype(str), other[name].astype(str)
+            cats = pd.Index(pd.unique(r))
+            out_real[name], out_other[name] = cats.get_indexer(r), cats.get_indexer(o)
     return pd.DataFrame(out_real), pd.DataFrame(out_other)
 
 

@@ -18,7 +18,7 @@ from training.dp.mechanisms import Bin
 from training.errors import ConditionError
 from training.schema import ColumnKind, Scalar
 
-__all__ = ["CategoricalEncoder", "ColumnEncoder", "NumericEncoder", "TableEncoder"]
+__all__ = ["CategoricalEncoder", "ColumnEncoder", "NumericEncoder", "TableEncoder", "as_float"]
 
 MISSING = 0
 OTHER = 1
@@ -88,15 +88,8 @@ class NumericEncoder(BaseModel):
     def _lows(self) -> np.ndarray:
         return np.array([lo for lo, _ in self.bins])
 
-    def _as_float(self, values: pd.Series) -> np.ndarray:
-        if self.kind == ColumnKind.DATETIME:
-            stamps = pd.to_datetime(values, errors="coerce", format="mixed")
-            out = stamps.astype("int64").to_numpy(dtype=float) / NS_PER_SECOND
-            return np.where(stamps.isna().to_numpy(), np.nan, out)
-        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-
     def encode(self, values: pd.Series) -> np.ndarray:
-        x = self._as_float(values)
+        x = as_float(values, self.kind)
         missing = np.isnan(x)
         idx = np.searchsorted(self._lows, np.where(missing, 0.0, x), side="right") - 1
         idx = np.clip(idx, 0, len(self.bins) - 1)
@@ -138,12 +131,21 @@ class NumericEncoder(BaseModel):
         if value is None:
             return None
         lo, hi = self.bins[0][0], self.bins[-1][1]
-        x = float(self._as_float(pd.Series([value]))[0])
+        x = float(as_float(pd.Series([value]), self.kind)[0])
         if np.isnan(x) or not lo <= x <= hi:
             raise ConditionError(
                 f"column={self.name!r}: value={value!r} is outside the range [{lo}, {hi}]"
             )
         return value
+
+
+def as_float(values: pd.Series, kind: ColumnKind) -> np.ndarray:
+    """Numeric values as floats (datetimes as epoch seconds); NaN where missing."""
+    if kind == ColumnKind.DATETIME:
+        stamps = pd.to_datetime(values, errors="coerce", format="mixed")
+        out = stamps.astype("int64").to_numpy(dtype=float) / NS_PER_SECOND
+        return np.where(stamps.isna().to_numpy(), np.nan, out)
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
 
 
 ColumnEncoder = Annotated[CategoricalEncoder | NumericEncoder, Field(discriminator="type")]

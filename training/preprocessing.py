@@ -28,7 +28,13 @@ import numpy as np
 import pandas as pd
 
 from training.dp import mechanisms as mech
-from training.encoding import CategoricalEncoder, ColumnEncoder, NumericEncoder, TableEncoder
+from training.encoding import (
+    CategoricalEncoder,
+    ColumnEncoder,
+    NumericEncoder,
+    TableEncoder,
+    as_float,
+)
 from training.schema import ColumnKind, ColumnSchema, Scalar, TableSchema
 
 __all__ = ["FittedPreprocessing", "count_queries", "fit_encoders"]
@@ -110,6 +116,7 @@ def _fit_categorical(
     rng: np.random.Generator,
     fitted: FittedPreprocessing,
 ) -> CategoricalEncoder:
+    nullable = _nullable(col.dtype)
     if col.kind == ColumnKind.BOOLEAN:
         categories: list[Scalar] = [False, True]
         fitted.public_metadata.append(f"{col.name}: boolean domain")
@@ -127,12 +134,9 @@ def _fit_categorical(
         fitted.private_metadata.append(f"{col.name}: categories (DP partition selection)")
         if not categories:
             logger.warning("column=%s: no category passed the DP threshold", col.name)
-        nullable = _nullable(col.dtype) and MISSING_KEY in kept
-        return CategoricalEncoder(
-            name=col.name, dtype=col.dtype, categories=categories, nullable=nullable
-        )
+        nullable = nullable and MISSING_KEY in kept
     return CategoricalEncoder(
-        name=col.name, dtype=col.dtype, categories=categories, nullable=_nullable(col.dtype)
+        name=col.name, dtype=col.dtype, categories=categories, nullable=nullable
     )
 
 
@@ -144,8 +148,7 @@ def _fit_numeric(
     rng: np.random.Generator,
     fitted: FittedPreprocessing,
 ) -> NumericEncoder:
-    probe = NumericEncoder(name=col.name, dtype=col.dtype, kind=col.kind, bins=[(0.0, 1.0)])
-    x_all = probe._as_float(values)
+    x_all = as_float(values, col.kind)
     x = x_all[~np.isnan(x_all)]
     integral = col.kind in (ColumnKind.INTEGER, ColumnKind.DATETIME)
     if col.public_bounds is not None:
@@ -172,9 +175,6 @@ def _fit_numeric(
         np.concatenate([bucket, missing]), n_buckets + 2, sigma=sigma, rng=rng
     )
     counts, zero_count, missing_count = extended[:-2], max(extended[-2], 0.0), extended[-1]
-    if zero_inside:
-        holder = int(np.clip(np.searchsorted(edges, 0.0, side="right") - 1, 0, n_buckets - 1))
-        counts[holder] += zero_count  # quantile_bins takes the point mass out again
     bins = mech.quantile_bins(
         edges,
         counts,

@@ -7,10 +7,9 @@ from performance flags, which cannot change the guarantee.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "DPConfig",
@@ -47,13 +46,6 @@ class DPConfig(BaseModel):
     max_grad_norm: float = Field(default=1.0, gt=0, le=100)
     preprocessing_share: float = Field(default=0.1, gt=0, lt=1)
     accountant: Accountant = "prv"
-
-    @field_validator("epsilon", "delta", "max_grad_norm", "preprocessing_share")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError(f"value={value} must be a finite number")
-        return value
 
     @property
     def enabled(self) -> bool:

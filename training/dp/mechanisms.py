@@ -209,26 +209,27 @@ def quantile_bins(
         noisy_counts: the DP counts of each bucket.
         n_bins: how many quantile bins to aim for.
         integral: the column holds integers (bins are snapped to integers).
-        point_count: noisy count of rows equal to ``point_value`` (e.g. exact zeros);
-            above 1/(2 n_bins) of the mass, that value becomes a token of its own and
-            its count leaves the bucket holding it before quantiles are taken.
+        point_count: noisy count of rows equal to ``point_value`` (e.g. exact zeros),
+            released apart from ``noisy_counts``. Above 1/(2 n_bins) of the mass that
+            value becomes a token of its own; otherwise its count joins its bucket.
         point_value: the value of that point mass.
         noise_floor: noisy counts below it are taken as empty buckets, so the noise
             of many empty buckets does not add up to fake mass in the quantiles.
     """
     counts = np.where(noisy_counts > noise_floor, noisy_counts, 0.0)
-    if integral and np.all(np.diff(edges) == 1) and len(edges) - 1 <= 64:
+    point_count = point_count if point_count > noise_floor else 0.0
+    integer_points = integral and np.all(np.diff(edges) == 1) and len(edges) - 1 <= 64
+    total_with_point = counts.sum() + point_count
+    is_point = (
+        point_value is not None
+        and not integer_points
+        and point_count > total_with_point / (2 * n_bins)
+    )
+    if point_value is not None and not is_point:
+        holder = np.searchsorted(edges, point_value, side="right") - 1
+        counts[int(np.clip(holder, 0, len(counts) - 1))] += point_count
+    if integer_points:
         return _integer_point_bins(edges, counts)
-    is_point = point_value is not None and point_count > counts.sum() / (2 * n_bins)
-    if is_point:
-        holder = int(
-            np.clip(
-                np.searchsorted(edges, float(point_value or 0.0), side="right") - 1,
-                0,
-                len(counts) - 1,
-            )
-        )
-        counts[holder] = max(counts[holder] - point_count, 0.0)
     total = counts.sum()
     if total <= 0:
         return [Bin(float(edges[0]), float(edges[-1]))]
