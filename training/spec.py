@@ -63,9 +63,9 @@ class TrainSpec(BaseModel):
     batch_size: int | None = Field(default=None, ge=8, le=1_000_000)
     learning_rate: float | None = Field(default=None, gt=0, le=1)
     max_bins: int = Field(default=32, ge=2, le=256)
-    hidden_size: int = Field(default=256, ge=8, le=4096)
+    hidden_size: int | None = Field(default=None, ge=8, le=4096)  # None: by DP or not
     embedding_dim: int = Field(default=16, ge=2, le=256)
-    depth: int = Field(default=2, ge=1, le=8)
+    depth: int | None = Field(default=None, ge=1, le=8)
     seed: int = 0
     accelerator: str = "auto"
     grad_sample_mode: GradSampleMode = "ghost"

@@ -22,7 +22,7 @@ from training.budget import PreprocessingBudget, plan_preprocessing, report
 from training.encoding import TableEncoder
 from training.errors import ArtifactError, ConditionError
 from training.generators.any_order_module import AnyOrderModule
-from training.models.tabular_ar import TabularAR, TabularARConfig, generate
+from training.models.tabular_ar import TabularAR, TabularARConfig, generate, log_likelihood
 from training.preprocessing import fit_encoders
 from training.schema import Scalar, TableSchema, infer_schema
 from training.spec import FitSummary, PrivacyReport, TrainSpec
@@ -47,6 +47,14 @@ def auto_batch_size(rows: float, *, dp: bool) -> int:
 
 def auto_learning_rate(*, dp: bool) -> float:
     return 1e-2 if dp else 3e-3
+
+
+def auto_width(*, dp: bool) -> tuple[int, int]:
+    """(hidden size, depth). Under DP the noise is added to every parameter, so a smaller
+    network keeps more signal: 128 x 1 matched 256 x 2 at epsilon 1 on fair and CPS1988
+    (sdmetrics overall within 0.01, two seeds each) and samples three times faster.
+    """
+    return (128, 1) if dp else (256, 2)
 
 
 def auto_epochs(rows: float, *, dp: bool) -> int:
@@ -90,9 +98,10 @@ def fit_tabular_ar(
     batch_size = spec.batch_size or auto_batch_size(rows, dp=dp.enabled)
     epochs = spec.epochs or auto_epochs(rows, dp=dp.enabled)
     pl.seed_everything(spec.seed, workers=False, verbose=False)
+    hidden_size, depth = auto_width(dp=dp.enabled)
     config = TabularARConfig(
         vocab_sizes=encoder.vocab_sizes, embedding_dim=spec.embedding_dim,
-        hidden_size=spec.hidden_size, depth=spec.depth,
+        hidden_size=spec.hidden_size or hidden_size, depth=spec.depth or depth,
     )  # fmt: skip
     net = TabularAR(config)
     lr = spec.learning_rate or auto_learning_rate(dp=dp.enabled)
@@ -262,6 +271,17 @@ class TabularARGenerator:
         for i, chunk_seed in enumerate(seeds):
             size = min(chunk_size, n - i * chunk_size)
             yield self._sample_chunk(size, fixed, where or {}, chunk_seed)
+
+    def log_likelihood(self, frame: pd.DataFrame, *, chain: bool = True) -> np.ndarray:
+        """Log-probability of each row of ``frame`` under the model (numbers by their bin).
+
+        ``chain=False`` scores each column alone; an audit's attack uses the difference.
+        """
+        missing = sorted(set(self.columns) - set(frame.columns))
+        if missing:
+            raise ConditionError(f"rows to score lack columns {missing}")
+        tokens = torch.from_numpy(self.encoder.encode(frame))
+        return log_likelihood(self.net, tokens, chain=chain).numpy()
 
     def _fixed_tokens(self, where: Mapping[str, Scalar | None]) -> dict[int, int]:
         unknown = sorted(set(where) - set(self.columns))

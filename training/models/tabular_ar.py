@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["TabularAR", "TabularARConfig", "generate"]
+__all__ = ["TabularAR", "TabularARConfig", "generate", "log_likelihood"]
 
 
 @dataclass
@@ -111,3 +111,24 @@ def generate(
         h0 += table[drawn + model.offsets[j]] - table[model.mask_ids[j] + model.offsets[j]]
         tokens[:, j] = drawn
     return tokens
+
+
+@torch.no_grad()
+def log_likelihood(model: TabularAR, tokens: torch.Tensor, *, chain: bool = True) -> torch.Tensor:
+    """Log-probability of each row's tokens.  (N, C) -> (N,)
+
+    ``chain=True``: the chain rule in column order, log p(x_1) + log p(x_2 | x_1) + ...,
+    the model's joint likelihood. ``chain=False``: sum of log p(x_j) with every other
+    column hidden, the likelihood as if the columns were independent; the difference
+    of the two says how much the model ties this row's values together.
+    """
+    n, c = tokens.shape
+    total = torch.zeros(n)
+    for j in range(c):
+        hidden = torch.zeros(n, c, dtype=torch.bool)
+        hidden[:, j:] = True
+        if not chain:
+            hidden[:] = True
+        logits = model.column_logits(model(model.mask(tokens, hidden)))[j]
+        total += torch.log_softmax(logits, dim=1).gather(1, tokens[:, j : j + 1]).squeeze(1)
+    return total

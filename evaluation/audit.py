@@ -1,0 +1,135 @@
+"""Empirical privacy audit in one training run (Steinke, Nasr and Jagielski, NeurIPS 2023).
+
+``m`` canaries (distinctive made-up rows) are each put into the training set with
+probability 1/2. After training, an attack scores every canary; the auditor guesses
+"in" for the top-scored and "out" for the bottom-scored and abstains on the rest. For
+an (epsilon, delta)-DP run the number of correct guesses among ``r`` is dominated by
+Binomial(r, e^epsilon / (1 + e^epsilon)) up to a delta term (their Theorem 3), so an
+improbably high count rules epsilon out: the largest epsilon ruled out at 95%
+confidence is the lower bound. The guess counts tried are fixed in advance and the
+confidence is Bonferroni-corrected over them, so choosing the best one is not
+p-hacking.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from evaluation.distances import NUMERIC_KINDS
+from evaluation.errors import MetricError
+
+__all__ = ["AuditResult", "Canaries", "epsilon_lower_bound", "make_canaries", "p_value"]
+
+GUESS_FRACTIONS = (0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+@dataclass(frozen=True)
+class Canaries:
+    rows: pd.DataFrame
+    included: np.ndarray  # bool, one per canary: was it put into the training set?
+
+    @property
+    def inserted(self) -> pd.DataFrame:
+        return self.rows[self.included]
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    epsilon_lower_bound: float
+    confidence: float
+    canaries: int
+    guesses: int  # r of the guess count that gave the bound
+    correct: int  # v
+    attack: str
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return dict(vars(self))
+
+
+def make_canaries(
+    train: pd.DataFrame, kinds: Mapping[str, str], m: int, *, seed: int = 0
+) -> Canaries:
+    """``m`` rows that mix column values independently at random, each included w.p. 1/2.
+
+    Categorical values are drawn uniformly from the values the column takes, numbers
+    uniformly between its 1st and 99th percentiles: rows no real record resembles, so
+    a model that memorizes them stands out.
+    """
+    if m < 10:
+        raise MetricError(f"an audit needs at least 10 canaries, got {m}")
+    rng = np.random.default_rng(seed)
+    columns: dict[str, object] = {}
+    for name, kind in kinds.items():
+        values = train[name].dropna()
+        if len(values) == 0:
+            columns[name] = pd.Series([None] * m, dtype=train[name].dtype)
+        elif kind in NUMERIC_KINDS and pd.api.types.is_numeric_dtype(values.dtype):
+            lo, hi = np.quantile(values.to_numpy(dtype=float), [0.01, 0.99])
+            drawn = rng.uniform(lo, hi, m)
+            if pd.api.types.is_integer_dtype(values.dtype):
+                drawn = np.round(drawn)
+            columns[name] = pd.Series(drawn).astype(train[name].dtype)
+        else:
+            domain = pd.unique(values)
+            columns[name] = pd.Series(domain[rng.integers(0, len(domain), m)]).astype(
+                train[name].dtype
+            )
+    rows = pd.DataFrame(columns)[list(kinds)]
+    return Canaries(rows=rows, included=rng.random(m) < 0.5)
+
+
+def p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:
+    """P[at least v of r guesses right] under (epsilon, delta)-DP, m canaries."""
+    q = 1.0 / (1.0 + math.exp(-epsilon))
+    beta = float(stats.binom.sf(v - 1, r, q))
+    # delta term: 2 m delta max_i P[v > Binomial(r, q) >= v - i] / i
+    pmf = stats.binom.pmf(np.arange(v - 1, -1, -1), r, q)  # v-1, v-2, ..., 0
+    alpha = float(np.max(np.cumsum(pmf) / np.arange(1, v + 1))) if v > 0 else 0.0
+    return min(1.0, beta + alpha * delta * 2 * m)
+
+
+def _bound(m: int, r: int, v: int, delta: float, level: float) -> float:
+    if p_value(m, r, v, 0.0, delta) >= level:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while p_value(m, r, v, hi, delta) < level and hi < 64:
+        lo, hi = hi, hi * 2
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if p_value(m, r, v, mid, delta) < level else (lo, mid)
+    return lo
+
+
+def epsilon_lower_bound(
+    scores: Sequence[float] | np.ndarray,
+    included: Sequence[bool] | np.ndarray,
+    *,
+    delta: float,
+    confidence: float = 0.95,
+    attack: str = "likelihood",
+) -> AuditResult:
+    """The largest epsilon the guesses rule out; higher score means "was included"."""
+    s, inc = np.asarray(scores, dtype=float), np.asarray(included, dtype=bool)
+    if s.shape != inc.shape or s.ndim != 1:
+        raise MetricError("scores and included must be 1-D and of the same length")
+    if not np.isfinite(s).all():
+        raise MetricError("canary scores must be finite")
+    m = len(s)
+    order = np.argsort(-s, kind="stable")
+    level = (1 - confidence) / len(GUESS_FRACTIONS)
+    best = AuditResult(0.0, confidence, m, 0, 0, attack)
+    for fraction in GUESS_FRACTIONS:
+        half = max(1, int(fraction * m / 2))
+        guess_in, guess_out = order[:half], order[m - half :]
+        r = 2 * half
+        v = int(inc[guess_in].sum() + (~inc[guess_out]).sum())
+        eps = _bound(m, r, v, delta, level)
+        if eps > best.epsilon_lower_bound or best.guesses == 0:
+            best = AuditResult(eps, confidence, m, r, v, attack)
+    return best

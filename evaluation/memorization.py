@@ -1,0 +1,156 @@
+"""Does the synthetic table copy its training rows?
+
+Every figure has a real-data yardstick: holdout rows are what "not memorized" looks
+like, so each synthetic statistic is reported beside the same statistic of holdout
+rows against the training rows. Quadratic searches run on samples of at most
+``max_rows`` rows per table, recorded in the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from evaluation.distances import MixedEncoding, nearest_distances
+from evaluation.errors import MetricError
+
+__all__ = ["Memorization", "exact_copy_rate", "memorization"]
+
+TIE_TOLERANCE = 1e-6
+QUANTILES = (0.01, 0.05, 0.5)
+BOOTSTRAPS = 200
+
+
+@dataclass(frozen=True)
+class Memorization:
+    sample_sizes: dict[str, int]  # rows used per table in the distance searches
+    exact_copy_rate: float  # synthetic rows equal to some training row
+    holdout_copy_rate: float  # holdout rows equal to some training row
+    copy_z: float  # one-sided z of synthetic copy rate above the holdout's
+    dcr_synthetic: np.ndarray  # distance of each synthetic row to its closest train row
+    dcr_holdout: np.ndarray  # the same for holdout rows
+    dcr_share: float  # synthetic rows closer to train than to holdout (ties count half)
+    dcr_share_expected: float  # its value when nothing is memorized
+    dcr_share_p_value: float  # one-sided binomial test against that value
+    nndr_synthetic: np.ndarray  # nearest / second-nearest train distance ratio
+    nndr_holdout: np.ndarray
+    mia_auc: float  # members (train) vs non-members (holdout) by distance to synthetic
+    mia_auc_ci: tuple[float, float]
+    mia_roc: tuple[np.ndarray, np.ndarray]  # false and true positive rates
+
+    def quantiles(self, values: np.ndarray) -> dict[str, float]:
+        return {f"q{int(q * 100):02d}": float(np.quantile(values, q)) for q in QUANTILES}
+
+
+def _row_keys(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    return pd.util.hash_pandas_object(frame[columns].astype(str), index=False).to_numpy()
+
+
+def exact_copy_rate(rows: pd.DataFrame, train: pd.DataFrame, columns: list[str]) -> float:
+    """Share of ``rows`` that equal some training row on every column (missing == missing)."""
+    if len(rows) == 0:
+        raise MetricError("no rows to compare: exact-copy rate is undefined")
+    return float(np.isin(_row_keys(rows, columns), _row_keys(train, columns)).mean())
+
+
+def _copy_z(synthetic_rate: float, n_syn: int, holdout_rate: float, n_hold: int) -> float:
+    """Two-proportion z statistic, pooled; 0 where both rates are 0 or both are 1."""
+    pooled = (synthetic_rate * n_syn + holdout_rate * n_hold) / (n_syn + n_hold)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n_syn + 1 / n_hold))
+    return float((synthetic_rate - holdout_rate) / se) if se > 0 else 0.0
+
+
+def _sample(frame: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    if len(frame) <= n:
+        return frame
+    return frame.iloc[np.sort(rng.choice(len(frame), n, replace=False))]
+
+
+def _auc_with_ci(
+    members: np.ndarray, others: np.ndarray, rng: np.random.Generator
+) -> tuple[float, tuple[float, float], tuple[np.ndarray, np.ndarray]]:
+    labels = np.r_[np.ones(len(members)), np.zeros(len(others))]
+    scores = np.r_[members, others]
+    auc = float(roc_auc_score(labels, scores))
+    boots = []
+    for _ in range(BOOTSTRAPS):
+        a = rng.integers(0, len(members), len(members))
+        b = rng.integers(0, len(others), len(others))
+        boots.append(roc_auc_score(labels, np.r_[members[a], others[b]]))
+    fpr, tpr, _ = roc_curve(labels, scores)
+    low, high = np.quantile(boots, [0.025, 0.975])
+    return auc, (float(low), float(high)), (fpr, tpr)
+
+
+def memorization(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    kinds: Mapping[str, str],
+    *,
+    max_rows: int = 20_000,
+    seed: int = 0,
+) -> Memorization:
+    """Exact copies, distance to closest record, DCR share, NNDR and a distance MIA.
+
+    Train and holdout are sampled to the same size for the distance statistics, so the
+    DCR share of a synthetic table that memorizes nothing is 1/2 and the MIA has
+    balanced classes.
+    """
+    columns = list(kinds)
+    for name, table in (("train", train), ("holdout", holdout), ("synthetic", synthetic)):
+        if len(table) < 2:
+            raise MetricError(f"the {name} table needs at least 2 rows, got {len(table)}")
+    rng = np.random.default_rng(seed)
+    copy_rate = exact_copy_rate(synthetic, train, columns)
+    holdout_rate = exact_copy_rate(holdout, train, columns)
+
+    n_ref = min(len(train), len(holdout), max_rows)
+    train_ref, holdout_ref = _sample(train, n_ref, rng), _sample(holdout, n_ref, rng)
+    synthetic_s = _sample(synthetic, max_rows, rng)
+    encoding = MixedEncoding.fit(train, kinds)
+    t, h, s = (encoding.transform(f) for f in (train_ref, holdout_ref, synthetic_s))
+
+    syn_to_train = nearest_distances(s, t, k=2)
+    syn_to_holdout = nearest_distances(s, h, k=1)[:, 0]
+    hold_to_train = nearest_distances(h, t, k=2)
+    dcr_syn, dcr_hold = syn_to_train[:, 0], hold_to_train[:, 0]
+
+    gap = syn_to_holdout - dcr_syn
+    closer, ties = int((gap > TIE_TOLERANCE).sum()), int((np.abs(gap) <= TIE_TOLERANCE).sum())
+    share = (closer + 0.5 * ties) / len(gap)
+    decided = len(gap) - ties
+    p_value = (
+        float(stats.binomtest(closer, decided, 0.5, alternative="greater").pvalue)
+        if decided
+        else 1.0
+    )
+
+    def nndr(d: np.ndarray) -> np.ndarray:
+        return np.where(d[:, 1] > 0, d[:, 0] / np.maximum(d[:, 1], 1e-12), 0.0)
+
+    # membership inference: a training row is "in" when a synthetic row lies close by
+    member_d = nearest_distances(t, s, k=1)[:, 0]
+    other_d = nearest_distances(h, s, k=1)[:, 0]
+    auc, ci, roc = _auc_with_ci(-member_d, -other_d, rng)
+    return Memorization(
+        sample_sizes={"train": len(t), "holdout": len(h), "synthetic": len(s)},
+        exact_copy_rate=copy_rate,
+        holdout_copy_rate=holdout_rate,
+        copy_z=_copy_z(copy_rate, len(synthetic), holdout_rate, len(holdout)),
+        dcr_synthetic=dcr_syn,
+        dcr_holdout=dcr_hold,
+        dcr_share=float(share),
+        dcr_share_expected=0.5,
+        dcr_share_p_value=p_value,
+        nndr_synthetic=nndr(syn_to_train),
+        nndr_holdout=nndr(hold_to_train),
+        mia_auc=auc,
+        mia_auc_ci=ci,
+        mia_roc=roc,
+    )

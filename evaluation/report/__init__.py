@@ -1,0 +1,95 @@
+"""Render an evaluation as one self-contained HTML page, a PDF and a versioned JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from evaluation.errors import EvaluationError
+
+__all__ = ["load_report", "render_html", "report_schema", "validate_report", "write_report"]
+
+GATE_TITLES = {
+    "exact_copies": "Exact copies of training rows",
+    "dcr_share": "Closeness to training rows",
+    "membership_inference": "Membership inference",
+    "privacy_audit": "Empirical epsilon audit",
+    "fidelity": "Fidelity floor",
+}
+ACCOUNTING_KEYS = [
+    "epsilon", "delta", "target_epsilon", "epsilon_preprocessing", "epsilon_training",
+    "delta_partition_selection", "noise_multiplier", "preprocessing_noise_multiplier",
+    "preprocessing_queries", "sample_rate", "steps", "max_grad_norm", "accountant",
+    "public_metadata", "private_metadata",
+]  # fmt: skip
+
+
+class ReportError(EvaluationError):
+    """A report document is malformed or cannot be rendered."""
+
+
+def report_schema() -> dict[str, Any]:
+    text = resources.files("evaluation.report").joinpath("report.schema.json").read_text()
+    return json.loads(text)
+
+
+def validate_report(data: dict[str, Any]) -> None:
+    import jsonschema
+
+    try:
+        jsonschema.validate(data, report_schema())
+    except jsonschema.ValidationError as e:
+        raise ReportError(f"report.json does not match its schema: {e.message}") from e
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    return "n/a" if value is None else str(value)
+
+
+def render_html(data: dict[str, Any]) -> str:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from evaluation.report.plots import all_figures
+
+    env = Environment(
+        loader=PackageLoader("evaluation.report", "templates"), autoescape=select_autoescape()
+    )
+    failed = [g for g in data["gates"] if g["status"] == "fail"]
+    return env.get_template("report.html.j2").render(
+        data=data, figures=all_figures(data), passed=not failed, failed=failed,
+        gate_titles=GATE_TITLES, accounting_keys=ACCOUNTING_KEYS, fmt=_fmt, e=math.e,
+    )  # fmt: skip
+
+
+def write_report(data: dict[str, Any], out: str | Path, *, pdf: bool = True) -> dict[str, Path]:
+    """report.json, report.html and (unless ``pdf=False``) report.pdf in ``out``."""
+    validate_report(data)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "html": out / "report.html"}
+    paths["json"].write_text(json.dumps(data, indent=2, allow_nan=False))
+    html = render_html(data)
+    paths["html"].write_text(html, encoding="utf-8")
+    if pdf:
+        from weasyprint import HTML
+
+        paths["pdf"] = out / "report.pdf"
+        HTML(string=html, base_url=str(out)).write_pdf(paths["pdf"])
+    return paths
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """Read and validate a report.json (for re-rendering)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ReportError(f"cannot read report {path}: {e}") from e
+    validate_report(data)
+    return data
