@@ -98,30 +98,35 @@ def memorization(
 ) -> Memorization:
     """Exact copies, distance to closest record, DCR share, NNDR and a distance MIA.
 
-    Train and holdout are sampled to the same size for the distance statistics, so the
-    DCR share of a synthetic table that memorizes nothing is 1/2 and the MIA has
-    balanced classes.
+    DCR and NNDR look at every training row (up to ``max_rows``). The DCR share and the
+    MIA use a training sample as large as the holdout sample, so that a synthetic table
+    that memorizes nothing has a DCR share of 1/2 and the attack balanced classes.
     """
     columns = list(kinds)
     for name, table in (("train", train), ("holdout", holdout), ("synthetic", synthetic)):
         if len(table) < 2:
             raise MetricError(f"the {name} table needs at least 2 rows, got {len(table)}")
+        absent = sorted(set(columns) - set(table.columns))
+        if absent:
+            raise MetricError(f"the {name} table lacks columns {absent}")
     rng = np.random.default_rng(seed)
     copy_rate = exact_copy_rate(synthetic, train, columns)
     holdout_rate = exact_copy_rate(holdout, train, columns)
 
-    n_ref = min(len(train), len(holdout), max_rows)
-    train_ref, holdout_ref = _sample(train, n_ref, rng), _sample(holdout, n_ref, rng)
-    synthetic_s = _sample(synthetic, max_rows, rng)
+    # distances to the training rows: every training row (up to max_rows) is a target
+    train_all = _sample(train, max_rows, rng)
+    synthetic_s, holdout_s = _sample(synthetic, max_rows, rng), _sample(holdout, max_rows, rng)
+    # DCR share and MIA: train and holdout of one size, so chance is exactly 1/2
+    n_ref = min(len(train_all), len(holdout_s))
+    train_ref = train_all.iloc[np.sort(rng.choice(len(train_all), n_ref, replace=False))]
     encoding = MixedEncoding.fit(train, kinds)
-    t, h, s = (encoding.transform(f) for f in (train_ref, holdout_ref, synthetic_s))
+    t_all, t, h, s = (encoding.transform(f) for f in (train_all, train_ref, holdout_s, synthetic_s))
 
-    syn_to_train = nearest_distances(s, t, k=2)
-    syn_to_holdout = nearest_distances(s, h, k=1)[:, 0]
-    hold_to_train = nearest_distances(h, t, k=2)
+    syn_to_train = nearest_distances(s, t_all, k=2)
+    hold_to_train = nearest_distances(h, t_all, k=2)
     dcr_syn, dcr_hold = syn_to_train[:, 0], hold_to_train[:, 0]
 
-    gap = syn_to_holdout - dcr_syn
+    gap = nearest_distances(s, h, k=1)[:, 0] - nearest_distances(s, t, k=1)[:, 0]
     closer, ties = int((gap > TIE_TOLERANCE).sum()), int((np.abs(gap) <= TIE_TOLERANCE).sum())
     share = (closer + 0.5 * ties) / len(gap)
     decided = len(gap) - ties
@@ -139,7 +144,12 @@ def memorization(
     other_d = nearest_distances(h, s, k=1)[:, 0]
     auc, ci, roc = _auc_with_ci(-member_d, -other_d, rng)
     return Memorization(
-        sample_sizes={"train": len(t), "holdout": len(h), "synthetic": len(s)},
+        sample_sizes={
+            "train": len(t_all),
+            "holdout": len(h),
+            "synthetic": len(s),
+            "balanced_reference": n_ref,
+        },
         exact_copy_rate=copy_rate,
         holdout_copy_rate=holdout_rate,
         copy_z=_copy_z(copy_rate, len(synthetic), holdout_rate, len(holdout)),

@@ -49,8 +49,12 @@ def tstr(
     ]
     categories = {c: sorted(train[c].astype(str).unique()) for c in object_cols}
     scores = []
+    chance = {"binary": 0.5, "multiclass": 0.0, "regression": 0.0}[task]
     for source in (synthetic, train):
         source = source.dropna(subset=[target])
+        if len(source) == 0:  # nothing to learn from: score what a blind guess gets
+            scores.append(chance)
+            continue
         x, x_test = _features(source, target, categories), _features(holdout, target, categories)
         y, y_test = source[target], holdout[target]
         if task == "regression":
@@ -62,7 +66,7 @@ def tstr(
             continue
         labels = y.astype(str)
         if labels.nunique() < 2:
-            scores.append(0.5 if task == "binary" else 0.0)
+            scores.append(chance)
             continue
         clf = HistGradientBoostingClassifier(random_state=seed, categorical_features="from_dtype")
         clf.fit(x, labels)

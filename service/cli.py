@@ -55,12 +55,20 @@ def train(
     ] = None,
     schema_file: Annotated[Path | None, typer.Option("--schema", help="schema JSON to use")] = None,
     seed: Annotated[int, typer.Option(help="seed for initialisation and masks")] = 0,
+    audit: Annotated[
+        bool, typer.Option("--audit", help="plant canaries and measure a lower bound on epsilon")
+    ] = False,
+    canaries: Annotated[
+        int | None, typer.Option(help="canaries for --audit (default: 2% of rows, 100-1000)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Fit a generator on DATA and save it to OUT."""
+    """Fit a generator on DATA and save it to OUT (with --audit, also OUT/audit.json)."""
     from rich.progress import BarColumn, Progress, TextColumn
 
     import training
+    from evaluation.errors import EvaluationError
+    from service.pipeline import save_audit, train_model
     from training.errors import TrainingError
 
     frame = read_table(data)
@@ -83,17 +91,22 @@ def train(
             bar.update(task, completed=epoch, total=total, info=f"loss={loss:.3f}{spent}")
 
         try:
-            model = training.fit(frame, spec, schema=schema, progress=progress)
-        except TrainingError as e:
+            model, audited = train_model(
+                frame, spec, schema=schema, audit=audit, canaries=canaries, progress=progress
+            )
+        except (TrainingError, EvaluationError) as e:
             console.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2) from e
     model.save(out)
-    summary = model.summary.model_copy(update={"artifact": str(out)})
+    summary = model.summary.model_dump(mode="json") | {"artifact": str(out)}
+    if audited is not None:
+        save_audit(audited, out)
+        summary["epsilon_lower_bound"] = audited.epsilon_lower_bound
     if as_json:
-        typer.echo(summary.model_dump_json())
+        typer.echo(json.dumps(summary))
         return
     table = Table(title=f"trained {generator}", show_header=False)
-    for key, value in summary.model_dump().items():
+    for key, value in summary.items():
         table.add_row(key, str(value))
     Console().print(table)
 
@@ -132,6 +145,79 @@ def schema(
     import training
 
     typer.echo(training.infer_schema(read_table(data)).to_json())
+
+
+@app.command()
+def evaluate(
+    train_data: Annotated[
+        Path, typer.Option("--train", help="real training table", exists=True, dir_okay=False)
+    ],
+    holdout: Annotated[
+        Path, typer.Option(help="real rows the model never saw", exists=True, dir_okay=False)
+    ],
+    synthetic: Annotated[Path, typer.Option(help="synthetic table", exists=True, dir_okay=False)],
+    out: Annotated[Path, typer.Option("--out", help="directory for report.html/.pdf/.json")],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="model artifact: accounting, audit, schema", exists=True, file_okay=False
+        ),
+    ] = None,
+    target: Annotated[
+        list[str] | None, typer.Option(help="column to predict for TSTR (repeatable)")
+    ] = None,
+    pdf: Annotated[bool, typer.Option(help="also write report.pdf")] = True,
+    strict: Annotated[bool, typer.Option(help="exit 1 when a release gate fails")] = False,
+) -> None:
+    """Evaluate SYNTHETIC against TRAIN and HOLDOUT; write the report to OUT."""
+    from evaluation.errors import EvaluationError
+    from evaluation.report import write_report
+    from evaluation.spec import EvalSpec
+    from service.pipeline import evaluate_tables
+    from training.errors import TrainingError
+
+    frames = [read_table(p) for p in (train_data, holdout, synthetic)]
+    try:
+        spec = EvalSpec(targets=target or [])
+        result = evaluate_tables(*frames, spec=spec, model_dir=model)
+        paths = write_report(result.data, out, pdf=pdf)
+    except (EvaluationError, TrainingError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    _print_gates(result.gates)
+    typer.echo(json.dumps({"passed": result.passed, **{k: str(v) for k, v in paths.items()}}))
+    if strict and not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    report_json: Annotated[
+        Path, typer.Argument(help="a report.json to re-render", exists=True, dir_okay=False)
+    ],
+    out: Annotated[Path, typer.Option("--out", help="directory for report.html/.pdf/.json")],
+    pdf: Annotated[bool, typer.Option(help="also write report.pdf")] = True,
+) -> None:
+    """Re-render a report (HTML, PDF) from its JSON, without the data."""
+    from evaluation.errors import EvaluationError
+    from evaluation.report import load_report, write_report
+
+    try:
+        paths = write_report(load_report(report_json), out, pdf=pdf)
+    except EvaluationError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    typer.echo(json.dumps({k: str(v) for k, v in paths.items()}))
+
+
+def _print_gates(gates: list[dict[str, str]]) -> None:
+    colour = {"pass": "green", "fail": "red", "not_run": "grey50"}
+    table = Table(title="release gates")
+    for column in ("gate", "status", "reason"):
+        table.add_column(column)
+    for g in gates:
+        table.add_row(g["name"], f"[{colour[g['status']]}]{g['status']}[/]", g["reason"])
+    console.print(table)
 
 
 def main() -> None:

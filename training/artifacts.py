@@ -13,14 +13,15 @@ import logging
 import platform
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from training.errors import ArtifactError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "ARTIFACT_FORMAT",
@@ -62,6 +63,8 @@ def save_artifact(
     directory: Path, *, config: dict[str, Any], state: dict[str, torch.Tensor]
 ) -> Path:
     """Write weights then config (the config last, so a half-written artifact has none)."""
+    from safetensors.torch import save_file
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS_FILE
@@ -81,12 +84,35 @@ def save_artifact(
 
 def load_artifact(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Read and check an artifact; raise ``ArtifactError`` naming what is wrong."""
+    from safetensors.torch import load_file
+
     directory = Path(directory)
-    config_path, weights = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    if not config_path.is_file() or not weights.is_file():
+    config = read_config(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ArtifactError(f"{directory} is not an artifact: needs {WEIGHTS_FILE}")
+    header = ArtifactHeader.model_validate(config)
+    digest = _sha256(weights)
+    if digest != header.weights_sha256:
         raise ArtifactError(
-            f"{directory} is not an artifact: needs {CONFIG_FILE} and {WEIGHTS_FILE}"
+            f"{weights} is corrupted or truncated: sha256={digest[:12]}..., "
+            f"config expects {header.weights_sha256[:12]}..."
         )
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ArtifactError(f"{weights} is not a safetensors file: {e}") from e
+    return config, state
+
+
+def read_config(directory: Path) -> dict[str, Any]:
+    """An artifact's config (privacy accounting, schema, training record), weights unread.
+
+    Needs no torch: the evaluation side reads models' accounting through this.
+    """
+    config_path = Path(directory) / CONFIG_FILE
+    if not config_path.is_file():
+        raise ArtifactError(f"{directory} is not an artifact: needs {CONFIG_FILE}")
     try:
         config = json.loads(config_path.read_text())
         header = ArtifactHeader.model_validate(config)
@@ -99,17 +125,7 @@ def load_artifact(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Tens
             f"format_version={header.format_version} is newer than this Sanitas reads "
             f"({FORMAT_VERSION})"
         )
-    digest = _sha256(weights)
-    if digest != header.weights_sha256:
-        raise ArtifactError(
-            f"{weights} is corrupted or truncated: sha256={digest[:12]}..., "
-            f"config expects {header.weights_sha256[:12]}..."
-        )
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ArtifactError(f"{weights} is not a safetensors file: {e}") from e
-    return config, state
+    return config
 
 
 def _sha256(path: Path) -> str:

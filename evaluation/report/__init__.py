@@ -10,7 +10,14 @@ from typing import Any
 
 from evaluation.errors import EvaluationError
 
-__all__ = ["load_report", "render_html", "report_schema", "validate_report", "write_report"]
+__all__ = [
+    "ReportError",
+    "load_report",
+    "render_html",
+    "report_schema",
+    "validate_report",
+    "write_report",
+]
 
 GATE_TITLES = {
     "exact_copies": "Exact copies of training rows",

@@ -61,3 +61,48 @@ def test_no_dp_has_no_epsilon(fair, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["epsilon"] is None
+
+
+def test_audited_train_then_evaluate_then_rerender(cps, tmp_path):
+    rows = cps.drop(columns=["rownames"]).sample(5_000, random_state=2)
+    train, holdout = tmp_path / "train.csv", tmp_path / "holdout.csv"
+    rows.iloc[:4_000].to_csv(train, index=False)
+    rows.iloc[4_000:].to_csv(holdout, index=False)
+    model = tmp_path / "model"
+    done = _sanitas("train", str(train), "--out", str(model), "--epsilon", "2", "--epochs", "3",
+                    "--audit", "--canaries", "100", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert 0 <= summary["epsilon_lower_bound"] <= summary["epsilon"] <= 2.0
+    assert json.loads((model / "audit.json").read_text())["canaries"] == 100
+
+    synthetic = tmp_path / "synthetic.csv"
+    assert _sanitas("sample", str(model), "-n", "4000", "--out", str(synthetic)).returncode == 0
+    report = tmp_path / "report"
+    done = _sanitas("evaluate", "--train", str(train), "--holdout", str(holdout),
+                    "--synthetic", str(synthetic), "--model", str(model), "--target", "parttime",
+                    "--out", str(report), "--strict")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["passed"] is True
+    data = json.loads((report / "report.json").read_text())
+    assert data["claimed_epsilon"] == pytest.approx(summary["epsilon"])
+    assert data["epsilon_lower_bound"] == summary["epsilon_lower_bound"]
+    assert (report / "report.pdf").stat().st_size > 10_000
+
+    again = tmp_path / "again"
+    done = _sanitas("report", str(report / "report.json"), "--out", str(again), "--no-pdf")
+    assert done.returncode == 0, done.stderr
+    assert "Empirical epsilon audit" in (again / "report.html").read_text()
+
+
+def test_evaluate_rejects_a_synthetic_table_missing_columns(cps, tmp_path):
+    rows = cps.drop(columns=["rownames"]).sample(600, random_state=3)
+    paths = [tmp_path / f"{n}.csv" for n in ("train", "holdout", "synthetic")]
+    rows.iloc[:300].to_csv(paths[0], index=False)
+    rows.iloc[300:].to_csv(paths[1], index=False)
+    rows.iloc[:300].drop(columns=["wage"]).to_csv(paths[2], index=False)
+    done = _sanitas("evaluate", "--train", str(paths[0]), "--holdout", str(paths[1]),
+                    "--synthetic", str(paths[2]), "--out", str(tmp_path / "r"))  # fmt: skip
+    assert done.returncode == 2
+    assert "lacks columns ['wage']" in done.stderr

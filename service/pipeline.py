@@ -1,0 +1,123 @@
+"""The ML steps of a job, as a worker runs them: train (optionally audited), evaluate.
+
+Worker-side only: the API process never imports this module's ML imports (they load
+inside the functions). This is the one place that uses training and evaluation
+together, since the two packages are independent of each other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    import training
+    from evaluation.audit import AuditResult
+    from evaluation.evaluate import Evaluation
+    from evaluation.spec import EvalSpec
+
+__all__ = ["default_canaries", "evaluate_tables", "kinds_of", "load_model_record", "train_model"]
+
+logger = logging.getLogger(__name__)
+AUDIT_FILE = "audit.json"
+
+
+def kinds_of(schema: training.TableSchema) -> dict[str, str]:
+    """The evaluation's column kinds (sdmetrics sdtypes) from a training schema."""
+    sdtype = {"categorical": "categorical", "boolean": "boolean", "datetime": "datetime",
+              "numerical": "numerical", "integer": "numerical"}  # fmt: skip
+    return {c.name: sdtype[str(c.kind)] for c in schema.modelled}
+
+
+def default_canaries(rows: int) -> int:
+    """About 2% of the rows, 100 to 1,000: enough for a bound, too few to change the model."""
+    return int(min(max(rows // 50, 100), 1_000))
+
+
+def train_model(
+    frame: pd.DataFrame,
+    spec: training.TrainSpec,
+    *,
+    schema: training.TableSchema | None = None,
+    audit: bool = False,
+    canaries: int | None = None,
+    progress: Any = None,
+) -> tuple[Any, AuditResult | None]:
+    """Fit a generator; with ``audit`` the run itself is audited.
+
+    Audit: canaries go into this very training run (each with probability 1/2), so
+    the bound speaks about the released model, not a stand-in. Canaries are about 2%
+    of the rows and made-up, so the real rows' guarantee is unchanged.
+    """
+    import pandas as pd
+
+    import training
+    from evaluation.audit import epsilon_lower_bound, make_canaries
+
+    schema = schema or training.infer_schema(frame, min_rows=spec.min_rows)
+    if not audit:
+        return training.fit(frame, spec, schema=schema, progress=progress), None
+    kinds = kinds_of(schema)
+    planted = make_canaries(
+        frame, kinds, canaries or default_canaries(len(frame)), seed=spec.seed + 7919
+    )
+    data = pd.concat([frame, planted.inserted], ignore_index=True)
+    model = training.fit(data, spec, schema=schema, progress=progress)
+    scores = model.log_likelihood(planted.rows)
+    result = epsilon_lower_bound(
+        scores, planted.included, delta=spec.dp.delta, attack="model log-likelihood"
+    )
+    logger.info("audit: epsilon lower bound %.3f", result.epsilon_lower_bound)
+    return model, result
+
+
+def save_audit(result: AuditResult, model_dir: str | Path) -> Path:
+    path = Path(model_dir) / AUDIT_FILE
+    path.write_text(json.dumps(result.as_dict(), indent=2))
+    return path
+
+
+def load_model_record(model_dir: str | Path) -> dict[str, Any]:
+    """Privacy accounting, training record, schema and audit of a saved model.
+
+    Reads the artifact's JSON only (no torch), so evaluation needs no ML runtime.
+    """
+    from training.artifacts import read_config
+
+    directory = Path(model_dir)
+    config = read_config(directory)
+    audit_path = directory / AUDIT_FILE
+    return {
+        "privacy": config.get("privacy"),
+        "training": config.get("training", {}),
+        "schema": config.get("schema"),
+        "audit": json.loads(audit_path.read_text()) if audit_path.exists() else None,
+    }
+
+
+def evaluate_tables(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    *,
+    spec: EvalSpec | None = None,
+    model_dir: str | Path | None = None,
+) -> Evaluation:
+    """evaluate() with the model's accounting, training record and audit when given."""
+    import training
+    from evaluation.audit import AuditResult
+    from evaluation.evaluate import evaluate
+
+    record = load_model_record(model_dir) if model_dir else {}
+    kinds = None
+    if record.get("schema"):
+        kinds = kinds_of(training.TableSchema.model_validate(record["schema"]))
+    audit = AuditResult(**record["audit"]) if record.get("audit") else None
+    return evaluate(
+        train, holdout, synthetic, kinds, spec, privacy=record.get("privacy"), audit=audit,
+        training=record.get("training"),
+    )  # fmt: skip
