@@ -210,6 +210,108 @@ def report(
     typer.echo(json.dumps({k: str(v) for k, v in paths.items()}))
 
 
+db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations to SANITAS_DATABASE_URL (SQLite upgrades itself at start-up)."""
+    from service.migrate import upgrade
+    from service.settings import Settings
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.sqlalchemy_url)
+    typer.echo(json.dumps({"upgraded": settings.sqlalchemy_url.split("@")[-1]}))
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="owner, consumer, auditor or admin")],
+    project: Annotated[str | None, typer.Option(help="project the key acts in")] = None,
+) -> None:
+    """Print a new API key (shown once; only its hash is stored)."""
+    from service.auth import create_key
+    from service.db import Role, make_engine, make_sessionmaker
+    from service.migrate import upgrade
+    from service.settings import Settings
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.is_sqlite:
+        upgrade(settings.sqlalchemy_url)
+    try:
+        chosen = Role(role)
+    except ValueError as e:
+        raise typer.BadParameter(f"role must be one of {[r.value for r in Role]}") from e
+    sessions = make_sessionmaker(make_engine(settings.sqlalchemy_url))
+    with sessions() as session:
+        try:
+            token, _ = create_key(session, chosen, project)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from e
+    typer.echo(token)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to bind")] = 8000,
+) -> None:
+    """Run the API (embedded default: SQLite, local files, an in-process worker)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="jobs at a time")] = 1,
+) -> None:
+    """Run a Celery worker for SANITAS_BROKER_URL (scale-out)."""
+    from service.celery_app import make_celery
+    from service.db import make_engine, make_sessionmaker
+    from service.runner import JobContext
+    from service.settings import Settings
+    from service.storage import load_key
+
+    settings = Settings()
+    if not settings.broker_url:
+        raise typer.BadParameter("set SANITAS_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+    ctx = JobContext(settings, make_sessionmaker(make_engine(settings.sqlalchemy_url)),
+                     load_key(settings.encryption_key, settings.data_dir))  # fmt: skip
+    celery = make_celery(settings.broker_url, ctx)
+    celery.worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}",
+                        "--pool=threads", "--without-gossip", "--without-mingle"])  # fmt: skip
+
+
+@app.command()
+def scheduler(
+    every: Annotated[float, typer.Option(help="seconds between checks")] = 30.0,
+) -> None:
+    """Enqueue scheduled retraining runs (safe to run more than one)."""
+    import threading
+
+    from service.db import make_engine, make_sessionmaker
+    from service.runner import CeleryRunner, JobContext, LocalRunner, Runner
+    from service.scheduler import run_loop
+    from service.settings import Settings
+    from service.storage import load_key
+
+    settings = Settings()
+    ctx = JobContext(settings, make_sessionmaker(make_engine(settings.sqlalchemy_url)),
+                     load_key(settings.encryption_key, settings.data_dir))  # fmt: skip
+    runner: Runner = (CeleryRunner(settings.broker_url) if settings.broker_url
+                      else LocalRunner(ctx, settings.worker_threads))  # fmt: skip
+    runner.start()
+    run_loop(ctx, runner, threading.Event(), every=every)
+
+
 def _print_gates(gates: list[dict[str, str]]) -> None:
     colour = {"pass": "green", "fail": "red", "not_run": "grey50"}
     table = Table(title="release gates")

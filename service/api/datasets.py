@@ -1,0 +1,246 @@
+"""Datasets: upload, schema, versions, budget. No route returns a row of them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.api.deps import audit, get_scoped, new_id, session
+from service.auth import Principal, require
+from service.db import Dataset, DatasetVersion, LedgerEntry, Role
+from service.problems import Problem
+from service.uploads import store_table
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+READERS = (Role.OWNER, Role.AUDITOR)
+
+
+def _view(d: Dataset, latest: DatasetVersion | None) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "name": d.name,
+        "kind": d.kind,
+        "project_id": d.project_id,
+        "epsilon_budget": d.epsilon_budget,
+        "epsilon_spent": d.epsilon_spent,
+        "epsilon_remaining": max(d.epsilon_budget - d.epsilon_spent, 0.0),
+        "delta": d.delta,
+        "schema": d.schema_json,
+        "created_at": d.created_at.isoformat(),
+        "version": None
+        if latest is None
+        else {"id": latest.id, "number": latest.number, "rows": latest.rows, "bytes": latest.bytes},
+    }
+
+
+def latest_version(s: Session, dataset_id: str) -> DatasetVersion | None:
+    return s.scalar(
+        select(DatasetVersion)
+        .where(DatasetVersion.dataset_id == dataset_id)
+        .order_by(DatasetVersion.number.desc())
+        .limit(1)
+    )
+
+
+def _store(request: Request, file: UploadFile) -> Any:
+    app = request.app.state
+    return store_table(
+        file.file,
+        file.filename,
+        key=app.key,
+        data_dir=app.settings.data_dir,
+        max_bytes=app.settings.max_upload_bytes,
+    )
+
+
+@router.post("", status_code=201)
+def upload_dataset(
+    request: Request,
+    file: Annotated[UploadFile, File(description="the table: .csv or .parquet")],
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    epsilon_budget: Annotated[float, Form(gt=0, le=100)],
+    delta: Annotated[float, Form(gt=0, lt=1)] = 1e-5,
+    who: Principal = Depends(require(Role.OWNER)),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    """Upload a table with its privacy budget; answers the inferred schema to confirm."""
+    if who.project_id is None:
+        raise Problem(422, "No Project", "an admin key has no project to upload into")
+    stored = _store(request, file)
+    dataset = Dataset(
+        id=new_id(),
+        project_id=who.project_id,
+        name=name,
+        kind="table",
+        epsilon_budget=epsilon_budget,
+        delta=delta,
+        schema_json=stored.schema,
+    )
+    version = DatasetVersion(
+        id=new_id(),
+        dataset_id=dataset.id,
+        number=1,
+        path=str(stored.path),
+        format=stored.format,
+        rows=stored.rows,
+        bytes=stored.bytes,
+        sha256=stored.sha256,
+    )
+    s.add(dataset)
+    s.flush()
+    s.add(version)
+    audit(
+        s,
+        who,
+        "dataset.upload",
+        project_id=dataset.project_id,
+        target=dataset.id,
+        rows=stored.rows,
+        bytes=stored.bytes,
+    )
+    s.commit()
+    return _view(dataset, version)
+
+
+@router.get("")
+def list_datasets(
+    who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
+) -> list[dict[str, Any]]:
+    query = select(Dataset).order_by(Dataset.created_at)
+    if who.project_id is not None:
+        query = query.where(Dataset.project_id == who.project_id)
+    return [_view(d, latest_version(s, d.id)) for d in s.scalars(query)]
+
+
+@router.get("/{dataset_id}")
+def get_dataset(
+    dataset_id: str, who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
+) -> dict[str, Any]:
+    d = get_scoped(s, Dataset, dataset_id, who)
+    return _view(d, latest_version(s, d.id))
+
+
+class SchemaPatch(BaseModel):
+    """Public metadata the owner declares; each saves budget the pipeline would spend."""
+
+    bounds: dict[str, tuple[float, float]] = {}
+    categories: dict[str, list[str | int | float | bool]] = {}
+    drop: list[str] = []
+
+
+@router.patch("/{dataset_id}/schema")
+def patch_schema(
+    dataset_id: str,
+    patch: SchemaPatch,
+    who: Principal = Depends(require(Role.OWNER)),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    from training.schema import TableSchema
+
+    d = get_scoped(s, Dataset, dataset_id, who)
+    schema = TableSchema.model_validate(d.schema_json)
+    try:
+        for name, (lo, hi) in patch.bounds.items():
+            schema = schema.with_public_bounds(name, lo, hi)
+        for name, values in patch.categories.items():
+            schema = schema.with_public_categories(name, values)
+        for name in patch.drop:
+            schema = schema.drop(name)
+    except (KeyError, ValueError) as e:
+        raise Problem(422, "Invalid Schema Change", str(e).strip("'\"")) from e
+    d.schema_json = schema.model_dump(mode="json")
+    audit(
+        s,
+        who,
+        "dataset.schema",
+        project_id=d.project_id,
+        target=d.id,
+        bounds=list(patch.bounds),
+        categories=list(patch.categories),
+        drop=patch.drop,
+    )
+    s.commit()
+    return _view(d, latest_version(s, d.id))
+
+
+@router.post("/{dataset_id}/versions", status_code=201)
+def add_version(
+    request: Request,
+    dataset_id: str,
+    file: Annotated[UploadFile, File(description="new rows: the whole table, .csv or .parquet")],
+    who: Principal = Depends(require(Role.OWNER)),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    """A new version of the table; training uses the newest. It must fit the schema."""
+    d = get_scoped(s, Dataset, dataset_id, who)
+    stored = _store(request, file)
+    known = {c["name"] for c in d.schema_json["columns"]}
+    seen = {c["name"] for c in stored.schema["columns"]}
+    if known != seen:
+        (request.app.state.settings.data_dir / stored.path).unlink(missing_ok=True)
+        raise Problem(
+            422,
+            "Schema Mismatch",
+            f"columns differ from the dataset's: "
+            f"missing {sorted(known - seen)}, unexpected {sorted(seen - known)}",
+        )
+    number = (latest_version(s, d.id).number if latest_version(s, d.id) else 0) + 1  # type: ignore[union-attr]
+    version = DatasetVersion(
+        id=new_id(),
+        dataset_id=d.id,
+        number=number,
+        path=str(stored.path),
+        format=stored.format,
+        rows=stored.rows,
+        bytes=stored.bytes,
+        sha256=stored.sha256,
+    )
+    s.add(version)
+    audit(
+        s,
+        who,
+        "dataset.version",
+        project_id=d.project_id,
+        target=d.id,
+        number=number,
+        rows=stored.rows,
+    )
+    s.commit()
+    return {"id": version.id, "dataset_id": d.id, "number": number, "rows": stored.rows}
+
+
+@router.get("/{dataset_id}/budget")
+def budget(
+    dataset_id: str, who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
+) -> dict[str, Any]:
+    d = get_scoped(s, Dataset, dataset_id, who)
+    entries = s.scalars(
+        select(LedgerEntry).where(LedgerEntry.dataset_id == d.id).order_by(LedgerEntry.id)
+    ).all()
+    total = s.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.epsilon), 0.0)).where(
+            LedgerEntry.dataset_id == d.id
+        )
+    )
+    return {
+        "dataset_id": d.id,
+        "epsilon_budget": d.epsilon_budget,
+        "epsilon_spent": d.epsilon_spent,
+        "epsilon_remaining": max(d.epsilon_budget - d.epsilon_spent, 0.0),
+        "delta": d.delta,
+        "ledger_total": total,
+        "ledger": [
+            {
+                "id": e.id,
+                "job_id": e.job_id,
+                "epsilon": e.epsilon,
+                "reason": e.reason,
+                "at": e.created_at.isoformat(),
+            }
+            for e in entries
+        ],
+    }

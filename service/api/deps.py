@@ -1,0 +1,50 @@
+"""What routes share: a database session per request, scope checks, the audit log."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from service.auth import Principal
+from service.db import AuditEvent, Base
+from service.problems import Problem
+
+__all__ = ["audit", "get_scoped", "new_id", "session"]
+
+T = TypeVar("T", bound=Base)
+
+
+def session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as s:
+        yield s
+
+
+def new_id() -> str:
+    return secrets.token_hex(12)
+
+
+def get_scoped(s: Session, cls: type[T], ident: str, who: Principal) -> T:
+    """The row, or 404 when it does not exist or lies in another project (no leak)."""
+    row = s.get(cls, ident)
+    if row is None or not who.sees(row.project_id):  # type: ignore[attr-defined]
+        raise Problem(404, "Not Found", f"no {cls.__name__.lower()} {ident!r}")
+    return row
+
+
+def audit(
+    s: Session,
+    who: Principal | str,
+    action: str,
+    *,
+    project_id: str | None,
+    target: str | None = None,
+    **detail: Any,
+) -> None:
+    actor = who if isinstance(who, str) else who.key_id
+    s.add(
+        AuditEvent(actor=actor, project_id=project_id, action=action, target=target, detail=detail)
+    )

@@ -1,0 +1,116 @@
+"""Training jobs: reserve the budget, queue, watch, cancel."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from service.api.datasets import latest_version
+from service.api.deps import audit, get_scoped, new_id, session
+from service.auth import Principal, require
+from service.budget import charge
+from service.db import Dataset, Job, JobState, Role
+from service.problems import Problem
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+class JobRequest(BaseModel):
+    dataset_id: str
+    generator: Literal["tabular-ar"] = "tabular-ar"
+    epsilon: float = Field(gt=0, le=100)
+    delta: float | None = Field(default=None, gt=0, lt=1)
+    epochs: int | None = Field(default=None, ge=1, le=10_000)
+    target_column: str | None = None
+    audit: bool = False
+
+
+def job_view(j: Job) -> dict[str, Any]:
+    return {
+        "id": j.id,
+        "state": j.state,
+        "progress": j.progress,
+        "dataset_id": j.dataset_id,
+        "epsilon": j.epsilon,
+        "spec": j.spec,
+        "model_id": j.model_id,
+        "error": j.error,
+        "log": j.log.splitlines()[-50:],
+        "touched_data": j.touched_data,
+        "created_at": j.created_at.isoformat(),
+        "finished_at": j.finished_at.isoformat() if j.finished_at else None,
+    }
+
+
+def enqueue(s: Session, dataset: Dataset, body: JobRequest, actor: str) -> Job:
+    """Charge the budget and queue the job in one transaction (the caller commits)."""
+    version = latest_version(s, dataset.id)
+    if version is None:
+        raise Problem(409, "No Data", f"dataset {dataset.id} has no version to train on")
+    delta = body.delta if body.delta is not None else dataset.delta
+    if delta > dataset.delta:
+        raise Problem(
+            422, "Delta Too Large", f"delta {delta} exceeds the dataset's {dataset.delta}"
+        )
+    columns = {c["name"] for c in dataset.schema_json["columns"]}
+    if body.target_column is not None and body.target_column not in columns:
+        raise Problem(
+            422, "Unknown Column", f"target_column {body.target_column!r} is not a column"
+        )
+    job = Job(
+        id=new_id(),
+        project_id=dataset.project_id,
+        dataset_id=dataset.id,
+        version_id=version.id,
+        spec={**body.model_dump(), "delta": delta},
+        epsilon=body.epsilon,
+        created_by=actor,
+        state=JobState.QUEUED,
+    )
+    charge(s, dataset, body.epsilon, job_id=job.id, reason=f"job {job.id} ({body.generator})")
+    s.add(job)
+    return job
+
+
+@router.post("", status_code=202)
+def create_job(
+    request: Request,
+    body: JobRequest,
+    who: Principal = Depends(require(Role.OWNER)),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    dataset = get_scoped(s, Dataset, body.dataset_id, who)
+    job = enqueue(s, dataset, body, who.key_id)
+    audit(s, who, "job.create", project_id=job.project_id, target=job.id, epsilon=body.epsilon)
+    s.commit()
+    request.app.state.runner.submit(job.id)
+    return job_view(job)
+
+
+@router.get("/{job_id}")
+def get_job(
+    job_id: str,
+    who: Principal = Depends(require(Role.OWNER, Role.AUDITOR)),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    return job_view(get_scoped(s, Job, job_id, who))
+
+
+@router.post("/{job_id}/cancel", status_code=202)
+def cancel_job(
+    job_id: str, who: Principal = Depends(require(Role.OWNER)), s: Session = Depends(session)
+) -> dict[str, Any]:
+    from service.runner import finish
+
+    job = get_scoped(s, Job, job_id, who)
+    if job.state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
+        raise Problem(409, "Job Finished", f"job {job.id} is already {job.state}")
+    job.cancel_requested = True
+    audit(s, who, "job.cancel", project_id=job.project_id, target=job.id)
+    if job.state == JobState.QUEUED:
+        finish(s, job, JobState.CANCELLED, error="cancelled before it started")
+    s.commit()
+    return job_view(job)

@@ -1,0 +1,209 @@
+"""Releases: an owner approves a model; consumers read its card and stream its samples."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.api.deps import audit, get_scoped, new_id, session
+from service.auth import Principal, require
+from service.db import Model, Release, Role
+from service.problems import Problem
+
+router = APIRouter(prefix="/v1/releases", tags=["releases"])
+READERS = (Role.CONSUMER, Role.OWNER, Role.AUDITOR)
+MEDIA = {
+    "csv": "text/csv",
+    "jsonl": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+}
+
+
+class ReleaseRequest(BaseModel):
+    model_id: str
+    override_reason: str | None = Field(default=None, min_length=10, max_length=2000)
+
+
+def release_card(r: Release, m: Model) -> dict[str, Any]:
+    """What a consumer may know: the guarantee, the columns, the gate summary."""
+    p = m.privacy
+    return {
+        "id": r.id,
+        "model_id": m.id,
+        "generator": m.generator,
+        "epsilon": p.get("epsilon"),
+        "delta": p.get("delta"),
+        "epsilon_preprocessing": p.get("epsilon_preprocessing"),
+        "epsilon_training": p.get("epsilon_training"),
+        "columns": [
+            {"name": c["name"], "kind": c["kind"]}
+            for c in m.schema_json["columns"]
+            if c.get("excluded") is None
+        ],
+        "gates": [{"name": g["name"], "status": g["status"]} for g in m.gates["gates"]],
+        "override": r.override_reason is not None,
+        "created_at": r.created_at.isoformat(),
+    }
+
+
+@router.post("", status_code=201)
+def create_release(
+    body: ReleaseRequest,
+    who: Principal = Depends(require(Role.OWNER)),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    m = get_scoped(s, Model, body.model_id, who)
+    failed = [g["name"] for g in m.gates["gates"] if g["status"] == "fail"]
+    if failed and not body.override_reason:
+        raise Problem(
+            409,
+            "Gate Failed",
+            f"gates failed: {', '.join(failed)}; give an "
+            "override_reason to release anyway (it is audited)",
+            failed_gates=failed,
+        )
+    if s.scalar(select(Release).where(Release.model_id == m.id)) is not None:
+        raise Problem(409, "Already Released", f"model {m.id} is already released")
+    r = Release(
+        id=new_id(),
+        project_id=m.project_id,
+        model_id=m.id,
+        approved_by=who.key_id,
+        override_reason=body.override_reason if failed else None,
+    )
+    s.add(r)
+    audit(
+        s,
+        who,
+        "release.create",
+        project_id=m.project_id,
+        target=r.id,
+        model_id=m.id,
+        failed_gates=failed,
+        override_reason=r.override_reason,
+    )
+    s.commit()
+    return release_card(r, m)
+
+
+@router.get("")
+def list_releases(
+    who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
+) -> list[dict[str, Any]]:
+    query = select(Release, Model).join(Model, Model.id == Release.model_id)
+    if who.project_id is not None:
+        query = query.where(Release.project_id == who.project_id)
+    return [release_card(r, m) for r, m in s.execute(query.order_by(Release.created_at))]
+
+
+@router.get("/{release_id}")
+def get_release(
+    release_id: str, who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
+) -> dict[str, Any]:
+    r = get_scoped(s, Release, release_id, who)
+    return release_card(r, s.get(Model, r.model_id))  # type: ignore[arg-type]
+
+
+def _where(items: list[str], columns: set[str]) -> dict[str, Any]:
+    where: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition(":")
+        if not sep or name not in columns:
+            raise Problem(
+                422,
+                "Invalid Condition",
+                f"where={item!r}: use column:value with a column of the release",
+            )
+        where[name] = _scalar(raw)
+    return where
+
+
+def _scalar(raw: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            continue
+    return {"true": True, "false": False}.get(raw.lower(), raw)
+
+
+@router.get("/{release_id}/samples", response_class=StreamingResponse)
+async def samples(
+    request: Request,
+    release_id: str,
+    n: int = Query(ge=1, description="rows to sample"),
+    seed: int | None = None,
+    format: Literal["csv", "jsonl", "parquet"] = "csv",
+    where: list[str] = Query(default=[], description="fix a column: col:value (repeatable)"),
+    who: Principal = Depends(require(Role.CONSUMER, Role.OWNER)),
+    s: Session = Depends(session),
+) -> StreamingResponse:
+    """Synthetic rows, streamed from a sampler process (post-processing: costs no epsilon)."""
+    settings = request.app.state.settings
+    if n > settings.max_sample_rows:
+        raise Problem(
+            422, "Too Many Rows", f"n={n:,} exceeds the limit {settings.max_sample_rows:,}"
+        )
+    r = get_scoped(s, Release, release_id, who)
+    m = s.get(Model, r.model_id)
+    columns = {c["name"] for c in m.schema_json["columns"] if c.get("excluded") is None}  # type: ignore[union-attr]
+    conditions = _where(where, columns)
+    audit(
+        s,
+        who,
+        "release.download",
+        project_id=r.project_id,
+        target=r.id,
+        rows=n,
+        format=format,
+        where=conditions,
+    )
+    s.commit()
+    args = [
+        sys.executable,
+        "-m",
+        "service.sample_process",
+        str(settings.data_dir / m.path),  # type: ignore[union-attr]
+        str(n),
+        "--format",
+        format,
+        "--where",
+        json.dumps(conditions),
+    ]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    child = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    assert child.stdout is not None
+    first = await child.stdout.read(65536)
+    if not first:  # nothing came: the sampler refused (e.g. a where= value it cannot hold)
+        err = (await child.stderr.read()).decode(errors="replace").strip()  # type: ignore[union-attr]
+        await child.wait()
+        raise Problem(422, "Sampling Failed", err.splitlines()[-1] if err else "no rows produced")
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            yield first
+            while chunk := await child.stdout.read(65536):  # type: ignore[union-attr]
+                yield chunk
+        finally:
+            if child.returncode is None:
+                child.kill()
+            await child.wait()
+
+    name = f"sanitas-{r.id}.{format}"
+    return StreamingResponse(
+        stream(),
+        media_type=MEDIA[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -1,0 +1,106 @@
+"""Scheduled retraining: a cron expression and the job to run on the newest version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, field_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.api.deps import audit, get_scoped, new_id, session
+from service.api.jobs import JobRequest
+from service.auth import Principal, require
+from service.db import Dataset, Role, Schedule, ScheduleRun
+from service.problems import Problem
+
+router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
+
+
+class ScheduleJob(BaseModel):
+    generator: str = "tabular-ar"
+    epsilon: float
+    delta: float | None = None
+    epochs: int | None = None
+    target_column: str | None = None
+    audit: bool = False
+
+
+class ScheduleRequest(BaseModel):
+    dataset_id: str
+    cron: str
+    job: ScheduleJob
+    auto_release: bool = False
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron expression (minute hour day month weekday)")
+        return value
+
+
+def schedule_view(sch: Schedule, runs: list[ScheduleRun]) -> dict[str, Any]:
+    return {
+        "id": sch.id,
+        "dataset_id": sch.dataset_id,
+        "cron": sch.cron,
+        "job": sch.job,
+        "auto_release": sch.auto_release,
+        "created_at": sch.created_at.isoformat(),
+        "runs": [
+            {
+                "fire_time": r.fire_time.isoformat(),
+                "job_id": r.job_id,
+                "skipped_reason": r.skipped_reason,
+            }
+            for r in runs
+        ],
+    }
+
+
+@router.post("", status_code=201)
+def create_schedule(
+    body: ScheduleRequest,
+    who: Principal = Depends(require(Role.OWNER)),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    dataset = get_scoped(s, Dataset, body.dataset_id, who)
+    try:
+        JobRequest(dataset_id=dataset.id, **body.job.model_dump())
+    except ValueError as e:
+        raise Problem(422, "Invalid Job", str(e)) from e
+    sch = Schedule(
+        id=new_id(),
+        project_id=dataset.project_id,
+        dataset_id=dataset.id,
+        cron=body.cron,
+        job=body.job.model_dump(),
+        auto_release=body.auto_release,
+        created_by=who.key_id,
+    )
+    s.add(sch)
+    audit(s, who, "schedule.create", project_id=sch.project_id, target=sch.id, cron=sch.cron)
+    s.commit()
+    return schedule_view(sch, [])
+
+
+@router.get("")
+def list_schedules(
+    who: Principal = Depends(require(Role.OWNER, Role.AUDITOR)), s: Session = Depends(session)
+) -> list[dict[str, Any]]:
+    query = select(Schedule)
+    if who.project_id is not None:
+        query = query.where(Schedule.project_id == who.project_id)
+    out = []
+    for sch in s.scalars(query.order_by(Schedule.created_at)):
+        runs = s.scalars(
+            select(ScheduleRun)
+            .where(ScheduleRun.schedule_id == sch.id)
+            .order_by(ScheduleRun.fire_time)
+        ).all()
+        out.append(schedule_view(sch, list(runs)))
+    return out

@@ -1,0 +1,87 @@
+"""The FastAPI app factory: all state lives on ``app.state``, built here, nowhere global."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from service.api import audit_log, datasets, jobs, models, releases, schedules, system
+from service.db import make_engine, make_sessionmaker
+from service.migrate import upgrade
+from service.problems import install_problem_handlers
+from service.runner import CeleryRunner, JobContext, LocalRunner, Runner
+from service.settings import Settings
+from service.storage import load_key
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter(
+            "sanitas_http_requests", "HTTP requests", ["method", "status"], registry=self.registry
+        )
+        self.jobs = Gauge("sanitas_jobs", "jobs by state", ["state"], registry=self.registry)
+
+
+def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.is_sqlite:
+        upgrade(settings.sqlalchemy_url)  # PostgreSQL: `sanitas db upgrade`
+    engine = make_engine(settings.sqlalchemy_url)
+    sessions = make_sessionmaker(engine)
+    key = load_key(settings.encryption_key, settings.data_dir)
+    ctx = JobContext(settings=settings, sessions=sessions, key=key)
+    runner: Runner = (
+        CeleryRunner(settings.broker_url)
+        if settings.broker_url
+        else LocalRunner(ctx, settings.worker_threads)
+    )
+    stop = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runner.start()
+        if scheduler:
+            from service.scheduler import run_loop
+
+            threading.Thread(
+                target=run_loop, args=(ctx, runner, stop), daemon=True, name="sanitas-scheduler"
+            ).start()
+        yield
+        stop.set()
+        runner.stop()
+        engine.dispose()
+
+    app = FastAPI(
+        title="Sanitas",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Differentially private synthetic data. No route returns a "
+        "real row; no job trains past its dataset's privacy budget.",
+    )
+    app.state.settings, app.state.sessions, app.state.key = settings, sessions, key
+    app.state.runner, app.state.ctx, app.state.metrics = runner, ctx, Metrics()
+    install_problem_handlers(app)
+    for module in (system, datasets, jobs, models, releases, schedules, audit_log):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        app.state.metrics.requests.labels(request.method, str(response.status_code)).inc()
+        return response
+
+    return app

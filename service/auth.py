@@ -1,0 +1,85 @@
+"""Bearer API keys. Keys are random, stored as SHA-256 hashes; each has one role and,
+except for admins, one project."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.db import ApiKey, Project, Role
+from service.problems import Problem
+
+__all__ = ["Principal", "create_key", "hash_key", "require"]
+
+bearer = HTTPBearer(auto_error=False)
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    role: Role
+    project_id: str | None  # None: admin, every project
+
+    def sees(self, project_id: str) -> bool:
+        return self.project_id is None or self.project_id == project_id
+
+
+def hash_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_key(session: Session, role: Role, project: str | None) -> tuple[str, str]:
+    """A new key (the only time its secret is seen) and its id."""
+    if role != Role.ADMIN and not project:
+        raise ValueError(f"a {role} key needs a project")
+    if project and session.get(Project, project) is None:
+        session.add(Project(id=project))
+        session.flush()
+    token = "san_" + secrets.token_urlsafe(32)
+    key_id = secrets.token_hex(8)
+    session.add(
+        ApiKey(
+            id=key_id,
+            key_hash=hash_key(token),
+            role=role,
+            project_id=None if role == Role.ADMIN else project,
+        )
+    )
+    session.commit()
+    return token, key_id
+
+
+def _principal(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Problem(401, "Unauthorized", "send an API key: Authorization: Bearer <key>")
+    with request.app.state.sessions() as session:
+        key = session.scalar(
+            select(ApiKey).where(ApiKey.key_hash == hash_key(credentials.credentials))
+        )
+    if key is None or key.revoked_at is not None:
+        raise Problem(401, "Unauthorized", "unknown or revoked API key")
+    return Principal(key.id, Role(key.role), key.project_id)
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that admits only ``roles`` (admins always); others get 403."""
+
+    def dependency(principal: Principal = Depends(_principal)) -> Principal:
+        if principal.role != Role.ADMIN and principal.role not in roles:
+            allowed = ", ".join(r.value for r in roles)
+            raise Problem(
+                403, "Forbidden", f"role {principal.role} may not do this (allowed: {allowed})"
+            )
+        return principal
+
+    dependency.roles = roles  # type: ignore[attr-defined]  # read by the route-walk test
+    return dependency

@@ -1,0 +1,52 @@
+"""The privacy-budget ledger: a charge is one conditional UPDATE, so it is atomic.
+
+``UPDATE datasets SET epsilon_spent = epsilon_spent + e WHERE id = ? AND
+epsilon_spent + e <= epsilon_budget`` takes the row lock on PostgreSQL (a concurrent
+charge waits, then re-checks the condition against the committed row) and SQLite's
+single writer lock; a charge that would overspend updates nothing and is refused.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from service.db import Dataset, LedgerEntry
+from service.problems import Problem
+
+__all__ = ["charge", "refund"]
+
+SLACK = 1e-9  # float sums of charges that exactly fill the budget
+
+
+def charge(s: Session, dataset: Dataset, epsilon: float, *, job_id: str, reason: str) -> None:
+    """Reserve ``epsilon`` in the caller's transaction, or raise 409 with what remains."""
+    result = s.execute(
+        update(Dataset)
+        .where(Dataset.id == dataset.id)
+        .where(Dataset.epsilon_spent + epsilon <= Dataset.epsilon_budget + SLACK)
+        .values(epsilon_spent=Dataset.epsilon_spent + epsilon)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        s.rollback()
+        s.refresh(dataset)
+        remaining = max(dataset.epsilon_budget - dataset.epsilon_spent, 0.0)
+        raise Problem(
+            409,
+            "Budget Exceeded",
+            f"epsilon {epsilon} exceeds the remaining budget {remaining:.6g} of "
+            f"dataset {dataset.id}",
+            epsilon_remaining=remaining,
+        )
+    s.add(LedgerEntry(dataset_id=dataset.id, job_id=job_id, epsilon=epsilon, reason=reason))
+
+
+def refund(s: Session, dataset_id: str, epsilon: float, *, job_id: str, reason: str) -> None:
+    """Give back a charge of a job that never touched the data."""
+    s.execute(
+        update(Dataset)
+        .where(Dataset.id == dataset_id)
+        .values(epsilon_spent=Dataset.epsilon_spent - epsilon)
+    )
+    s.add(LedgerEntry(dataset_id=dataset_id, job_id=job_id, epsilon=-epsilon, reason=reason))

@@ -1,0 +1,38 @@
+"""Service settings from the environment (prefix ``SANITAS_``), via pydantic-settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SANITAS_", extra="ignore")
+
+    data_dir: Path = Path("./sanitas-data")
+    # default: SQLite under data_dir; PostgreSQL: postgresql+psycopg://user@host/db
+    database_url: str | None = None
+    # 32 random bytes, base64 (urlsafe); without it the embedded server makes one in
+    # data_dir/secret.key (0600) on first start and says so in the log
+    encryption_key: str | None = None
+    max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
+    max_zip_ratio: float = Field(default=100.0, gt=1)
+    broker_url: str | None = None  # Celery over Redis when set; in-process worker otherwise
+    job_lease_seconds: float = Field(default=120.0, gt=0)
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    worker_threads: int = Field(default=1, ge=0)  # in-process workers (0: none, e.g. tests)
+    max_sample_rows: int = Field(default=10_000_000, gt=0)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'sanitas.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")

@@ -1,0 +1,114 @@
+"""Files at rest: uploaded tables encrypted with AES-256-GCM in 1 MiB records.
+
+Streaming both ways, so a gigabyte upload never sits in memory. Each record is
+``length (4 bytes) | nonce (12) | ciphertext + tag``; the nonce is the file's random
+8-byte prefix plus the record counter, and the last record is flagged in the
+associated data, so records cannot be reordered, dropped or truncated unnoticed.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+__all__ = ["EncryptedWriter", "StorageError", "decrypt_to", "iter_decrypted", "load_key"]
+
+logger = logging.getLogger(__name__)
+MAGIC = b"SANITAS1"
+RECORD = 1 << 20
+
+
+class StorageError(Exception):
+    """An encrypted file is corrupt, truncated or under another key."""
+
+
+def load_key(configured: str | None, data_dir: Path) -> bytes:
+    """The configured key, or the embedded server's own key file (made on first start)."""
+    if configured:
+        key = base64.urlsafe_b64decode(configured.encode())
+        if len(key) != 32:
+            raise ValueError("SANITAS_ENCRYPTION_KEY must be 32 bytes, base64-encoded")
+        return key
+    path = data_dir / "secret.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(base64.urlsafe_b64encode(secrets.token_bytes(32)))
+        logger.warning("no SANITAS_ENCRYPTION_KEY: made %s; back it up with the data", path)
+    return base64.urlsafe_b64decode(path.read_bytes())
+
+
+def _nonce(prefix: bytes, counter: int) -> bytes:
+    return prefix + struct.pack(">I", counter)
+
+
+class EncryptedWriter:
+    """Write plaintext in any chunk sizes; records go to disk as they fill."""
+
+    def __init__(self, key: bytes, sink: BinaryIO) -> None:
+        self._aead, self._sink = AESGCM(key), sink
+        self._prefix = secrets.token_bytes(8)
+        self._buffer = bytearray()
+        self._counter = 0
+        sink.write(MAGIC + self._prefix)
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) > RECORD:  # keep one record back: it may be the last
+            self._emit(bytes(self._buffer[:RECORD]), last=False)
+            del self._buffer[:RECORD]
+
+    def close(self) -> None:
+        self._emit(bytes(self._buffer), last=True)
+        self._buffer.clear()
+
+    def _emit(self, plain: bytes, *, last: bool) -> None:
+        sealed = self._aead.encrypt(
+            _nonce(self._prefix, self._counter), plain, b"L" if last else b""
+        )
+        self._sink.write(struct.pack(">I", len(sealed)) + sealed)
+        self._counter += 1
+
+
+def iter_decrypted(key: bytes, path: Path) -> Iterator[bytes]:
+    aead = AESGCM(key)
+    with path.open("rb") as f:
+        head = f.read(len(MAGIC) + 8)
+        if head[: len(MAGIC)] != MAGIC:
+            raise StorageError(f"{path.name} is not a Sanitas encrypted file")
+        prefix, counter = head[len(MAGIC) :], 0
+        while True:
+            size_bytes = f.read(4)
+            if len(size_bytes) < 4:
+                raise StorageError(f"{path.name} is truncated")
+            sealed = f.read(struct.unpack(">I", size_bytes)[0])
+            nonce = _nonce(prefix, counter)
+            try:
+                plain = aead.decrypt(nonce, sealed, b"")
+                last = False
+            except InvalidTag:
+                try:
+                    plain, last = aead.decrypt(nonce, sealed, b"L"), True
+                except InvalidTag as e:
+                    raise StorageError(f"{path.name} is corrupt or under another key") from e
+            yield plain
+            counter += 1
+            if last:
+                return
+
+
+def decrypt_to(key: bytes, source: Path, target: Path) -> None:
+    """Plaintext copy for a worker's job directory (deleted when the job ends)."""
+    with target.open("wb") as out:
+        for chunk in iter_decrypted(key, source):
+            out.write(chunk)
