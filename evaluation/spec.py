@@ -24,7 +24,7 @@ class Thresholds(BaseModel):
     # synthetic exact-copy rate above the holdout's by more than this many standard errors
     copy_rate_z: float = Field(default=3.0, gt=0)
     # DCR share: fail when significant at this level AND above 1/2 by more than the margin
-    dcr_share_alpha: float = Field(default=0.001, gt=0, lt=1)
+    dcr_share_alpha: float = Field(default=0.01, gt=0, lt=1)  # permutation test, 499 draws
     dcr_share_margin: float = Field(default=0.02, ge=0, lt=0.5)
     mia_auc_max: float = Field(default=0.6, gt=0.5, le=1)
     # audit: the measured lower bound may exceed the claimed epsilon by this much (noise-free

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.api.deps import session
+from service.api.deps import iso, session
 from service.auth import Principal, require
 from service.db import AuditEvent, Role
 
@@ -30,7 +30,7 @@ def audit_log(
     return [
         {
             "id": e.id,
-            "at": e.at.isoformat(),
+            "at": iso(e.at),
             "actor": e.actor,
             "project_id": e.project_id,
             "action": e.action,

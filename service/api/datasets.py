@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.api.deps import audit, get_scoped, new_id, session
+from service.api.deps import audit, get_scoped, iso, new_id, session
 from service.auth import Principal, require
 from service.db import Dataset, DatasetVersion, LedgerEntry, Role
 from service.problems import Problem
@@ -30,7 +30,7 @@ def _view(d: Dataset, latest: DatasetVersion | None) -> dict[str, Any]:
         "epsilon_remaining": max(d.epsilon_budget - d.epsilon_spent, 0.0),
         "delta": d.delta,
         "schema": d.schema_json,
-        "created_at": d.created_at.isoformat(),
+        "created_at": iso(d.created_at),
         "version": None
         if latest is None
         else {"id": latest.id, "number": latest.number, "rows": latest.rows, "bytes": latest.bytes},
@@ -139,6 +139,7 @@ def patch_schema(
     who: Principal = Depends(require(Role.OWNER)),
     s: Session = Depends(session),
 ) -> dict[str, Any]:
+    from training.errors import SchemaError
     from training.schema import TableSchema
 
     d = get_scoped(s, Dataset, dataset_id, who)
@@ -150,7 +151,7 @@ def patch_schema(
             schema = schema.with_public_categories(name, values)
         for name in patch.drop:
             schema = schema.drop(name)
-    except (KeyError, ValueError) as e:
+    except (SchemaError, KeyError, ValueError) as e:
         raise Problem(422, "Invalid Schema Change", str(e).strip("'\"")) from e
     d.schema_json = schema.model_dump(mode="json")
     audit(
@@ -239,7 +240,7 @@ def budget(
                 "job_id": e.job_id,
                 "epsilon": e.epsilon,
                 "reason": e.reason,
-                "at": e.created_at.isoformat(),
+                "at": iso(e.created_at),
             }
             for e in entries
         ],

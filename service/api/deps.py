@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import Request
 from sqlalchemy.orm import Session
 
 from service.auth import Principal
-from service.db import AuditEvent, Base
+from service.db import AuditEvent, Base, aware
 from service.problems import Problem
 
-__all__ = ["audit", "get_scoped", "new_id", "session"]
+__all__ = ["audit", "get_scoped", "iso", "new_id", "session"]
 
 T = TypeVar("T", bound=Base)
 
@@ -48,3 +49,8 @@ def audit(
     s.add(
         AuditEvent(actor=actor, project_id=project_id, action=action, target=target, detail=detail)
     )
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 with the zone, whatever the database handed back."""
+    return aware(moment).isoformat() if moment is not None else None

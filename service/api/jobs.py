@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from service.api.datasets import latest_version
-from service.api.deps import audit, get_scoped, new_id, session
+from service.api.deps import audit, get_scoped, iso, new_id, session
 from service.auth import Principal, require
 from service.budget import charge
 from service.db import Dataset, Job, JobState, Role
@@ -40,8 +40,9 @@ def job_view(j: Job) -> dict[str, Any]:
         "error": j.error,
         "log": j.log.splitlines()[-50:],
         "touched_data": j.touched_data,
-        "created_at": j.created_at.isoformat(),
-        "finished_at": j.finished_at.isoformat() if j.finished_at else None,
+        "worker": j.worker,
+        "created_at": iso(j.created_at),
+        "finished_at": iso(j.finished_at),
     }
 
 

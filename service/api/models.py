@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
-from service.api.deps import audit, get_scoped, session
+from service.api.deps import audit, get_scoped, iso, session
 from service.auth import Principal, require
 from service.db import Model, Release, Role
 from service.problems import Problem
@@ -29,7 +29,7 @@ def model_view(m: Model, released: bool) -> dict[str, Any]:
         "gates": m.gates["gates"],
         "passed": m.gates["passed"],
         "released": released,
-        "created_at": m.created_at.isoformat(),
+        "created_at": iso(m.created_at),
     }
 
 

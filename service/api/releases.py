@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.api.deps import audit, get_scoped, new_id, session
+from service.api.deps import audit, get_scoped, iso, new_id, session
 from service.auth import Principal, require
 from service.db import Model, Release, Role
 from service.problems import Problem
@@ -51,7 +51,7 @@ def release_card(r: Release, m: Model) -> dict[str, Any]:
         ],
         "gates": [{"name": g["name"], "status": g["status"]} for g in m.gates["gates"]],
         "override": r.override_reason is not None,
-        "created_at": r.created_at.isoformat(),
+        "created_at": iso(r.created_at),
     }
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.api.deps import audit, get_scoped, new_id, session
+from service.api.deps import audit, get_scoped, iso, new_id, session
 from service.api.jobs import JobRequest
 from service.auth import Principal, require
 from service.db import Dataset, Role, Schedule, ScheduleRun
@@ -50,10 +50,10 @@ def schedule_view(sch: Schedule, runs: list[ScheduleRun]) -> dict[str, Any]:
         "cron": sch.cron,
         "job": sch.job,
         "auto_release": sch.auto_release,
-        "created_at": sch.created_at.isoformat(),
+        "created_at": iso(sch.created_at),
         "runs": [
             {
-                "fire_time": r.fire_time.isoformat(),
+                "fire_time": iso(r.fire_time),
                 "job_id": r.job_id,
                 "skipped_reason": r.skipped_reason,
             }

@@ -1,5 +1,6 @@
 """The layering rules of DESIGN.md, checked."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,4 +57,15 @@ def test_model_accounting_reads_without_torch(tmp_path):
            "r = load_model_record(d); assert r['privacy']['epsilon'] == 1.0; " \
            "sys.exit(1 if 'torch' in sys.modules else 0)"  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_api_process_never_loads_ml_libraries(tmp_path):
+    """`import service.main` builds the whole app (routes, runner, scheduler) without them."""
+    code = "import sys, service.main; " \
+           "bad = [m for m in ('torch', 'opacus', 'sdmetrics', 'sklearn', 'anonymeter') " \
+           "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"  # fmt: skip
+    env = {**os.environ, "SANITAS_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env=env)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

@@ -16,7 +16,7 @@ def test_copied_training_rows_are_caught(cps_three):
     assert m.holdout_copy_rate < 0.2  # CPS rows do repeat (discrete wage/experience codes)
     assert m.copy_z > 10
     assert np.quantile(m.dcr_synthetic, 0.99) == 0.0
-    assert m.dcr_share > 0.7 and m.dcr_share_p_value < 1e-6
+    assert m.dcr_share > 0.7 and m.dcr_share_p_value <= 0.002  # the smallest of 499 draws
     assert m.mia_auc > 0.9 and m.mia_auc_ci[0] > 0.85
 
 

@@ -1,0 +1,76 @@
+"""The budget ledger: no dataset is ever trained past its budget."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+
+def test_over_budget_job_gets_409_with_the_remaining_budget(api, cps_small):
+    ds = api.upload(cps_small, budget=1.5)
+    ok = api.client.post(
+        "/v1/jobs", json={"dataset_id": ds["id"], "epsilon": 1.0}, headers=api.auth("owner")
+    )
+    assert ok.status_code == 202 and ok.json()["state"] == "queued"
+    over = api.client.post(
+        "/v1/jobs", json={"dataset_id": ds["id"], "epsilon": 1.0}, headers=api.auth("owner")
+    )
+    assert over.status_code == 409
+    assert over.json()["epsilon_remaining"] == 0.5 and "0.5" in over.json()["detail"]
+    ledger = api.client.get(f"/v1/datasets/{ds['id']}/budget", headers=api.auth("auditor")).json()
+    assert ledger["epsilon_spent"] == 1.0 and [e["epsilon"] for e in ledger["ledger"]] == [1.0]
+
+
+def test_cancelling_a_queued_job_refunds_it(api, cps_small):
+    ds = api.upload(cps_small, budget=1.0)
+    job = api.client.post(
+        "/v1/jobs", json={"dataset_id": ds["id"], "epsilon": 1.0}, headers=api.auth("owner")
+    ).json()
+    r = api.client.post(f"/v1/jobs/{job['id']}/cancel", headers=api.auth("owner"))
+    assert r.status_code == 202 and r.json()["state"] == "cancelled"
+    ledger = api.client.get(f"/v1/datasets/{ds['id']}/budget", headers=api.auth("owner")).json()
+    assert ledger["epsilon_remaining"] == 1.0
+    assert [e["epsilon"] for e in ledger["ledger"]] == [1.0, -1.0]
+    again = api.client.post(f"/v1/jobs/{job['id']}/cancel", headers=api.auth("owner"))
+    assert again.status_code == 409
+
+
+def test_job_request_errors_are_named(api, cps_small):
+    ds = api.upload(cps_small)
+    cases = [
+        ({"dataset_id": ds["id"], "epsilon": 0}, "epsilon"),
+        ({"dataset_id": ds["id"], "epsilon": 1, "target_column": "salary"}, "salary"),
+        ({"dataset_id": ds["id"], "epsilon": 1, "delta": 0.5}, "delta"),
+        ({"dataset_id": "nope", "epsilon": 1}, "nope"),
+    ]
+    for body, needle in cases:
+        r = api.client.post("/v1/jobs", json=body, headers=api.auth("owner"))
+        assert r.status_code in (404, 422) and needle in r.json()["detail"], r.json()
+
+
+def test_twenty_concurrent_jobs_never_overspend(live_server, cps_small):
+    """Over real HTTP, uvicorn's thread pool: the requests really race."""
+    owner = live_server.auth("owner")
+    upload = httpx.post(
+        f"{live_server.url}/v1/datasets",
+        headers=owner,
+        timeout=60,
+        files={"file": ("cps.csv", cps_small.to_csv(index=False))},
+        data={"name": "cps", "epsilon_budget": "3"},
+    )
+    dataset_id = upload.json()["id"]
+
+    def ask(_: int) -> int:
+        r = httpx.post(
+            f"{live_server.url}/v1/jobs",
+            headers=owner,
+            timeout=60,
+            json={"dataset_id": dataset_id, "epsilon": 0.5},
+        )
+        return r.status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        codes = list(pool.map(ask, range(20)))
+    assert sorted(codes) == [202] * 6 + [409] * 14
+    ledger = httpx.get(f"{live_server.url}/v1/datasets/{dataset_id}/budget", headers=owner).json()
+    assert ledger["epsilon_spent"] == ledger["ledger_total"] == 3.0
+    assert len(ledger["ledger"]) == 6

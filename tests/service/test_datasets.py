@@ -1,0 +1,119 @@
+"""Uploads on real tables; bad input gets a problem JSON naming it, and leaves nothing."""
+
+import pytest
+
+
+def _files(data_dir):
+    root = data_dir / "datasets"
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+def test_csv_upload_infers_the_schema_and_encrypts_at_rest(api, cps_small):
+    body = api.upload(cps_small, name="cps")
+    assert body["version"]["rows"] == 3_000
+    kinds = {c["name"]: c["kind"] for c in body["schema"]["columns"]}
+    assert kinds["wage"] == "numerical" and kinds["region"] == "categorical"
+    [stored] = _files(api.data_dir)
+    raw = (api.data_dir / "datasets" / stored).read_bytes()
+    assert raw.startswith(b"SANITAS1") and b"wage" not in raw and b"south" not in raw
+
+
+def test_parquet_upload(api, fair):
+    body = api.upload(fair, filename="fair.parquet")
+    assert body["version"]["rows"] == len(fair)
+
+
+@pytest.mark.parametrize(
+    ("filename", "payload", "status", "needle"),
+    [
+        ("empty.csv", b"", 422, "empty"),
+        ("header.csv", b"wage,region\n", 422, "empty"),
+        ("binary.csv", bytes(range(256)) * 4, 422, "NUL"),
+        ("latin1.csv", "city\nM\xfcnchen\n".encode("latin-1") * 60, 422, "UTF-8"),
+        ("bad.parquet", b"PAR1 not really", 422, "Parquet"),
+        ("table.xlsx", b"PK\x03\x04", 415, ".csv or .parquet"),
+    ],
+)
+def test_bad_uploads_are_refused_by_name_and_leave_nothing(api, filename, payload, status, needle):
+    r = api.client.post(
+        "/v1/datasets",
+        files={"file": (filename, payload)},
+        data={"name": "x", "epsilon_budget": "1"},
+        headers=api.auth("owner"),
+    )
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert needle in r.json()["detail"]
+    assert _files(api.data_dir) == []
+    assert api.client.get("/v1/datasets", headers=api.auth("owner")).json() == []
+
+
+def test_wrongly_typed_fields_are_named(api, cps_small):
+    r = api.client.post(
+        "/v1/datasets",
+        files={"file": ("t.csv", cps_small.to_csv().encode())},
+        data={"name": "x", "epsilon_budget": "lots"},
+        headers=api.auth("owner"),
+    )
+    assert r.status_code == 422 and "epsilon_budget" in r.json()["detail"]
+
+
+def test_oversized_upload_is_refused(api_factory, cps_small):
+    small = api_factory(worker_threads=0, max_upload_bytes=10_000)
+    r = small.client.post(
+        "/v1/datasets",
+        files={"file": ("t.csv", cps_small.to_csv().encode())},
+        data={"name": "x", "epsilon_budget": "1"},
+        headers=small.auth("owner"),
+    )
+    assert r.status_code == 413 and "limit is 10,000" in r.json()["detail"]
+    assert _files(small.data_dir) == []
+
+
+def test_schema_patch_declares_public_metadata(api, cps_small):
+    ds = api.upload(cps_small)
+    patch = {
+        "bounds": {"wage": [0, 20000]},
+        "categories": {"region": ["midwest", "northeast", "south", "west"]},
+        "drop": ["ethnicity"],
+    }
+    r = api.client.patch(f"/v1/datasets/{ds['id']}/schema", json=patch, headers=api.auth("owner"))
+    assert r.status_code == 200, r.text
+    cols = {c["name"]: c for c in r.json()["schema"]["columns"]}
+    assert cols["wage"]["public_bounds"] == [0, 20000]
+    assert cols["ethnicity"]["excluded"]
+    bad = api.client.patch(
+        f"/v1/datasets/{ds['id']}/schema", json={"drop": ["salary"]}, headers=api.auth("owner")
+    )
+    assert bad.status_code == 422 and "salary" in bad.json()["detail"]
+
+
+def test_new_version_must_match_the_columns(api, cps_small):
+    ds = api.upload(cps_small)
+    ok = api.client.post(
+        f"/v1/datasets/{ds['id']}/versions",
+        headers=api.auth("owner"),
+        files={"file": ("v2.csv", cps_small.head(2000).to_csv(index=False))},
+    )
+    assert ok.status_code == 201 and ok.json()["number"] == 2
+    wrong = cps_small.drop(columns=["wage"]).to_csv(index=False)
+    bad = api.client.post(
+        f"/v1/datasets/{ds['id']}/versions",
+        headers=api.auth("owner"),
+        files={"file": ("v3.csv", wrong)},
+    )
+    assert bad.status_code == 422 and "missing ['wage']" in bad.json()["detail"]
+    assert len(_files(api.data_dir)) == 2
+
+
+def test_consumer_is_refused_the_dataset_and_other_projects_see_nothing(api, cps_small):
+    ds = api.upload(cps_small)
+    assert (
+        api.client.get(f"/v1/datasets/{ds['id']}", headers=api.auth("consumer")).status_code == 403
+    )
+    r = api.client.get(f"/v1/datasets/{ds['id']}", headers=api.auth("other_owner"))
+    assert r.status_code == 404  # another project's dataset does not exist for them
+    assert (
+        api.client.get(f"/v1/datasets/{ds['id']}", headers=api.auth("auditor")).status_code == 200
+    )
+    assert api.client.get("/v1/datasets").status_code == 401

@@ -1,0 +1,124 @@
+"""The whole path with real training: upload, train, report, release, stream samples."""
+
+import io
+import json
+import time
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _wait(api, job_id, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api.client.get(f"/v1/jobs/{job_id}", headers=api.auth("owner")).json()
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.5)
+    raise TimeoutError(job)
+
+
+def test_upload_train_report_release_and_stream(working_api, cps_small):
+    """One real training run per database, then every consumer-facing step on its model."""
+    api = working_api
+    ds = api.upload(cps_small, budget=2.0)
+    job = api.client.post(
+        "/v1/jobs",
+        headers=api.auth("owner"),
+        json={
+            "dataset_id": ds["id"],
+            "epsilon": 1.0,
+            "epochs": 3,
+            "audit": True,
+            "target_column": "parttime",
+        },
+    ).json()
+    job = _wait(api, job["id"])
+    assert job["state"] == "succeeded", job["error"]
+    _check_model_and_report(api, ds, job)
+    rid = _check_release_gates(api, job["model_id"])
+    _check_consumer(api, ds, job["model_id"], rid)
+
+
+def _check_model_and_report(api, ds, job):
+    assert job["progress"] == 1.0 and any("epoch 3/3" in line for line in job["log"])
+    model = api.client.get(f"/v1/models/{job['model_id']}", headers=api.auth("auditor")).json()
+    assert 0 < model["privacy"]["epsilon"] <= 1.0 and model["privacy"]["dp"] is True
+    assert {g["name"] for g in model["gates"]} >= {"exact_copies", "privacy_audit"}
+    for fmt, needle in (
+        ("html", b"Privacy and quality report"),
+        ("pdf", b"%PDF"),
+        ("json", b'"schema_version"'),
+    ):
+        r = api.client.get(
+            f"/v1/models/{model['id']}/report?format={fmt}", headers=api.auth("owner")
+        )
+        assert r.status_code == 200 and needle in r.content
+    report = json.loads(
+        api.client.get(
+            f"/v1/models/{model['id']}/report?format=json", headers=api.auth("auditor")
+        ).content
+    )
+    assert report["audit"]["canaries"] == 100 and report["utility"][0]["target"] == "parttime"
+    # the plaintext copy of the data is gone once the job ended
+    assert not list((api.data_dir / "jobs").rglob("data.*"))
+    budget = api.client.get(f"/v1/datasets/{ds['id']}/budget", headers=api.auth("owner")).json()
+    assert budget["epsilon_spent"] == 1.0
+
+
+def _check_release_gates(api, model_id):
+    from service.db import Model
+
+    with api.client.app.state.sessions() as s:  # as if only the copy gate had failed
+        m = s.get(Model, model_id)
+        gates = [
+            {**g, "status": "fail" if g["name"] == "exact_copies" else "pass"}
+            for g in m.gates["gates"]
+        ]
+        m.gates = {"gates": gates, "passed": False}
+        s.commit()
+    r = api.client.post("/v1/releases", json={"model_id": model_id}, headers=api.auth("owner"))
+    assert r.status_code == 409 and r.json()["failed_gates"] == ["exact_copies"]
+    r = api.client.post(
+        "/v1/releases",
+        headers=api.auth("owner"),
+        json={"model_id": model_id, "override_reason": "approved by the DPO, ticket 42"},
+    )
+    assert r.status_code == 201 and r.json()["override"] is True
+    events = api.client.get("/v1/audit-log?action=release.create", headers=api.auth("auditor"))
+    assert events.json()[0]["detail"]["override_reason"] == "approved by the DPO, ticket 42"
+    again = api.client.post(
+        "/v1/releases",
+        json={"model_id": model_id, "override_reason": "a second time"},
+        headers=api.auth("owner"),
+    )
+    assert again.status_code == 409
+    return r.json()["id"]
+
+
+def _check_consumer(api, ds, model_id, rid):
+    consumer = api.auth("consumer")
+    card = api.client.get(f"/v1/releases/{rid}", headers=consumer).json()
+    assert card["epsilon"] <= 1.0 and "wage" in str(card["columns"])
+    csv = api.client.get(
+        f"/v1/releases/{rid}/samples?n=5000&seed=3&where=region:south", headers=consumer
+    )
+    rows = pd.read_csv(io.StringIO(csv.text))
+    assert len(rows) == 5000 and (rows["region"] == "south").all()
+    jsonl = api.client.get(f"/v1/releases/{rid}/samples?n=1200&format=jsonl", headers=consumer)
+    assert len(jsonl.text.strip().splitlines()) == 1200
+    parquet = api.client.get(f"/v1/releases/{rid}/samples?n=700&format=parquet", headers=consumer)
+    assert pq.read_table(io.BytesIO(parquet.content)).num_rows == 700
+    bad = api.client.get(f"/v1/releases/{rid}/samples?n=10&where=salary:1", headers=consumer)
+    assert bad.status_code == 422 and "salary" in bad.json()["detail"]
+    for url in (
+        f"/v1/datasets/{ds['id']}",
+        f"/v1/models/{model_id}",
+        f"/v1/models/{model_id}/report?format=pdf",
+    ):
+        assert api.client.get(url, headers=consumer).status_code == 403, url
+    log = api.client.get("/v1/audit-log?action=release.download", headers=api.auth("auditor"))
+    assert sorted(e["detail"]["rows"] for e in log.json()) == [700, 1200, 5000]
