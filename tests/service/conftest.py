@@ -203,3 +203,8 @@ def start_server(tmp_path: Path, database_url: str, **env: str) -> Iterator[Live
 def live_server(tmp_path, database_url) -> Iterator[LiveServer]:
     """No worker threads: jobs stay queued, so only the API is measured."""
     yield from start_server(tmp_path, database_url, SANITAS_WORKER_THREADS="0")
+
+
+@pytest.fixture
+def server_starter():
+    return start_server
