@@ -25,6 +25,13 @@ def test_upload_train_report_release_and_stream(working_api, cps_small):
     """One real training run per database, then every consumer-facing step on its model."""
     api = working_api
     ds = api.upload(cps_small, budget=2.0)
+    # Census regions are public knowledge: declared so, they cost no epsilon and the
+    # consumer's where=region:south below cannot meet a domain that DP selection thinned.
+    regions = {"categories": {"region": ["midwest", "northeast", "south", "west"]}}
+    patched = api.client.patch(
+        f"/v1/datasets/{ds['id']}/schema", json=regions, headers=api.auth("owner")
+    )
+    assert patched.status_code == 200, patched.text
     job = api.client.post(
         "/v1/jobs",
         headers=api.auth("owner"),
@@ -47,6 +54,7 @@ def _check_model_and_report(api, ds, job):
     assert job["progress"] == 1.0 and any("epoch 3/3" in line for line in job["log"])
     model = api.client.get(f"/v1/models/{job['model_id']}", headers=api.auth("auditor")).json()
     assert 0 < model["privacy"]["epsilon"] <= 1.0 and model["privacy"]["dp"] is True
+    assert any(m.startswith("region") for m in model["privacy"]["public_metadata"])
     assert {g["name"] for g in model["gates"]} >= {"exact_copies", "privacy_audit"}
     for fmt, needle in (
         ("html", b"Privacy and quality report"),

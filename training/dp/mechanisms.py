@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy.stats import norm
 
 __all__ = [
     "Bin",
@@ -101,7 +101,7 @@ def partition_threshold(sigma: float, delta: float) -> float:
     """Noisy-count threshold above which a row-unique category shows with prob <= delta."""
     if sigma == 0:
         return 0.5
-    return 1.0 + sigma * float(norm.isf(delta))
+    return 1.0 - sigma * NormalDist().inv_cdf(delta)
 
 
 def partition_select(

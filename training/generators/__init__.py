@@ -9,7 +9,7 @@ from typing import Any
 
 from training.artifacts import load_artifact
 from training.errors import ArtifactError, TrainingError
-from training.generators.tabular_ar import TabularARGenerator, fit_tabular_ar
+from training.generators.tabular_ar import TabularARGenerator
 
 __all__ = [
     "GENERATORS",
@@ -20,6 +20,13 @@ __all__ = [
 ]
 
 
+def _fit_tabular_ar(*args: Any, **kwargs: Any) -> Any:
+    """Imports the Lightning/Opacus fit path only when a fit runs (samplers skip it)."""
+    from training.generators.tabular_ar_fit import fit_tabular_ar
+
+    return fit_tabular_ar(*args, **kwargs)
+
+
 @dataclass(frozen=True)
 class GeneratorEntry:
     fit: Callable[..., Any]
@@ -27,7 +34,7 @@ class GeneratorEntry:
 
 
 GENERATORS: dict[str, GeneratorEntry] = {
-    "tabular-ar": GeneratorEntry(fit=fit_tabular_ar, load=TabularARGenerator.load),
+    "tabular-ar": GeneratorEntry(fit=_fit_tabular_ar, load=TabularARGenerator.load),
 }
 
 

@@ -97,17 +97,21 @@ def generate(
         torch.tensor(config.vocab_sizes, device=tokens.device) + 1,
     )
     table = torch.einsum("gE,gHE->gH", model.embed.weight, w.permute(1, 0, 2)[column_of])
-    h0 = table[tokens + model.offsets].sum(1) + model.proj.bias  # (N, H)
+    h0 = model.proj.bias.expand(len(tokens), -1).clone()  # (N, H)
+    for k in range(c):  # column by column: an (N, C, H) gather would cost C times the memory
+        h0 += table[tokens[:, k] + model.offsets[k]]
     heads_w = torch.split(model.head.weight, config.vocab_sizes, dim=0)
     heads_b = torch.split(model.head.bias, config.vocab_sizes, dim=0)
     for j in order:
         h = model.norm(model.blocks(h0))  # (N, H)
-        logits = h @ heads_w[j].T + heads_b[j]  # (N, V_j)
+        logits = torch.addmm(heads_b[j], h, heads_w[j].T)  # (N, V_j)
         if banned[j]:
             logits[:, banned[j]] = float("-inf")
-        cdf = torch.softmax(logits, dim=1).cumsum(1)  # (N, V_j)
+        # unnormalized CDF: the draw scales u by the total instead of dividing by it
+        cdf = logits.sub_(logits.amax(1, keepdim=True)).exp_().cumsum_(1)  # (N, V_j)
         u = torch.rand(len(tokens), 1, generator=generator, device=tokens.device)
-        drawn = (cdf < u * cdf[:, -1:]).sum(1).clamp_(max=config.vocab_sizes[j] - 1)
+        drawn = torch.searchsorted(cdf, u.mul_(cdf[:, -1:])).squeeze_(1)
+        drawn.clamp_(max=config.vocab_sizes[j] - 1)
         h0 += table[drawn + model.offsets[j]] - table[model.mask_ids[j] + model.offsets[j]]
         tokens[:, j] = drawn
     return tokens
