@@ -41,6 +41,7 @@ bench-setup: setup
 bench: bench-setup
 	$(BIN)/python benchmarks/dp_overhead.py
 	$(BIN)/python benchmarks/tabular_quality.py
+	$(BIN)/python benchmarks/service.py
 
 clean:
 	rm -rf $(VENV) .venv-bench out .pytest_cache .mypy_cache .ruff_cache

@@ -92,7 +92,7 @@ class Dataset(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))  # table (images: a later issue)
+    kind: Mapped[str] = mapped_column(String(16))  # table or images
     epsilon_budget: Mapped[float] = mapped_column(Float)
     delta: Mapped[float] = mapped_column(Float)
     epsilon_spent: Mapped[float] = mapped_column(Float, default=0.0)

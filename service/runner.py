@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.auto_release import release_if_scheduled
 from service.budget import refund
 from service.db import Dataset, DatasetVersion, Job, JobState, Model, now
 from service.settings import Settings
@@ -137,6 +138,8 @@ def execute_job(ctx: JobContext, job_id: str) -> None:
         job = s.get(Job, job_id)
         if state == JobState.SUCCEEDED:
             job.model_id = _register_model(ctx, s, job, work)
+            s.flush()
+            release_if_scheduled(s, job, s.get(Model, job.model_id))
             job.progress = 1.0
         finish(s, job, state, error=error)
         s.commit()

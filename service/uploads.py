@@ -45,7 +45,9 @@ def _format(filename: str | None) -> str:
     if suffix == ".parquet":
         return "parquet"
     raise Problem(
-        415, "Unsupported Media Type", f"file={filename!r}: upload a table as .csv or .parquet"
+        415,
+        "Unsupported Media Type",
+        f"file={filename!r}: upload a table as .csv or .parquet, images as .npz or .zip",
     )
 
 

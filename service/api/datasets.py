@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from service.api.deps import audit, get_scoped, iso, new_id, session
 from service.auth import Principal, require
 from service.db import Dataset, DatasetVersion, LedgerEntry, Role
+from service.image_uploads import IMAGE_FORMATS, store_images
 from service.problems import Problem
 from service.uploads import store_table
 
@@ -47,7 +49,18 @@ def latest_version(s: Session, dataset_id: str) -> DatasetVersion | None:
 
 
 def _store(request: Request, file: UploadFile) -> Any:
+    """A table (.csv, .parquet) or images (.npz arrays, .zip of PNGs in class folders)."""
     app = request.app.state
+    fmt = Path(file.filename or "").suffix.lower().lstrip(".")
+    if fmt in IMAGE_FORMATS:
+        return store_images(
+            file.file,
+            fmt,
+            key=app.key,
+            data_dir=app.settings.data_dir,
+            max_bytes=app.settings.max_upload_bytes,
+            max_ratio=app.settings.max_zip_ratio,
+        )
     return store_table(
         file.file,
         file.filename,
@@ -60,7 +73,10 @@ def _store(request: Request, file: UploadFile) -> Any:
 @router.post("", status_code=201)
 def upload_dataset(
     request: Request,
-    file: Annotated[UploadFile, File(description="the table: .csv or .parquet")],
+    file: Annotated[
+        UploadFile,
+        File(description="a table (.csv, .parquet) or images (.npz; .zip of PNG class folders)"),
+    ],
     name: Annotated[str, Form(min_length=1, max_length=200)],
     epsilon_budget: Annotated[float, Form(gt=0, le=100)],
     delta: Annotated[float, Form(gt=0, lt=1)] = 1e-5,
@@ -75,7 +91,7 @@ def upload_dataset(
         id=new_id(),
         project_id=who.project_id,
         name=name,
-        kind="table",
+        kind="images" if stored.schema.get("kind") == "images" else "table",
         epsilon_budget=epsilon_budget,
         delta=delta,
         schema_json=stored.schema,
@@ -143,6 +159,8 @@ def patch_schema(
     from training.schema import TableSchema
 
     d = get_scoped(s, Dataset, dataset_id, who)
+    if d.kind != "table":
+        raise Problem(422, "Not A Table", f"dataset {d.id} holds images: it has no columns")
     schema = TableSchema.model_validate(d.schema_json)
     try:
         for name, (lo, hi) in patch.bounds.items():
@@ -168,6 +186,26 @@ def patch_schema(
     return _view(d, latest_version(s, d.id))
 
 
+def _mismatch(known: dict[str, Any], seen: dict[str, Any]) -> str | None:
+    """Why a new version cannot replace the old one, or None."""
+    if known.get("kind") == "images" or seen.get("kind") == "images":
+        shape = ("kind", "height", "width", "channels")
+        if [known.get(k) for k in shape] != [seen.get(k) for k in shape]:
+            return (
+                f"images must match the dataset's {[known.get(k) for k in shape]}, "
+                f"got {[seen.get(k) for k in shape]}"
+            )
+        return None
+    names = {c["name"] for c in known["columns"]}
+    new = {c["name"] for c in seen["columns"]}
+    if names != new:
+        return (
+            "columns differ from the dataset's: "
+            f"missing {sorted(names - new)}, unexpected {sorted(new - names)}"
+        )
+    return None
+
+
 @router.post("/{dataset_id}/versions", status_code=201)
 def add_version(
     request: Request,
@@ -179,16 +217,10 @@ def add_version(
     """A new version of the table; training uses the newest. It must fit the schema."""
     d = get_scoped(s, Dataset, dataset_id, who)
     stored = _store(request, file)
-    known = {c["name"] for c in d.schema_json["columns"]}
-    seen = {c["name"] for c in stored.schema["columns"]}
-    if known != seen:
+    mismatch = _mismatch(d.schema_json, stored.schema)
+    if mismatch:
         (request.app.state.settings.data_dir / stored.path).unlink(missing_ok=True)
-        raise Problem(
-            422,
-            "Schema Mismatch",
-            f"columns differ from the dataset's: "
-            f"missing {sorted(known - seen)}, unexpected {sorted(seen - known)}",
-        )
+        raise Problem(422, "Schema Mismatch", mismatch)
     number = (latest_version(s, d.id).number if latest_version(s, d.id) else 0) + 1  # type: ignore[union-attr]
     version = DatasetVersion(
         id=new_id(),

@@ -51,6 +51,13 @@ def enqueue(s: Session, dataset: Dataset, body: JobRequest, actor: str) -> Job:
     version = latest_version(s, dataset.id)
     if version is None:
         raise Problem(409, "No Data", f"dataset {dataset.id} has no version to train on")
+    if dataset.kind != "table":
+        raise Problem(
+            422,
+            "No Image Generator",
+            f"dataset {dataset.id} holds images and generator {body.generator!r} trains on "
+            "tables; image generators (image-ar, image-gan) are not in this version yet",
+        )
     delta = body.delta if body.delta is not None else dataset.delta
     if delta > dataset.delta:
         raise Problem(

@@ -94,3 +94,47 @@ def test_bad_cron_is_refused(api, cps_small):
         json={"dataset_id": ds["id"], "cron": "every tuesday", "job": {"epsilon": 1}},
     )
     assert r.status_code == 422 and "cron" in r.json()["detail"]
+
+
+def test_auto_release_releases_a_scheduled_retrain_only_when_every_gate_holds(api, cps_small):
+    """A real scheduled retrain; its release (or its holding back) follows the gates."""
+    from service.runner import execute_job
+
+    ds = api.upload(cps_small, budget=2.0)
+    r = api.client.post(
+        "/v1/schedules",
+        headers=api.auth("owner"),
+        json={
+            "dataset_id": ds["id"],
+            "cron": "*/10 * * * *",
+            "job": {"epsilon": 1.0, "epochs": 2},
+            "auto_release": True,
+        },
+    )
+    assert r.status_code == 201, r.text
+    at = _clock()
+    _backdate(api, r.json()["id"], at, 5)
+    ctx, runner = api.client.app.state.ctx, _Collect()
+    [job_id] = tick(ctx, runner, at)
+    execute_job(ctx, job_id)
+    owner, auditor = api.auth("owner"), api.auth("auditor")
+    job = api.client.get(f"/v1/jobs/{job_id}", headers=owner).json()
+    assert job["state"] == "succeeded", job["error"]
+    model = api.client.get(f"/v1/models/{job['model_id']}", headers=auditor).json()
+    failed = [g["name"] for g in model["gates"] if g["status"] == "fail"]
+    releases = api.client.get("/v1/releases", headers=owner).json()
+    log = api.client.get("/v1/audit-log", headers=auditor).json()
+    by_scheduler = {e["action"]: e for e in log if e["actor"] == "scheduler"}
+    if failed:
+        assert releases == []
+        assert by_scheduler["release.withheld"]["detail"]["failed_gates"] == failed
+    else:
+        assert [rel["model_id"] for rel in releases] == [job["model_id"]]
+        assert by_scheduler["release.create"]["target"] == releases[0]["id"]
+    # the owner may still release a held-back model by hand; a released one only once
+    again = api.client.post(
+        "/v1/releases",
+        headers=owner,
+        json={"model_id": job["model_id"], "override_reason": "reviewed by hand"},
+    )
+    assert again.status_code == (201 if failed else 409)
