@@ -47,7 +47,9 @@ def _zip(entries: list[tuple[str, bytes]]) -> bytes:
 
 
 def _digit_pngs(images: np.ndarray, labels: np.ndarray) -> list[tuple[str, bytes]]:
-    return [(f"{y}/{i:04d}.png", _png(x)) for i, (x, y) in enumerate(zip(images, labels))]
+    return [
+        (f"{y}/{i:04d}.png", _png(x)) for i, (x, y) in enumerate(zip(images, labels, strict=True))
+    ]
 
 
 def _post(api, filename: str, payload: bytes):
@@ -121,11 +123,12 @@ def test_rgb_pngs_keep_three_channels(api, digits, tmp_path):
 def _bomb() -> bytes:
     """One PNG-named entry that inflates 300 MB of zeros from about 300 kB."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        with archive.open("0/bomb.png", "w", force_zip64=True) as entry:
-            block = bytes(1 << 20)
-            for _ in range(300):
-                entry.write(block)
+    with (
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
+        archive.open("0/bomb.png", "w", force_zip64=True) as entry,
+    ):
+        for _ in range(300):
+            entry.write(bytes(1 << 20))
     return buffer.getvalue()
 
 
@@ -151,7 +154,7 @@ def _bad_cases(images: np.ndarray, labels: np.ndarray) -> list[tuple[str, bytes,
             _npz(images=np.zeros((100, 65, 65), np.uint8), labels=labels[:100]),
             422,
             "64x64",
-        ),  # fmt: skip
+        ),
         ("float.npz", _npz(images=images.astype(np.float32), labels=labels), 422, "uint8"),
         ("nolabels.npz", _npz(images=images), 422, "labels"),
         ("short.npz", _npz(images=images, labels=labels[:10]), 422, "labels"),
