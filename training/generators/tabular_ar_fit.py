@@ -185,7 +185,7 @@ def _train_private(
     )  # fmt: skip
 
     def spent() -> float:
-        return float(private.accountant.get_epsilon(delta=budget.delta_accountant))
+        return privacy.accountant_epsilon(private.accountant, delta=budget.delta_accountant)
 
     callbacks: list[pl.Callback] = [_ProgressCallback(epochs, progress, spent)] if progress else []
     logger.info("DP-SGD: noise_multiplier=%.3f sample_rate=%.4f steps=%d", z, sample_rate, steps)
