@@ -99,3 +99,21 @@ def test_zero_noise_under_dp_is_refused():
             module=net, optimizer=torch.optim.SGD(net.parameters(), lr=0.1), noise_multiplier=0.0,
             max_grad_norm=1.0, expected_batch_size=8, sample_rate=0.1, accountant="rdp", prior=[],
         )  # fmt: skip
+
+
+def test_poisson_sampling_is_in_force_on_a_real_table(cps):
+    """Each row joins each batch independently: sizes vary around q * n, never fixed."""
+    from torch.utils.data import TensorDataset
+
+    wages = torch.tensor(cps["wage"].to_numpy(), dtype=torch.float32)
+    q = 0.01
+    loader = privacy.poisson_loader(TensorDataset(wages), sample_rate=q)
+    sizes = [len(batch) for (batch,) in loader]
+    assert len(sizes) == int(1 / q)
+    assert len(set(sizes)) > 10  # a fixed-size sampler gives one size
+    n = len(wages)
+    mean, spread = sum(sizes) / len(sizes), (n * q * (1 - q)) ** 0.5
+    assert abs(mean - n * q) < 4 * spread / len(sizes) ** 0.5
+    # two loaders draw different batches: the sampling seed is the OS's, not the user's
+    again = [len(batch) for (batch,) in privacy.poisson_loader(TensorDataset(wages), sample_rate=q)]
+    assert again != sizes
