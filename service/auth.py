@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db import ApiKey, Project, Role
-from service.problems import Problem
+from service.problems import Problem, Refusal
 
-__all__ = ["Principal", "create_key", "hash_key", "require"]
+__all__ = ["Principal", "create_key", "hash_key", "require", "revoke_key"]
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -56,17 +56,47 @@ def create_key(session: Session, role: Role, project: str | None) -> tuple[str, 
     return token, key_id
 
 
+def revoke_key(session: Session, key_id: str) -> bool:
+    """Revoke at once: the next request with the key is refused. False if unknown."""
+    from service.db import now
+
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        return False
+    if key.revoked_at is None:
+        key.revoked_at = now()
+        session.commit()
+    return True
+
+
 def _principal(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Problem(401, "Unauthorized", "send an API key: Authorization: Bearer <key>")
+        raise Problem(
+            401,
+            "Unauthorized",
+            "send an API key: Authorization: Bearer <key>",
+            refusal=Refusal("anonymous", None, "no API key"),
+        )
     with request.app.state.sessions() as session:
         key = session.scalar(
             select(ApiKey).where(ApiKey.key_hash == hash_key(credentials.credentials))
         )
-    if key is None or key.revoked_at is not None:
-        raise Problem(401, "Unauthorized", "unknown or revoked API key")
+    if key is None:
+        raise Problem(
+            401,
+            "Unauthorized",
+            "unknown or revoked API key",
+            refusal=Refusal("anonymous", None, "unknown API key"),
+        )
+    if key.revoked_at is not None:
+        raise Problem(
+            401,
+            "Unauthorized",
+            "unknown or revoked API key",
+            refusal=Refusal(key.id, key.project_id, "revoked API key"),
+        )
     return Principal(key.id, Role(key.role), key.project_id)
 
 
@@ -77,7 +107,10 @@ def require(*roles: Role) -> Callable[..., Principal]:
         if principal.role != Role.ADMIN and principal.role not in roles:
             allowed = ", ".join(r.value for r in roles)
             raise Problem(
-                403, "Forbidden", f"role {principal.role} may not do this (allowed: {allowed})"
+                403,
+                "Forbidden",
+                f"role {principal.role} may not do this (allowed: {allowed})",
+                refusal=Refusal(principal.key_id, principal.project_id, f"role {principal.role}"),
             )
         return principal
 

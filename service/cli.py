@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -254,6 +254,54 @@ def keys_create(
         except ValueError as e:
             raise typer.BadParameter(str(e)) from e
     typer.echo(token)
+
+
+def _sessions() -> Any:
+    from service.db import make_engine, make_sessionmaker
+    from service.migrate import upgrade
+    from service.settings import Settings
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.is_sqlite:
+        upgrade(settings.sqlalchemy_url)
+    return make_sessionmaker(make_engine(settings.sqlalchemy_url))
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Key ids, roles, projects and revocation times (never the secrets: only hashes exist)."""
+    from sqlalchemy import select
+
+    from service.db import ApiKey
+
+    with _sessions()() as session:
+        for key in session.scalars(select(ApiKey).order_by(ApiKey.created_at)):
+            revoked = key.revoked_at.isoformat() if key.revoked_at else None
+            typer.echo(json.dumps({
+                "id": key.id, "role": key.role, "project": key.project_id, "revoked_at": revoked,
+            }))  # fmt: skip
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="key id (see `sanitas keys list`) or the key")],
+) -> None:
+    """Revoke a key; the next request made with it is refused (401) and audited."""
+    from sqlalchemy import select
+
+    from service.auth import hash_key, revoke_key
+    from service.db import ApiKey
+
+    with _sessions()() as session:
+        key_id = key
+        if key.startswith("san_"):
+            found = session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(key)))
+            key_id = found or ""
+        if not revoke_key(session, key_id):
+            console.print("[red]error:[/red] no such key")
+            raise typer.Exit(2)
+    typer.echo(json.dumps({"revoked": key_id}))
 
 
 @app.command()

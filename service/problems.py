@@ -3,25 +3,43 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["Problem", "install_problem_handlers"]
+__all__ = ["Problem", "Refusal", "install_problem_handlers"]
 
 logger = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 
 
-class Problem(Exception):
-    """Raise anywhere in a route: becomes ``{type, title, status, detail, ...}``."""
+@dataclass(frozen=True)
+class Refusal:
+    """Who was turned away from what: the handler writes it to the audit log."""
 
-    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
+    actor: str  # a key id, or "anonymous" (a presented secret is never logged)
+    project_id: str | None  # whose resource was asked for; its auditors see the attempt
+    reason: str
+
+
+class Problem(Exception):
+    """Raise anywhere in a route: becomes ``{type, title, status, detail, ...}``.
+
+    ``refusal`` marks an access refusal (bad key, wrong role, another project's
+    resource); it goes to the audit log, not into the response.
+    """
+
+    def __init__(
+        self, status: int, title: str, detail: str, *, refusal: Refusal | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
+        self.refusal = refusal
 
 
 def _body(status: int, title: str, detail: str, instance: str, **extra: Any) -> dict[str, Any]:
@@ -40,9 +58,28 @@ def _response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JS
     return JSONResponse(body, status_code=body["status"], media_type=MEDIA_TYPE, headers=headers)
 
 
+def _record_refusal(request: Request, status: int, refusal: Refusal) -> None:
+    """In a session of its own: the request's session is rolled back with the error."""
+    from service.db import AuditEvent
+
+    with request.app.state.sessions() as s:
+        s.add(
+            AuditEvent(
+                actor=refusal.actor,
+                project_id=refusal.project_id,
+                action="access.refused",
+                target=request.url.path,
+                detail={"method": request.method, "status": status, "reason": refusal.reason},
+            )
+        )
+        s.commit()
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        if exc.refusal is not None:
+            await run_in_threadpool(_record_refusal, request, exc.status, exc.refusal)
         return _response(_body(exc.status, exc.title, exc.detail, request.url.path, **exc.extra))
 
     @app.exception_handler(StarletteHTTPException)

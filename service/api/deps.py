@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.auth import Principal
 from service.db import AuditEvent, Base, aware
-from service.problems import Problem
+from service.problems import Problem, Refusal
 
 __all__ = ["audit", "get_scoped", "iso", "new_id", "session"]
 
@@ -31,8 +31,16 @@ def new_id() -> str:
 def get_scoped(s: Session, cls: type[T], ident: str, who: Principal) -> T:
     """The row, or 404 when it does not exist or lies in another project (no leak)."""
     row = s.get(cls, ident)
-    if row is None or not who.sees(row.project_id):  # type: ignore[attr-defined]
+    if row is None:
         raise Problem(404, "Not Found", f"no {cls.__name__.lower()} {ident!r}")
+    project = row.project_id  # type: ignore[attr-defined]
+    if not who.sees(project):  # the same answer as a missing row; the owner's log notes it
+        raise Problem(
+            404,
+            "Not Found",
+            f"no {cls.__name__.lower()} {ident!r}",
+            refusal=Refusal(who.key_id, project, f"key of project {who.project_id}"),
+        )
     return row
 
 
