@@ -74,3 +74,44 @@ def test_twenty_concurrent_jobs_never_overspend(live_server, cps_small):
     ledger = httpx.get(f"{live_server.url}/v1/datasets/{dataset_id}/budget", headers=owner).json()
     assert ledger["epsilon_spent"] == ledger["ledger_total"] == 3.0
     assert len(ledger["ledger"]) == 6
+
+
+def test_fifty_concurrent_random_charges_never_overspend_nor_overrefuse(live_server, cps_small):
+    """50 racing requests with random epsilons (seeded): what is accepted fits the budget,
+    the ledger sums to it, and every refusal was necessary (the budget only shrinks, so
+    the final remainder is below each refused epsilon)."""
+    import random
+
+    owner = live_server.auth("owner")
+    upload = httpx.post(
+        f"{live_server.url}/v1/datasets",
+        headers=owner,
+        timeout=60,
+        files={"file": ("cps.csv", cps_small.to_csv(index=False))},
+        data={"name": "cps", "epsilon_budget": "5"},
+    )
+    dataset_id = upload.json()["id"]
+    rng = random.Random(50)
+    asked = [round(rng.uniform(0.05, 0.6), 3) for _ in range(50)]
+
+    def ask(epsilon: float) -> int:
+        r = httpx.post(
+            f"{live_server.url}/v1/jobs",
+            headers=owner,
+            timeout=60,
+            json={"dataset_id": dataset_id, "epsilon": epsilon},
+        )
+        return r.status_code
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        codes = list(pool.map(ask, asked))
+    assert set(codes) <= {202, 409}
+    accepted = [e for e, c in zip(asked, codes, strict=True) if c == 202]
+    refused = [e for e, c in zip(asked, codes, strict=True) if c == 409]
+    ledger = httpx.get(f"{live_server.url}/v1/datasets/{dataset_id}/budget", headers=owner).json()
+    assert ledger["epsilon_spent"] <= 5.0 + 1e-9
+    assert abs(ledger["ledger_total"] - ledger["epsilon_spent"]) < 1e-9
+    assert abs(sum(accepted) - ledger["epsilon_spent"]) < 1e-9
+    assert sorted(e["epsilon"] for e in ledger["ledger"]) == sorted(accepted)
+    assert refused, "the trial must exhaust the budget (sum of asks exceeds it)"
+    assert ledger["epsilon_remaining"] < min(refused)
