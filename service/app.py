@@ -18,6 +18,7 @@ from service.problems import install_problem_handlers
 from service.runner import CeleryRunner, JobContext, LocalRunner, Runner
 from service.settings import Settings
 from service.storage import load_key
+from service.sweep import sweep
 
 __all__ = ["create_app"]
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     engine = make_engine(settings.sqlalchemy_url)
     sessions = make_sessionmaker(engine)
     key = load_key(settings.encryption_key, settings.data_dir)
+    sweep(settings.data_dir, sessions, stale_seconds=settings.partial_stale_seconds)
     ctx = JobContext(settings=settings, sessions=sessions, key=key)
     runner: Runner = (
         CeleryRunner(settings.broker_url)

@@ -24,6 +24,7 @@ import numpy as np
 
 from service.problems import Problem
 from service.storage import EncryptedWriter
+from service.sweep import UPLOAD_TMP_PREFIX
 
 __all__ = ["IMAGE_FORMATS", "StoredImages", "store_images"]
 
@@ -222,7 +223,7 @@ def store_images(
             "Upload Too Large", f"the file has {size:,} bytes; the limit is {max_bytes:,}", 413
         )
     archive = _open_archive(raw, max_ratio, max_inflated=max(4 * max_bytes, 1 << 30))
-    with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
+    with tempfile.TemporaryDirectory(prefix=UPLOAD_TMP_PREFIX, dir=data_dir) as tmp:
         work = Path(tmp)
         read = _read_npz if fmt == "npz" else _read_png_folders
         images, labels, classes = read(archive, work)

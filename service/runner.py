@@ -32,6 +32,7 @@ from service.budget import refund
 from service.db import Dataset, DatasetVersion, Job, JobState, Model, now
 from service.settings import Settings
 from service.storage import decrypt_to
+from service.sweep import remove_job_plaintext
 
 __all__ = [
     "CeleryRunner",
@@ -228,6 +229,7 @@ def reap_stale(ctx: JobContext) -> int:
         for job in stale:
             if job.touched_data:
                 finish(s, job, JobState.FAILED, error=f"worker {job.worker} stopped heartbeating")
+                remove_job_plaintext(ctx.settings.data_dir, job.id)
             else:
                 job.state, job.worker = JobState.QUEUED, None
             count += 1

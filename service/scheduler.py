@@ -20,7 +20,7 @@ from service.api.deps import audit
 from service.api.jobs import JobRequest, enqueue
 from service.db import Dataset, Schedule, ScheduleRun, aware, now
 from service.problems import Problem
-from service.runner import JobContext, Runner
+from service.runner import JobContext, Runner, reap_stale
 
 __all__ = ["due_fire_times", "run_loop", "tick"]
 
@@ -99,6 +99,7 @@ def _fire(ctx: JobContext, sch: Schedule, fire: datetime) -> str | None:
 def run_loop(ctx: JobContext, runner: Runner, stop: threading.Event, every: float = 30.0) -> None:
     while not stop.wait(every):
         try:
+            reap_stale(ctx)  # jobs of workers that died while this server ran
             tick(ctx, runner)
         except Exception:
             logger.exception("scheduler tick failed")

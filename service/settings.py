@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     worker_threads: int = Field(default=1, ge=0)  # in-process workers (0: none, e.g. tests)
     max_sample_rows: int = Field(default=10_000_000, gt=0)
+    # leftovers of killed processes older than this are swept at start-up
+    partial_stale_seconds: float = Field(default=600.0, ge=0)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -139,6 +139,7 @@ class LiveServer:
     url: str
     keys: dict[str, str]
     env: dict[str, str]
+    pid: int = 0
 
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
@@ -163,7 +164,7 @@ def start_server(tmp_path: Path, database_url: str, **env: str) -> Iterator[Live
 
     environment = {
         **os.environ,
-        "SANITAS_DATA_DIR": str(tmp_path / "live"),
+        "SANITAS_DATA_DIR": str(tmp_path / "live"),  # the same on a restart
         "SANITAS_DATABASE_URL": database_url,
         **env,
     }
@@ -193,7 +194,7 @@ def start_server(tmp_path: Path, database_url: str, **env: str) -> Iterator[Live
                 time.sleep(0.2)
         else:
             raise RuntimeError((tmp_path / "server.log").read_text())
-        yield LiveServer(url, keys, environment)
+        yield LiveServer(url, keys, environment, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
