@@ -85,20 +85,13 @@ def main() -> None:
             "PYTHONWARNINGS": "ignore",
         }
         cli = [sys.executable, "-m", "service.cli"]
-        owner = subprocess.run(
-            [*cli, "keys", "create", "--role", "owner", "--project", "b"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        consumer = subprocess.run(
-            [*cli, "keys", "create", "--role", "consumer", "--project", "b"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        owner, consumer = (
+            subprocess.run(
+                [*cli, "keys", "create", "--role", role, "--project", "b"],
+                env=env, capture_output=True, text=True, check=True,
+            ).stdout.strip()
+            for role in ("owner", "consumer")
+        )  # fmt: skip
         server = subprocess.Popen(
             [*cli, "serve", "--port", "8765"],
             env=env,

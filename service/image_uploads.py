@@ -12,8 +12,6 @@ into a disk-backed array, so memory stays bounded whatever the upload's size.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from service.problems import Problem
-from service.storage import EncryptedWriter
+from service.storage import store_encrypted
 from service.sweep import UPLOAD_TMP_PREFIX
 
 __all__ = ["IMAGE_FORMATS", "StoredImages", "store_images"]
@@ -231,23 +229,8 @@ def store_images(
         normalized = work / "normalized.npz"
         _write_npz(images, labels, classes, normalized)
         del images
-        relative = Path("datasets") / f"{secrets.token_hex(16)}.npz.enc"
-        target = data_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
-        digest = hashlib.sha256()
-        raw.seek(0)
-        while chunk := raw.read(CHUNK):
-            digest.update(chunk)
-        try:
-            with normalized.open("rb") as source, partial.open("wb") as sink:
-                writer = EncryptedWriter(key, sink)
-                while chunk := source.read(CHUNK):
-                    writer.write(chunk)
-                writer.close()
-            partial.replace(target)
-        finally:
-            partial.unlink(missing_ok=True)
+        with normalized.open("rb") as source:
+            relative, sha256 = store_encrypted(key, source, data_dir, ".npz")
     schema = {
         "kind": "images",
         "height": int(height),
@@ -256,4 +239,4 @@ def store_images(
         "classes": classes,
         "columns": [],
     }
-    return StoredImages(relative, "npz", int(n), size, digest.hexdigest(), schema)
+    return StoredImages(relative, "npz", int(n), size, sha256, schema)

@@ -9,6 +9,7 @@ associated data, so records cannot be reordered, dropped or truncated unnoticed.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import os
 import secrets
@@ -20,7 +21,14 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["EncryptedWriter", "StorageError", "decrypt_to", "iter_decrypted", "load_key"]
+__all__ = [
+    "EncryptedWriter",
+    "StorageError",
+    "decrypt_to",
+    "iter_decrypted",
+    "load_key",
+    "store_encrypted",
+]
 
 logger = logging.getLogger(__name__)
 MAGIC = b"SANITAS1"
@@ -112,3 +120,31 @@ def decrypt_to(key: bytes, source: Path, target: Path) -> None:
     with target.open("wb") as out:
         for chunk in iter_decrypted(key, source):
             out.write(chunk)
+
+
+def store_encrypted(
+    key: bytes, source: BinaryIO, data_dir: Path, suffix: str, *, chunk: int = 1 << 20
+) -> tuple[Path, str]:
+    """Encrypt ``source`` (from its start) to ``datasets/<random><suffix>.enc`` under data_dir.
+
+    Written as ``.partial`` and renamed when complete, so a crash never leaves a file that
+    looks whole (the start-up sweep removes partials). Returns the path relative to
+    data_dir and the SHA-256 of the plaintext.
+    """
+    relative = Path("datasets") / f"{secrets.token_hex(16)}{suffix}.enc"
+    target = data_dir / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    digest = hashlib.sha256()
+    source.seek(0)
+    try:
+        with partial.open("wb") as sink:
+            writer = EncryptedWriter(key, sink)
+            while block := source.read(chunk):
+                digest.update(block)
+                writer.write(block)
+            writer.close()
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return relative, digest.hexdigest()

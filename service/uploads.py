@@ -8,10 +8,8 @@ bounded whatever the file's size. Nothing is left behind when a check fails.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,7 +18,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from service.problems import Problem
-from service.storage import EncryptedWriter
+from service.storage import store_encrypted
 
 __all__ = ["StoredTable", "store_table"]
 
@@ -113,20 +111,5 @@ def store_table(
         )
     sample, rows = _sample_csv(raw) if fmt == "csv" else _sample_parquet(raw)
     schema = _infer(sample)
-    relative = Path("datasets") / f"{secrets.token_hex(16)}.{fmt}.enc"
-    target = data_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    digest = hashlib.sha256()
-    raw.seek(0)
-    try:
-        with partial.open("wb") as sink:
-            writer = EncryptedWriter(key, sink)
-            while chunk := raw.read(CHUNK):
-                digest.update(chunk)
-                writer.write(chunk)
-            writer.close()
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return StoredTable(relative, fmt, rows, size, digest.hexdigest(), schema)
+    relative, sha256 = store_encrypted(key, raw, data_dir, f".{fmt}")
+    return StoredTable(relative, fmt, rows, size, sha256, schema)

@@ -47,17 +47,22 @@ def test_job_request_errors_are_named(api, cps_small):
         assert r.status_code in (404, 422) and needle in r.json()["detail"], r.json()
 
 
+def _upload(live_server, frame, *, budget: float) -> str:
+    upload = httpx.post(
+        f"{live_server.url}/v1/datasets",
+        headers=live_server.auth("owner"),
+        timeout=60,
+        files={"file": ("cps.csv", frame.to_csv(index=False))},
+        data={"name": "cps", "epsilon_budget": str(budget)},
+    )
+    assert upload.status_code == 201, upload.text
+    return upload.json()["id"]
+
+
 def test_twenty_concurrent_jobs_never_overspend(live_server, cps_small):
     """Over real HTTP, uvicorn's thread pool: the requests really race."""
     owner = live_server.auth("owner")
-    upload = httpx.post(
-        f"{live_server.url}/v1/datasets",
-        headers=owner,
-        timeout=60,
-        files={"file": ("cps.csv", cps_small.to_csv(index=False))},
-        data={"name": "cps", "epsilon_budget": "3"},
-    )
-    dataset_id = upload.json()["id"]
+    dataset_id = _upload(live_server, cps_small, budget=3)
 
     def ask(_: int) -> int:
         r = httpx.post(
@@ -83,14 +88,7 @@ def test_fifty_concurrent_random_charges_never_overspend_nor_overrefuse(live_ser
     import random
 
     owner = live_server.auth("owner")
-    upload = httpx.post(
-        f"{live_server.url}/v1/datasets",
-        headers=owner,
-        timeout=60,
-        files={"file": ("cps.csv", cps_small.to_csv(index=False))},
-        data={"name": "cps", "epsilon_budget": "5"},
-    )
-    dataset_id = upload.json()["id"]
+    dataset_id = _upload(live_server, cps_small, budget=5)
     rng = random.Random(50)
     asked = [round(rng.uniform(0.05, 0.6), 3) for _ in range(50)]
 
