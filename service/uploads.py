@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from service.problems import Problem
@@ -24,6 +26,9 @@ __all__ = ["StoredTable", "store_table"]
 
 SAMPLE_ROWS = 100_000
 CHUNK = 1 << 20
+MAX_COLUMNS = 1_000
+MAX_LINE_BYTES = 4 << 20  # a longer line is not a table row (and would be parsed whole)
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -49,16 +54,55 @@ def _format(filename: str | None) -> str:
     )
 
 
-def _sample_csv(raw: BinaryIO) -> tuple[pd.DataFrame, int]:
-    raw.seek(0)
-    head = raw.read(64 * 1024)
+def _check_head(head: bytes) -> None:
+    """Name what the file really is when it is not a UTF-8 CSV at all."""
     if not head.strip():
         raise Problem(422, "Empty Table", "the uploaded file is empty")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise Problem(422, "Malformed Table", "the CSV is UTF-16; save it as UTF-8")
+    if head.startswith(b"PK\x03\x04"):
+        raise Problem(
+            422, "Malformed Table", "the file is a ZIP archive (an Excel .xlsx?), not a CSV"
+        )
     if b"\x00" in head:
         raise Problem(422, "Malformed Table", "the CSV holds NUL bytes: is it a binary file?")
+
+
+def _check_lines(raw: BinaryIO) -> None:
+    """Refuse a line longer than MAX_LINE_BYTES before a parser tries to hold it whole."""
     raw.seek(0)
-    text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
+    run = longest = 0  # run: bytes since the last newline
+    while block := raw.read(CHUNK):
+        newlines = np.flatnonzero(np.frombuffer(block, np.uint8) == ord("\n"))
+        if len(newlines) == 0:
+            run += len(block)
+        else:
+            inner = int(np.diff(newlines).max(initial=1)) - 1
+            longest = max(longest, run + int(newlines[0]), inner)
+            run = len(block) - int(newlines[-1]) - 1
+        if max(longest, run) > MAX_LINE_BYTES:
+            raise Problem(
+                422,
+                "Malformed Table",
+                f"a line runs over {MAX_LINE_BYTES:,} bytes without a newline: not a CSV table",
+            )
+
+
+def _sample_csv(raw: BinaryIO) -> tuple[pd.DataFrame, int]:
+    raw.seek(0)
+    _check_head(raw.read(64 * 1024))
+    _check_lines(raw)
+    raw.seek(0)
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
     try:
+        header = pd.read_csv(text, nrows=0)
+        if len(header.columns) > MAX_COLUMNS:
+            raise Problem(
+                422,
+                "Too Many Columns",
+                f"the CSV has {len(header.columns):,} columns; at most {MAX_COLUMNS:,}",
+            )
+        text.seek(0)
         reader = pd.read_csv(text, chunksize=SAMPLE_ROWS, low_memory=False)
         sample = next(reader)
         rows = len(sample) + sum(len(chunk) for chunk in reader)
@@ -85,6 +129,15 @@ def _sample_parquet(raw: BinaryIO) -> tuple[pd.DataFrame, int]:
         raise Problem(422, "Malformed Table", f"the Parquet file cannot be read: {e}") from e
     if batch is None or rows == 0:
         raise Problem(422, "Empty Table", "the Parquet file has no rows")
+    nested = [f.name for f in batch.schema if pa.types.is_nested(f.type)]
+    if nested:
+        raise Problem(
+            422, "Unsupported Column Type", f"columns {nested} hold nested values (lists, structs)"
+        )
+    if batch.num_columns > MAX_COLUMNS:
+        raise Problem(
+            422, "Too Many Columns", f"{batch.num_columns:,} columns; at most {MAX_COLUMNS:,}"
+        )
     return batch.to_pandas(), rows
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -14,6 +16,8 @@ from service.api.jobs import JobRequest
 from service.auth import Principal, require
 from service.db import Dataset, Role, Schedule, ScheduleRun
 from service.problems import Problem
+
+MIN_INTERVAL = timedelta(minutes=10)
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 
@@ -38,8 +42,18 @@ class ScheduleRequest(BaseModel):
     def _valid_cron(cls, value: str) -> str:
         from croniter import croniter
 
-        if not croniter.is_valid(value):
+        if len(value.split()) != 5 or not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a cron expression (minute hour day month weekday)")
+        first = croniter(value, datetime(2026, 1, 1, tzinfo=UTC))
+        gap = min(
+            (b - a for a, b in itertools.pairwise(first.get_next(datetime) for _ in range(50))),
+            default=MIN_INTERVAL,
+        )
+        if gap < MIN_INTERVAL:
+            raise ValueError(
+                f"{value!r} fires every {gap.total_seconds() / 60:g} minutes; each retrain "
+                f"spends budget: at most once per {MIN_INTERVAL.total_seconds() / 60:g} minutes"
+            )
         return value
 
 
