@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from service.api import audit_log, datasets, jobs, models, releases, schedules, system
 from service.db import make_engine, make_sessionmaker
 from service.migrate import upgrade
-from service.problems import install_problem_handlers
+from service.problems import PROBLEM_RESPONSES, install_problem_handlers
 from service.runner import CeleryRunner, JobContext, LocalRunner, Runner
 from service.settings import Settings
 from service.storage import load_key
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.runner, app.state.ctx, app.state.metrics = runner, ctx, Metrics()
     install_problem_handlers(app)
     for module in (system, datasets, jobs, models, releases, schedules, audit_log):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=PROBLEM_RESPONSES)
 
     @app.middleware("http")
     async def count(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["Problem", "Refusal", "install_problem_handlers"]
+__all__ = ["PROBLEM_RESPONSES", "Problem", "Refusal", "install_problem_handlers"]
 
 logger = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -40,6 +40,39 @@ class Problem(Exception):
         super().__init__(detail)
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
         self.refusal = refusal
+
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+_MEANING = {
+    400: "Bad request",
+    401: "No, unknown or revoked API key",
+    403: "The key's role may not do this",
+    404: "No such resource (or another project's)",
+    409: "Conflicts with the current state (budget, gates, job state)",
+    413: "Upload too large (or a zip bomb)",
+    415: "Unsupported file type",
+    422: "Invalid input, named in detail",
+    503: "Not ready",
+}
+# Documented on every route, so the OpenAPI spec says what the API really answers.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": f"{meaning} (RFC 9457 problem)",
+        "content": {MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}},
+    }
+    for code, meaning in _MEANING.items()
+}
 
 
 def _body(status: int, title: str, detail: str, instance: str, **extra: Any) -> dict[str, Any]:
