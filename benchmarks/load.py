@@ -79,6 +79,7 @@ async def drive(
     plan = rng.choices(kinds, weights=[k[1] for k in kinds], k=total)
     latencies: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
+    failures: dict[str, int] = defaultdict(int)
     queue: asyncio.Queue = asyncio.Queue()
     for item in plan:
         queue.put_nowait(item)
@@ -88,13 +89,21 @@ async def drive(
             while not queue.empty():
                 name, _, method, path, role, body = queue.get_nowait()
                 started = time.perf_counter()
-                r = await http.request(method, path, headers=keys[role], json=body)
+                try:
+                    r = await http.request(method, path, headers=keys[role], json=body)
+                except httpx.TransportError as e:
+                    errors[name] += 1
+                    failures[f"{name}: {type(e).__name__}"] += 1
+                    continue
                 latencies[name].append(time.perf_counter() - started)
                 if r.status_code >= 400 and not (name == "job submit" and r.status_code == 409):
                     errors[name] += 1
+                    failures[f"{name}: {r.status_code}"] += 1
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
+    if failures:
+        print(f"failures: {dict(failures)}", file=sys.stderr)
     return latencies, errors, time.perf_counter() - started
 
 
