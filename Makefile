@@ -26,8 +26,11 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# pytest workers (pytest-xdist); tests sharing a server-wide resource (Redis db 9)
+# carry an xdist_group mark, so --dist loadgroup keeps them on one worker
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 demo: setup
 	$(BIN)/python -m service.demo --out $(OUT)

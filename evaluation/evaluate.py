@@ -135,6 +135,10 @@ def evaluate(
             raise MetricError(f"the {name} table lacks columns {absent}")
         if len(frame) < 2:
             raise MetricError(f"the {name} table needs at least 2 rows, got {len(frame)}")
+    # Columns outside ``kinds`` (IDs and free text the schema excluded) were never
+    # modelled: every metric compares the modelled columns only.
+    columns = list(kinds)
+    train, holdout, synthetic = train[columns], holdout[columns], synthetic[columns]
     timings: dict[str, float] = {}
 
     def timed(key: str, started: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     )
     app.state.settings, app.state.sessions, app.state.key = settings, sessions, key
     app.state.runner, app.state.ctx, app.state.metrics = runner, ctx, Metrics()
+    app.state.samplers = asyncio.Semaphore(settings.max_concurrent_samplers)
     install_problem_handlers(app)
     for module in (system, datasets, jobs, models, releases, schedules, audit_log):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)

@@ -35,11 +35,18 @@ class Problem(Exception):
     """
 
     def __init__(
-        self, status: int, title: str, detail: str, *, refusal: Refusal | None = None, **extra: Any
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        refusal: Refusal | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.extra = status, title, detail, extra
-        self.refusal = refusal
+        self.refusal, self.headers = refusal, headers
 
 
 _PROBLEM_SCHEMA: dict[str, Any] = {
@@ -63,7 +70,7 @@ _MEANING = {
     413: "Upload too large (or a zip bomb)",
     415: "Unsupported file type",
     422: "Invalid input, named in detail",
-    503: "Not ready",
+    503: "Not ready, or every sampler busy (see Retry-After)",
 }
 # Documented on every route, so the OpenAPI spec says what the API really answers.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -113,7 +120,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         if exc.refusal is not None:
             await run_in_threadpool(_record_refusal, request, exc.status, exc.refusal)
-        return _response(_body(exc.status, exc.title, exc.detail, request.url.path, **exc.extra))
+        body = _body(exc.status, exc.title, exc.detail, request.url.path, **exc.extra)
+        return _response(body, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

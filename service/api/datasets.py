@@ -35,7 +35,14 @@ def _view(d: Dataset, latest: DatasetVersion | None) -> dict[str, Any]:
         "created_at": iso(d.created_at),
         "version": None
         if latest is None
-        else {"id": latest.id, "number": latest.number, "rows": latest.rows, "bytes": latest.bytes},
+        else {
+            "id": latest.id,
+            "number": latest.number,
+            "rows": latest.rows,
+            "bytes": latest.bytes,
+            # of the plaintext as uploaded: an owner can check the stored copy is theirs
+            "sha256": latest.sha256,
+        },
     }
 
 

@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 
 from service.api.deps import audit, get_scoped, iso, new_id, session
 from service.auth import Principal, require
@@ -181,14 +182,33 @@ async def samples(
     ]
     if seed is not None:
         args += ["--seed", str(seed)]
-    child = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+    slots: asyncio.Semaphore = request.app.state.samplers
+    await _take_slot(slots, settings.max_concurrent_samplers, settings.sampler_wait_seconds)
+    try:
+        child = await asyncio.create_subprocess_exec(
+            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+    except OSError:
+        slots.release()
+        raise
+    finished = False
+
+    async def finish() -> None:
+        """Idempotent: the stream's end and the response's background task both call it."""
+        nonlocal finished
+        if finished:
+            return
+        finished = True
+        if child.returncode is None:
+            child.kill()
+        await child.wait()
+        slots.release()
+
     assert child.stdout is not None
     first = await child.stdout.read(65536)
     if not first:  # nothing came: the sampler refused (e.g. a where= value it cannot hold)
         err = (await child.stderr.read()).decode(errors="replace").strip()  # type: ignore[union-attr]
-        await child.wait()
+        await finish()
         raise Problem(422, "Sampling Failed", err.splitlines()[-1] if err else "no rows produced")
 
     async def stream() -> AsyncIterator[bytes]:
@@ -197,13 +217,25 @@ async def samples(
             while chunk := await child.stdout.read(65536):  # type: ignore[union-attr]
                 yield chunk
         finally:
-            if child.returncode is None:
-                child.kill()
-            await child.wait()
+            await finish()
 
     name = f"sanitas-{r.id}.{format}"
     return StreamingResponse(
         stream(),
         media_type=MEDIA[format],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        background=BackgroundTask(finish),
     )
+
+
+async def _take_slot(slots: asyncio.Semaphore, size: int, wait_seconds: float) -> None:
+    """Each sampler holds torch and a model (~0.5 GB): past the limit, downloads queue."""
+    try:
+        await asyncio.wait_for(slots.acquire(), timeout=wait_seconds)
+    except TimeoutError:
+        raise Problem(
+            503,
+            "Samplers Busy",
+            f"all {size} samplers stayed busy for {wait_seconds:g} s; retry later",
+            headers={"Retry-After": "10"},
+        ) from None

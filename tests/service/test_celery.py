@@ -15,7 +15,12 @@ from service.auth import create_key
 from service.db import Role
 from service.settings import Settings
 
-pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("redis-db-9"),
+]
 BROKER = "redis://127.0.0.1:6379/9"
 
 

@@ -1,32 +1,69 @@
-"""Over real HTTP against `sanitas serve`: owner uploads, trains, approves; the consumer
-downloads synthetic rows and is refused the dataset, the model and the report."""
+"""Over real HTTP against `sanitas serve`, on SQLite and PostgreSQL, while a model trains.
 
+The owner uploads, trains and approves; the consumer downloads synthetic rows and is
+refused the dataset, the model and the report. Around that path, transfers race:
+20 uploads are each stored intact (the SHA-256 of what was sent, what the server
+reports and what decrypts from its storage agree) and 20 downloads against 3 sampler
+slots all complete, the same seed giving the bytes of a download made alone. Marker
+strings planted in the training table never reach a consumer.
+"""
+
+import hashlib
 import io
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 
+from service.storage import iter_decrypted, load_key
+
 pytestmark = pytest.mark.slow
+MARKER = "zqmarker"
+RACERS = 20
+ROWS = 5_000
+# Fair (1978) codebook: the respondent's occupation
+OCCUPATIONS = {1: "student", 2: "farming or semi-skilled", 3: "white-collar",
+               4: "teacher or technician", 5: "managerial", 6: "professional"}  # fmt: skip
 
 
 @pytest.fixture
 def serving(tmp_path, database_url, request):
     start_server = request.getfixturevalue("server_starter")
     yield from start_server(
-        tmp_path, database_url, SANITAS_WORKER_THREADS="1", SANITAS_HEARTBEAT_SECONDS="0.5"
+        tmp_path,
+        database_url,
+        SANITAS_WORKER_THREADS="1",
+        SANITAS_HEARTBEAT_SECONDS="0.5",
+        SANITAS_MAX_CONCURRENT_SAMPLERS="3",
+        SANITAS_SAMPLER_WAIT_SECONDS="300",
     )
 
 
-def test_owner_trains_and_releases_consumer_downloads(serving, fair):
+def _planted(fair: pd.DataFrame) -> pd.DataFrame:
+    """Occupations by name, one of them a one-off marker; an ID column of markers."""
+    frame = fair.copy()
+    frame["occupation"] = frame["occupation"].round().astype(int).map(OCCUPATIONS)
+    frame.loc[frame.index[0], "occupation"] = f"{MARKER}-occupation"
+    frame.insert(0, "record", [f"{MARKER}-{i:05d}" for i in range(len(frame))])
+    return frame
+
+
+def _sha(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def test_owner_trains_and_releases_consumer_downloads(serving, fair, cps):
     url, owner, consumer = serving.url, serving.auth("owner"), serving.auth("consumer")
-    with httpx.Client(base_url=url, timeout=120) as http:
+    planted = _planted(fair)
+    with httpx.Client(base_url=url, timeout=300) as http:
         ds = http.post(
             "/v1/datasets",
             headers=owner,
             data={"name": "fair", "epsilon_budget": "2"},
-            files={"file": ("fair.csv", fair.to_csv(index=False))},
+            files={"file": ("fair.csv", planted.to_csv(index=False))},
         ).json()
         job = http.post(
             "/v1/jobs",
@@ -39,6 +76,7 @@ def test_owner_trains_and_releases_consumer_downloads(serving, fair):
             },
         ).json()
         assert job["state"] == "queued"
+        _race_uploads(serving, cps.drop(columns=["rownames"]))
         deadline = time.monotonic() + 300
         while job["state"] in ("queued", "running") and time.monotonic() < deadline:
             time.sleep(1)
@@ -50,21 +88,75 @@ def test_owner_trains_and_releases_consumer_downloads(serving, fair):
             body["override_reason"] = "three epochs for speed; this test checks the plumbing"
         release = http.post("/v1/releases", headers=owner, json=body)
         assert release.status_code == 201, release.text
+        release_id = release.json()["id"]
 
         with http.stream(
-            "GET",
-            f"/v1/releases/{release.json()['id']}/samples",
-            params={"n": 20_000, "seed": 1},
+            "GET", f"/v1/releases/{release_id}/samples", params={"n": ROWS, "seed": 1},
             headers=consumer,
-        ) as stream:
+        ) as stream:  # fmt: skip
             assert stream.status_code == 200
-            text = b"".join(stream.iter_bytes()).decode()
-        rows = pd.read_csv(io.StringIO(text))
-        assert len(rows) == 20_000 and set(rows.columns) == set(fair.columns)
+            alone = b"".join(stream.iter_bytes())
+        rows = pd.read_csv(io.StringIO(alone.decode()))
+        assert len(rows) == ROWS and set(rows.columns) == set(fair.columns)
+        assert set(rows["occupation"]) <= set(OCCUPATIONS.values())
 
+        seen = [alone, *_race_downloads(serving, release_id, alone)]
+        seen.append(http.get(f"/v1/releases/{release_id}", headers=consumer).content)
+        seen.append(http.get("/v1/releases", headers=consumer).content)
+        assert not [b for b in seen if MARKER.encode() in b]
         for path in (
             f"/v1/datasets/{ds['id']}",
             f"/v1/models/{model['id']}",
             f"/v1/models/{model['id']}/report",
         ):
             assert http.get(path, headers=consumer).status_code == 403, path
+
+
+def _race_uploads(server, cps: pd.DataFrame) -> None:
+    """Distinct real slices of CPS1988, sent together while the model trains."""
+    bodies = [cps.sample(1_000, random_state=i).to_csv(index=False).encode() for i in range(20)]
+
+    def send(i: int) -> dict:
+        r = httpx.post(
+            f"{server.url}/v1/datasets",
+            headers=server.auth("owner"),
+            timeout=300,
+            files={"file": (f"slice{i}.csv", bodies[i])},
+            data={"name": f"slice{i}", "epsilon_budget": "1"},
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    with ThreadPoolExecutor(max_workers=RACERS) as pool:
+        made = list(pool.map(send, range(RACERS)))
+    sent = sorted(_sha(b) for b in bodies)
+    assert sorted(d["version"]["sha256"] for d in made) == sent
+    assert all(d["version"]["rows"] == 1_000 for d in made)
+    data_dir = Path(server.env["SANITAS_DATA_DIR"])
+    key = load_key(None, data_dir)
+    stored = [
+        _sha(b"".join(iter_decrypted(key, path))) for path in (data_dir / "datasets").glob("*.enc")
+    ]
+    assert sorted(set(stored) & set(sent)) == sent  # every upload decrypts to what was sent
+    assert len(stored) == RACERS + 1  # and nothing else is there: no partial, no duplicate
+
+
+def _race_downloads(server, release_id: str, alone: bytes) -> list[bytes]:
+    """Seeds 1 and 2 alternate; 20 downloads against 3 sampler slots all complete."""
+
+    def fetch(seed: int) -> bytes:
+        r = httpx.get(
+            f"{server.url}/v1/releases/{release_id}/samples",
+            params={"n": ROWS, "seed": seed},
+            headers=server.auth("consumer"),
+            timeout=300,
+        )
+        assert r.status_code == 200, r.text
+        return r.content
+
+    with ThreadPoolExecutor(max_workers=RACERS) as pool:
+        raced = list(pool.map(fetch, [1, 2] * (RACERS // 2)))
+    assert {_sha(b) for b in raced[0::2]} == {_sha(alone)}
+    assert len({_sha(b) for b in raced[1::2]}) == 1 and raced[1] != alone
+    assert all(b.count(b"\n") == ROWS + 1 for b in raced)
+    return raced
