@@ -42,9 +42,14 @@ def _scalar(raw: str) -> object:
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet table", exists=True, dir_okay=False)],
+    data: Annotated[
+        Path,
+        typer.Argument(help="CSV or Parquet table, or NPZ images", exists=True, dir_okay=False),
+    ],
     out: Annotated[Path, typer.Option("--out", help="artifact directory to write")],
-    generator: Annotated[str, typer.Option(help="generator name")] = "tabular-ar",
+    generator: Annotated[
+        str | None, typer.Option(help="tabular-ar (tables) or image-ar (default by DATA)")
+    ] = None,
     epsilon: Annotated[float | None, typer.Option(help="target epsilon; omit with --no-dp")] = 1.0,
     delta: Annotated[float, typer.Option(help="target delta")] = 1e-5,
     no_dp: Annotated[
@@ -61,9 +66,16 @@ def train(
     canaries: Annotated[
         int | None, typer.Option(help="canaries for --audit (default: 2% of rows, 100-1000)")
     ] = None,
+    public_classes: Annotated[
+        bool, typer.Option("--public-classes", help="images: the class list is public knowledge")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Fit a generator on DATA and save it to OUT (with --audit, also OUT/audit.json)."""
+    """Fit a generator on DATA and save it to OUT (with --audit, also OUT/audit.json).
+
+    DATA ending in .npz holds labeled images (``images`` uint8 N x H x W [x C],
+    ``labels``, optional ``classes``) for an image generator (--generator image-ar).
+    """
     from rich.progress import BarColumn, Progress, TextColumn
 
     import training
@@ -71,7 +83,10 @@ def train(
     from service.pipeline import save_audit, train_model
     from training.errors import TrainingError
 
-    frame = read_table(data)
+    images = data.suffix.lower() == ".npz"
+    if images and audit:
+        raise typer.BadParameter("--audit is not available for image generators yet")
+    generator = generator or ("image-ar" if images else "tabular-ar")
     try:
         spec = training.TrainSpec(
             generator=generator,
@@ -91,9 +106,18 @@ def train(
             bar.update(task, completed=epoch, total=total, info=f"loss={loss:.3f}{spent}")
 
         try:
-            model, audited = train_model(
-                frame, spec, schema=schema, audit=audit, canaries=canaries, progress=progress
-            )
+            if images:
+                from training.images import load_npz
+
+                audited = None
+                model = training.fit_images(
+                    load_npz(data), spec, public_classes=public_classes, progress=progress
+                )
+            else:
+                model, audited = train_model(
+                    read_table(data), spec, schema=schema, audit=audit, canaries=canaries,
+                    progress=progress,
+                )  # fmt: skip
         except (TrainingError, EvaluationError) as e:
             console.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2) from e
@@ -116,19 +140,30 @@ def sample(
     model_dir: Annotated[
         Path, typer.Argument(help="artifact directory", exists=True, file_okay=False)
     ],
-    n: Annotated[int, typer.Option("-n", help="rows to sample", min=1)],
-    out: Annotated[Path, typer.Option("--out", help="CSV or Parquet file to write")],
+    n: Annotated[int, typer.Option("-n", help="rows (or images) to sample", min=1)],
+    out: Annotated[
+        Path, typer.Option("--out", help="CSV or Parquet file; images: .npz, .zip or .png")
+    ],
     seed: Annotated[int | None, typer.Option(help="seed for reproducible samples")] = None,
     where: Annotated[
         list[str] | None, typer.Option(help="fix a column: col=value (repeatable)")
     ] = None,
+    label: Annotated[str | None, typer.Option(help="images: the class to draw")] = None,
 ) -> None:
-    """Sample N synthetic rows from a trained generator (streamed in chunks)."""
+    """Sample N synthetic rows (streamed in chunks) or images from a trained generator."""
     import training
     from training.errors import TrainingError
 
     try:
         model = training.load(model_dir)
+        if getattr(model, "name", "") in training.IMAGE_GENERATORS:
+            from training.images import write_images
+
+            write_images(out, model.sample(n, label=label, seed=seed))
+            typer.echo(json.dumps({"images": n, "out": str(out)}))
+            return
+        if label is not None:
+            raise typer.BadParameter("--label is for image generators; tables use --where")
         chunks = model.sample_chunks(n, seed=seed, where=_parse_where(where or []))
         rows = write_table(out, chunks)
     except TrainingError as e:

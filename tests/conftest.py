@@ -40,3 +40,31 @@ def diamonds() -> pd.DataFrame:
 def fair_split(fair: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     train = fair.sample(frac=0.8, random_state=0)
     return train, fair.drop(train.index)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's 1,797 real 8x8 handwritten digits as an ImageSet (0-16 -> 0-255)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from training.images import ImageSet
+
+    d = load_digits()
+    images = np.rint(d.images * 255 / 16).astype(np.uint8)[..., None]
+    return ImageSet(images, d.target.astype(np.int64), [str(i) for i in range(10)])
+
+
+@pytest.fixture(scope="session")
+def digits_split(digits):
+    """1,400 digits to train on, 397 held out (a fixed permutation)."""
+    import numpy as np
+
+    from training.images import ImageSet
+
+    order = np.random.default_rng(0).permutation(len(digits))
+    train, held = order[:1400], order[1400:]
+    return (
+        ImageSet(digits.images[train], digits.labels[train], digits.classes),
+        ImageSet(digits.images[held], digits.labels[held], digits.classes),
+    )

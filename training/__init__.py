@@ -16,7 +16,12 @@ from training.spec import DPConfig, FitSummary, PrivacyReport, TrainSpec
 if TYPE_CHECKING:
     import pandas as pd
 
+    from training.images import ImageSet
+
+IMAGE_GENERATORS = ("image-ar",)
+
 __all__ = [
+    "IMAGE_GENERATORS",
     "ColumnKind",
     "ColumnSchema",
     "DPConfig",
@@ -26,6 +31,7 @@ __all__ = [
     "TrainSpec",
     "TrainingError",
     "fit",
+    "fit_images",
     "infer_schema",
     "load",
 ]
@@ -38,10 +44,29 @@ def fit(
     schema: TableSchema | None = None,
     progress: Any = None,
 ) -> Any:
-    """Fit the generator named by ``spec.generator``; returns a generator with ``sample``."""
+    """Fit the table generator named by ``spec.generator``; it has ``sample``."""
     from training.generators import create_generator
 
+    if spec.generator in IMAGE_GENERATORS:
+        raise TrainingError(f"generator={spec.generator!r} trains on images, not a table")
     return create_generator(spec.generator).fit(data, spec, schema=schema, progress=progress)
+
+
+def fit_images(
+    data: ImageSet, spec: TrainSpec, *, public_classes: bool = False, progress: Any = None
+) -> Any:
+    """Fit the image generator named by ``spec.generator`` on labeled images.
+
+    ``public_classes``: the owner declares the class list public knowledge, so every
+    class is kept and only the class frequencies are learned under DP.
+    """
+    from training.generators import create_generator
+
+    if spec.generator not in IMAGE_GENERATORS:
+        raise TrainingError(f"generator={spec.generator!r} trains on tables, not images")
+    return create_generator(spec.generator).fit(
+        data, spec, public_classes=public_classes, progress=progress
+    )
 
 
 def load(directory: str | Path) -> Any:

@@ -19,7 +19,7 @@ __all__ = [
     "TrainSpec",
 ]
 
-GeneratorName = Literal["tabular-ar"]
+GeneratorName = Literal["tabular-ar", "image-ar"]
 Accountant = Literal["prv", "rdp"]
 GradSampleMode = Literal["ghost", "hooks", "functorch", "ew"]
 
@@ -63,6 +63,7 @@ class TrainSpec(BaseModel):
     batch_size: int | None = Field(default=None, ge=8, le=1_000_000)
     learning_rate: float | None = Field(default=None, gt=0, le=1)
     max_bins: int = Field(default=32, ge=2, le=256)
+    levels: int = Field(default=16, ge=2, le=256)  # image intensity levels (public)
     hidden_size: int | None = Field(default=None, ge=8, le=4096)  # None: by DP or not
     embedding_dim: int = Field(default=16, ge=2, le=256)
     depth: int | None = Field(default=None, ge=1, le=8)

@@ -106,3 +106,43 @@ def test_evaluate_rejects_a_synthetic_table_missing_columns(cps, tmp_path):
                     "--synthetic", str(paths[2]), "--out", str(tmp_path / "r"))  # fmt: skip
     assert done.returncode == 2
     assert "lacks columns ['wage']" in done.stderr
+
+
+def test_train_images_then_sample_npz_zip_and_png(digits_split, tmp_path):
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    from training.images import load_npz, save_npz
+
+    train, _ = digits_split
+    data = save_npz(tmp_path / "digits.npz", train)
+    model = tmp_path / "model"
+    done = _sanitas("train", str(data), "--out", str(model), "--epsilon", "10", "--epochs", "1",
+                    "--public-classes", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["generator"] == "image-ar" and 0 < summary["epsilon"] <= 10
+
+    done = _sanitas("sample", str(model), "-n", "12", "--label", "3", "--out",
+                    str(tmp_path / "threes.npz"), "--seed", "1")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    threes = load_npz(tmp_path / "threes.npz")
+    assert threes.images.shape == (12, 8, 8, 1)
+    assert {threes.classes[i] for i in threes.labels} == {"3"}
+    assert (
+        _sanitas("sample", str(model), "-n", "30", "--out", str(tmp_path / "s.zip")).returncode == 0
+    )
+    with zipfile.ZipFile(tmp_path / "s.zip") as archive:
+        names = archive.namelist()
+    assert len(names) == 30 and all(n.endswith(".png") and "/" in n for n in names)
+    assert (
+        _sanitas("sample", str(model), "-n", "20", "--out", str(tmp_path / "g.png")).returncode == 0
+    )
+    assert Image.open(tmp_path / "g.png").size == (10 * 9 + 1, 2 * 9 + 1)
+    refused = _sanitas(
+        "sample", str(model), "-n", "2", "--label", "ten", "--out", str(tmp_path / "x.npz")
+    )
+    assert refused.returncode == 2 and "'ten'" in refused.stderr
+    assert np.load(tmp_path / "threes.npz")["images"].dtype == np.uint8

@@ -9,6 +9,7 @@ from typing import Any
 
 from training.artifacts import load_artifact
 from training.errors import ArtifactError, TrainingError
+from training.generators.image_ar import ImageARGenerator
 from training.generators.tabular_ar import TabularARGenerator
 
 __all__ = [
@@ -27,6 +28,12 @@ def _fit_tabular_ar(*args: Any, **kwargs: Any) -> Any:
     return fit_tabular_ar(*args, **kwargs)
 
 
+def _fit_image_ar(*args: Any, **kwargs: Any) -> Any:
+    from training.generators.image_ar_fit import fit_image_ar
+
+    return fit_image_ar(*args, **kwargs)
+
+
 @dataclass(frozen=True)
 class GeneratorEntry:
     fit: Callable[..., Any]
@@ -35,6 +42,7 @@ class GeneratorEntry:
 
 GENERATORS: dict[str, GeneratorEntry] = {
     "tabular-ar": GeneratorEntry(fit=_fit_tabular_ar, load=TabularARGenerator.load),
+    "image-ar": GeneratorEntry(fit=_fit_image_ar, load=ImageARGenerator.load),
 }
 
 
