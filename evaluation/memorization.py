@@ -19,7 +19,7 @@ from sklearn.neighbors import NearestNeighbors
 from evaluation.distances import ROUNDING, MixedEncoding, nearest_distances
 from evaluation.errors import MetricError
 
-__all__ = ["Memorization", "exact_copy_rate", "memorization"]
+__all__ = ["Memorization", "distance_memorization", "exact_copy_rate", "memorization"]
 
 TIE_TOLERANCE = 1e-6
 QUANTILES = (0.01, 0.05, 0.5)
@@ -152,15 +152,36 @@ def memorization(
     rng = np.random.default_rng(seed)
     copy_rate = exact_copy_rate(synthetic, train, columns)
     holdout_rate = exact_copy_rate(holdout, train, columns)
-
-    # distances to the training rows: every training row (up to max_rows) is a target
-    train_all = _sample(train, max_rows, rng)
-    synthetic_s, holdout_s = _sample(synthetic, max_rows, rng), _sample(holdout, max_rows, rng)
-    # DCR share and MIA: train and holdout of one size, so chance is exactly 1/2
-    n_ref = min(len(train_all), len(holdout_s))
-    train_ref = train_all.iloc[np.sort(rng.choice(len(train_all), n_ref, replace=False))]
     encoding = MixedEncoding.fit(train, kinds)
-    t_all, t, h, s = (encoding.transform(f) for f in (train_all, train_ref, holdout_s, synthetic_s))
+    return distance_memorization(
+        encoding.transform(_sample(train, max_rows, rng)),
+        encoding.transform(_sample(holdout, max_rows, rng)),
+        encoding.transform(_sample(synthetic, max_rows, rng)),
+        copy_rate=copy_rate,
+        holdout_rate=holdout_rate,
+        counts=(len(synthetic), len(holdout)),
+        rng=rng,
+    )
+
+
+def distance_memorization(
+    train: np.ndarray,
+    holdout: np.ndarray,
+    synthetic: np.ndarray,
+    *,
+    copy_rate: float,
+    holdout_rate: float,
+    counts: tuple[int, int],
+    rng: np.random.Generator,
+) -> Memorization:
+    """The distance metrics on encoded rows (tables) or flattened pixels (images).
+
+    ``counts`` are the full synthetic and holdout sizes behind the copy rates.
+    """
+    # DCR share and MIA: train and holdout of one size, so chance is exactly 1/2
+    n_ref = min(len(train), len(holdout))
+    t_all, h, s = train, holdout, synthetic
+    t = t_all[np.sort(rng.choice(len(t_all), n_ref, replace=False))]
 
     syn_to_train = nearest_distances(s, t_all, k=2)
     hold_to_train = nearest_distances(h, t_all, k=2)
@@ -184,7 +205,7 @@ def memorization(
         },
         exact_copy_rate=copy_rate,
         holdout_copy_rate=holdout_rate,
-        copy_z=_copy_z(copy_rate, len(synthetic), holdout_rate, len(holdout)),
+        copy_z=_copy_z(copy_rate, counts[0], holdout_rate, counts[1]),
         dcr_synthetic=dcr_syn,
         dcr_holdout=dcr_hold,
         dcr_share=float(share),

@@ -1,0 +1,69 @@
+"""DP image generation: image-ar at several epsilons on real digits, evaluated end to end.
+
+scikit-learn's 1,797 real 8x8 digits: 1,400 to train on, 397 held out. For each
+epsilon, fit image-ar (DP-SGD, defaults), draw 2,000 images in the DP class mix, and
+evaluate: TSTR vs TRTR accuracy (small CNN), the Frechet distance in that CNN's feature
+space (synthetic vs holdout, beside train vs holdout), the DCR share.
+
+    python benchmarks/image_quality.py [--epsilons 10 1] [--samples 2000]
+
+Target (issue 5): TSTR at least 0.80 of TRTR at epsilon 10, trained on CPU in 10 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+import training
+from evaluation.images import LabeledImages, evaluate_images
+from training.images import ImageSet
+
+
+def digits() -> tuple[ImageSet, ImageSet]:
+    d = load_digits()
+    images = np.rint(d.images * 255 / 16).astype(np.uint8)[..., None]
+    order = np.random.default_rng(0).permutation(len(images))
+    classes = [str(i) for i in range(10)]
+    part = [order[:1400], order[1400:]]
+    return tuple(ImageSet(images[p], d.target[p].astype(np.int64), classes) for p in part)  # type: ignore[return-value]
+
+
+def labeled(data: ImageSet) -> LabeledImages:
+    return LabeledImages(data.images, np.asarray(data.classes, dtype=object)[data.labels])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epsilons", type=float, nargs="+", default=[10.0, 1.0])
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    train, held = digits()
+    print("| epsilon | fit s | sample s | TSTR | TRTR | TSTR/TRTR | Frechet syn | Frechet real "
+          "| DCR share |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+    for eps in args.epsilons:
+        spec = training.TrainSpec(
+            generator="image-ar", dp=training.DPConfig(epsilon=eps), seed=args.seed
+        )
+        started = time.perf_counter()
+        model = training.fit_images(train, spec)
+        fit_s = time.perf_counter() - started
+        started = time.perf_counter()
+        synthetic = model.sample(args.samples, seed=args.seed)
+        sample_s = time.perf_counter() - started
+        result = evaluate_images(labeled(train), labeled(held), labeled(synthetic), train.classes)
+        print(
+            f"| {model.privacy.epsilon:.2f} | {fit_s:.0f} | {sample_s:.0f} "
+            f"| {result.tstr_accuracy:.3f} | {result.trtr_accuracy:.3f} | {result.tstr_ratio:.2f} "
+            f"| {result.frechet_synthetic:.2f} | {result.frechet_real:.2f} "
+            f"| {result.memorization.dcr_share:.3f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
