@@ -24,7 +24,13 @@ from evaluation.image_classifier import fit_classifier
 from evaluation.memorization import Memorization, distance_memorization
 from evaluation.spec import Thresholds
 
-__all__ = ["ImageEvaluation", "LabeledImages", "evaluate_images", "frechet_distance"]
+__all__ = [
+    "ImageEvaluation",
+    "LabeledImages",
+    "evaluate_images",
+    "frechet_distance",
+    "image_report_data",
+]
 
 MAX_IMAGES = 10_000
 CLOSEST_PAIRS = 16
@@ -179,3 +185,70 @@ def _closest_pairs(synthetic: np.ndarray, train: np.ndarray) -> list[tuple[int, 
     distance, index = search.kneighbors(synthetic)
     order = np.argsort(distance[:, 0])[:CLOSEST_PAIRS]
     return [(int(i), int(index[i, 0]), float(distance[i, 0])) for i in order]
+
+
+def _png_uri(picture: np.ndarray, scale: int) -> str:
+    """A uint8 (H, W, C) picture, enlarged ``scale`` times (nearest), as a data URI."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    big = picture.repeat(scale, 0).repeat(scale, 1)
+    image = Image.fromarray(big[..., 0] if big.shape[-1] == 1 else big)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _tile(images: list[np.ndarray], columns: int) -> np.ndarray:
+    height, width, channels = images[0].shape
+    rows = max(1, -(-len(images) // columns))
+    out = np.full((rows * (height + 1) + 1, columns * (width + 1) + 1, channels), 255, np.uint8)
+    for k, image in enumerate(images):
+        r, c = divmod(k, columns)
+        out[1 + r * (height + 1) : 1 + r * (height + 1) + height,
+            1 + c * (width + 1) : 1 + c * (width + 1) + width] = image  # fmt: skip
+    return out
+
+
+def image_report_data(
+    result: ImageEvaluation,
+    *,
+    train: LabeledImages,
+    synthetic: LabeledImages,
+    classes: list[str],
+    privacy: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The owner's report document: metrics, gates, a sample grid per class and the
+    closest synthetic-train pairs (real training images: never shown to consumers)."""
+    import datetime
+
+    scale = max(1, 96 // synthetic.images.shape[1])
+    per_class = [
+        [im for im, label in zip(synthetic.images, synthetic.labels, strict=True)
+         if label == c][:10]
+        for c in classes
+    ]  # fmt: skip
+    rows = [
+        row + [np.full_like(synthetic.images[0], 255)] * (10 - len(row)) for row in per_class if row
+    ]
+    pairs = [
+        im for s, t, _ in result.closest_pairs for im in (synthetic.images[s], train.images[t])
+    ]
+    return {
+        "schema_version": "1.0",
+        "kind": "images",
+        "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "privacy": privacy,
+        "claimed_epsilon": (privacy or {}).get("epsilon") if (privacy or {}).get("dp") else None,
+        **result.as_dict(),
+        "classes": classes,
+        "figures": {
+            "samples": _png_uri(_tile([im for row in rows for im in row], 10), scale),
+            "closest_pairs": _png_uri(_tile(pairs, 8), scale) if pairs else None,
+        },
+        "closest_pairs": [
+            {"synthetic": s, "train": t, "distance": d} for s, t, d in result.closest_pairs
+        ],
+    }

@@ -34,6 +34,12 @@ ACCOUNTING_KEYS = [
 ]  # fmt: skip
 
 
+IMAGE_REPORT_KEYS = [
+    "schema_version", "generated_at", "privacy", "claimed_epsilon", "utility", "fidelity",
+    "memorization", "gates", "passed", "classes", "figures",
+]  # fmt: skip
+
+
 class ReportError(EvaluationError):
     """A report document is malformed or cannot be rendered."""
 
@@ -46,6 +52,11 @@ def report_schema() -> dict[str, Any]:
 def validate_report(data: dict[str, Any]) -> None:
     import jsonschema
 
+    if data.get("kind") == "images":
+        missing = sorted(set(IMAGE_REPORT_KEYS) - set(data))
+        if missing or data.get("schema_version") != "1.0":
+            raise ReportError(f"image report.json lacks {missing} or has another version")
+        return
     try:
         jsonschema.validate(data, report_schema())
     except jsonschema.ValidationError as e:
@@ -69,6 +80,11 @@ def render_html(data: dict[str, Any]) -> str:
         loader=PackageLoader("evaluation.report", "templates"), autoescape=select_autoescape()
     )
     failed = [g for g in data["gates"] if g["status"] == "fail"]
+    if data.get("kind") == "images":
+        return env.get_template("image_report.html.j2").render(
+            data=data, passed=not failed, failed=failed, gate_titles=GATE_TITLES,
+            accounting_keys=ACCOUNTING_KEYS, fmt=_fmt,
+        )  # fmt: skip
     return env.get_template("report.html.j2").render(
         data=data, figures=all_figures(data), passed=not failed, failed=failed,
         gate_titles=GATE_TITLES, accounting_keys=ACCOUNTING_KEYS, fmt=_fmt, e=math.e,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import audit, get_scoped, iso, new_id, session
 from service.auth import Principal, require
@@ -146,34 +148,26 @@ async def samples(
     format: Literal["csv", "jsonl", "parquet"] = "csv",
     where: list[str] = Query(default=[], description="fix a column: col:value (repeatable)"),
     who: Principal = Depends(require(Role.CONSUMER, Role.OWNER)),
-    s: Session = Depends(session),
 ) -> StreamingResponse:
-    """Synthetic rows, streamed from a sampler process (post-processing: costs no epsilon)."""
+    """Synthetic rows, streamed from a sampler process (post-processing: costs no epsilon).
+
+    The database session is closed before the download waits for a sampler or streams:
+    a request-long session would hold a pooled connection (and, at its end, a worker
+    thread) for the whole stream, and enough slow downloads starved every other route.
+    """
     settings = request.app.state.settings
     if n > settings.max_sample_rows:
         raise Problem(
             422, "Too Many Rows", f"n={n:,} exceeds the limit {settings.max_sample_rows:,}"
         )
-    r = get_scoped(s, Release, release_id, who)
-    m = s.get(Model, r.model_id)
-    columns = {c["name"] for c in m.schema_json["columns"] if c.get("excluded") is None}  # type: ignore[union-attr]
-    conditions = _where(where, columns)
-    audit(
-        s,
-        who,
-        "release.download",
-        project_id=r.project_id,
-        target=r.id,
-        rows=n,
-        format=format,
-        where=conditions,
+    model_path, conditions, rid = await run_in_threadpool(
+        _authorize_download, request.app.state.sessions, release_id, who, n, format, where
     )
-    s.commit()
     args = [
         sys.executable,
         "-m",
         "service.sample_process",
-        str(settings.data_dir / m.path),  # type: ignore[union-attr]
+        str(settings.data_dir / model_path),
         str(n),
         "--format",
         format,
@@ -184,11 +178,14 @@ async def samples(
         args += ["--seed", str(seed)]
     slots: asyncio.Semaphore = request.app.state.samplers
     await _take_slot(slots, settings.max_concurrent_samplers, settings.sampler_wait_seconds)
+    # stderr to a file, not a pipe: a pipe nobody drains blocks a chatty child forever
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish(), after the stream
     try:
         child = await asyncio.create_subprocess_exec(
-            *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            *args, stdout=asyncio.subprocess.PIPE, stderr=errors
         )
     except OSError:
+        errors.close()
         slots.release()
         raise
     finished = False
@@ -202,12 +199,15 @@ async def samples(
         if child.returncode is None:
             child.kill()
         await child.wait()
+        errors.close()
         slots.release()
 
     assert child.stdout is not None
     first = await child.stdout.read(65536)
     if not first:  # nothing came: the sampler refused (e.g. a where= value it cannot hold)
-        err = (await child.stderr.read()).decode(errors="replace").strip()  # type: ignore[union-attr]
+        await child.wait()
+        errors.seek(0)
+        err = errors.read().decode(errors="replace").strip()
         await finish()
         raise Problem(422, "Sampling Failed", err.splitlines()[-1] if err else "no rows produced")
 
@@ -219,13 +219,30 @@ async def samples(
         finally:
             await finish()
 
-    name = f"sanitas-{r.id}.{format}"
+    name = f"sanitas-{rid}.{format}"
     return StreamingResponse(
         stream(),
         media_type=MEDIA[format],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
         background=BackgroundTask(finish),
     )
+
+
+def _authorize_download(
+    sessions: Any, release_id: str, who: Principal, n: int, format: str, where: list[str]
+) -> tuple[str, dict[str, Any], str]:
+    """Scope check, where= parsing and the audit entry, in a session closed on return."""
+    with sessions() as s:
+        r = get_scoped(s, Release, release_id, who)
+        m = s.get(Model, r.model_id)
+        columns = {c["name"] for c in m.schema_json["columns"] if c.get("excluded") is None}  # type: ignore[union-attr]
+        conditions = _where(where, columns)
+        audit(
+            s, who, "release.download", project_id=r.project_id, target=r.id, rows=n,
+            format=format, where=conditions,
+        )  # fmt: skip
+        s.commit()
+        return str(m.path), conditions, r.id  # type: ignore[union-attr]
 
 
 async def _take_slot(slots: asyncio.Semaphore, size: int, wait_seconds: float) -> None:
