@@ -17,7 +17,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import pandas as pd
 
@@ -88,12 +88,49 @@ def csv_bytes(frame: pd.DataFrame, *, header: bool) -> bytes:
     return buffer.getvalue()
 
 
+def write_images(model: Any, n: int, fmt: str, label: str | None, seed: int | None,
+                 out: BinaryIO) -> None:  # fmt: skip
+    """NPZ (``images``, ``labels``, ``classes``) or a ZIP of PNGs in class folders.
+
+    The ZIP streams chunk by chunk (zipfile writes to an unseekable pipe); the NPZ
+    holds its arrays whole, as NumPy writes them.
+    """
+    import zipfile
+
+    import numpy as np
+
+    from training.images import png_bytes
+
+    chunks = model.sample_chunks(n, label=label, seed=seed)
+    if fmt == "npz":
+        parts, buffer = list(chunks), io.BytesIO()
+        np.savez(
+            buffer,
+            images=np.concatenate([c.images for c in parts]),
+            labels=np.concatenate([c.labels for c in parts]),
+            classes=np.array(model.classes, dtype=str),
+        )
+        out.write(buffer.getvalue())
+        out.flush()
+        return
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        done = 0
+        for chunk in chunks:
+            for image, index in zip(chunk.images, chunk.labels, strict=True):
+                archive.writestr(f"{chunk.classes[index]}/{done:07d}.png", png_bytes(image))
+                done += 1
+            out.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model_dir")
     parser.add_argument("n", type=int)
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv")
+    parser.add_argument(
+        "--format", choices=["csv", "jsonl", "parquet", "npz", "zip"], default="csv"
+    )
+    parser.add_argument("--label", default=None, help="images: the class to draw")
     parser.add_argument("--where", default="{}", help="JSON object column -> value")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
@@ -104,6 +141,9 @@ def main() -> None:
 
     try:
         model = training.load(args.model_dir)
+        if getattr(model, "name", "") in training.IMAGE_GENERATORS:
+            write_images(model, args.n, args.format, args.label, args.seed, sys.stdout.buffer)
+            return
         chunks = prefetch(
             model.sample_chunks(
                 args.n, seed=args.seed, where=json.loads(args.where), chunk_size=CHUNK

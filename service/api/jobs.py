@@ -14,13 +14,15 @@ from service.auth import Principal, require
 from service.budget import charge
 from service.db import Dataset, Job, JobState, Role
 from service.problems import Problem
+from training import IMAGE_GENERATORS
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 class JobRequest(BaseModel):
     dataset_id: str
-    generator: Literal["tabular-ar"] = "tabular-ar"
+    # None: image-ar for an image dataset, tabular-ar for a table
+    generator: Literal["tabular-ar", "image-ar"] | None = None
     epsilon: float = Field(gt=0, le=100)
     delta: float | None = Field(default=None, gt=0, lt=1)
     epochs: int | None = Field(default=None, ge=1, le=10_000)
@@ -51,13 +53,17 @@ def enqueue(s: Session, dataset: Dataset, body: JobRequest, actor: str) -> Job:
     version = latest_version(s, dataset.id)
     if version is None:
         raise Problem(409, "No Data", f"dataset {dataset.id} has no version to train on")
-    if dataset.kind != "table":
+    images = dataset.kind == "images"
+    generator = body.generator or ("image-ar" if images else "tabular-ar")
+    if images != (generator in IMAGE_GENERATORS):
         raise Problem(
             422,
-            "No Image Generator",
-            f"dataset {dataset.id} holds images and generator {body.generator!r} trains on "
-            "tables; image generators (image-ar, image-gan) are not in this version yet",
+            "Generator Does Not Fit",
+            f"dataset {dataset.id} holds {'images' if images else 'a table'} and generator "
+            f"{generator!r} trains on {'images' if not images else 'tables'}",
         )
+    if images and body.target_column is not None:
+        raise Problem(422, "Unknown Column", "an image dataset has no target_column")
     delta = body.delta if body.delta is not None else dataset.delta
     if delta > dataset.delta:
         raise Problem(
@@ -73,12 +79,12 @@ def enqueue(s: Session, dataset: Dataset, body: JobRequest, actor: str) -> Job:
         project_id=dataset.project_id,
         dataset_id=dataset.id,
         version_id=version.id,
-        spec={**body.model_dump(), "delta": delta},
+        spec={**body.model_dump(), "generator": generator, "delta": delta},
         epsilon=body.epsilon,
         created_by=actor,
         state=JobState.QUEUED,
     )
-    charge(s, dataset, body.epsilon, job_id=job.id, reason=f"job {job.id} ({body.generator})")
+    charge(s, dataset, body.epsilon, job_id=job.id, reason=f"job {job.id} ({generator})")
     s.add(job)
     return job
 

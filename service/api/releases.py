@@ -28,7 +28,10 @@ MEDIA = {
     "csv": "text/csv",
     "jsonl": "application/x-ndjson",
     "parquet": "application/vnd.apache.parquet",
+    "npz": "application/octet-stream",
+    "zip": "application/zip",
 }
+IMAGE_FORMATS = ("npz", "zip")
 
 
 class ReleaseRequest(BaseModel):
@@ -54,8 +57,17 @@ def release_card(r: Release, m: Model) -> dict[str, Any]:
         ],
         "gates": [{"name": g["name"], "status": g["status"]} for g in m.gates["gates"]],
         "override": r.override_reason is not None,
+        **_image_fields(m.schema_json),
         "created_at": iso(r.created_at),
     }
+
+
+def _image_fields(schema: dict[str, Any]) -> dict[str, Any]:
+    """Kind, and for images the classes DP selection kept and the image size."""
+    if schema.get("kind") != "images":
+        return {"kind": "table"}
+    shape = [schema["height"], schema["width"], schema["channels"]]
+    return {"kind": "images", "classes": schema.get("classes", []), "image_shape": shape}
 
 
 @router.post("", status_code=201)
@@ -145,8 +157,11 @@ async def samples(
     release_id: str,
     n: int = Query(ge=1, description="rows to sample"),
     seed: int | None = None,
-    format: Literal["csv", "jsonl", "parquet"] = "csv",
+    format: Literal["csv", "jsonl", "parquet", "npz", "zip"] = Query(
+        default="csv", description="tables: csv, jsonl, parquet; images: npz, zip (of PNGs)"
+    ),
     where: list[str] = Query(default=[], description="fix a column: col:value (repeatable)"),
+    label: str | None = Query(default=None, description="images: the class to draw"),
     who: Principal = Depends(require(Role.CONSUMER, Role.OWNER)),
 ) -> StreamingResponse:
     """Synthetic rows, streamed from a sampler process (post-processing: costs no epsilon).
@@ -161,7 +176,7 @@ async def samples(
             422, "Too Many Rows", f"n={n:,} exceeds the limit {settings.max_sample_rows:,}"
         )
     model_path, conditions, rid = await run_in_threadpool(
-        _authorize_download, request.app.state.sessions, release_id, who, n, format, where
+        _authorize_download, request.app.state.sessions, release_id, who, n, format, where, label
     )
     args = [
         sys.executable,
@@ -176,6 +191,8 @@ async def samples(
     ]
     if seed is not None:
         args += ["--seed", str(seed)]
+    if label is not None:
+        args += ["--label", label]
     slots: asyncio.Semaphore = request.app.state.samplers
     await _take_slot(slots, settings.max_concurrent_samplers, settings.sampler_wait_seconds)
     # stderr to a file, not a pipe: a pipe nobody drains blocks a chatty child forever
@@ -229,20 +246,50 @@ async def samples(
 
 
 def _authorize_download(
-    sessions: Any, release_id: str, who: Principal, n: int, format: str, where: list[str]
+    sessions: Any,
+    release_id: str,
+    who: Principal,
+    n: int,
+    format: str,
+    where: list[str],
+    label: str | None,
 ) -> tuple[str, dict[str, Any], str]:
     """Scope check, where= parsing and the audit entry, in a session closed on return."""
     with sessions() as s:
         r = get_scoped(s, Release, release_id, who)
         m = s.get(Model, r.model_id)
+        _check_kind(m.schema_json, format, where, label)  # type: ignore[union-attr]
         columns = {c["name"] for c in m.schema_json["columns"] if c.get("excluded") is None}  # type: ignore[union-attr]
         conditions = _where(where, columns)
         audit(
             s, who, "release.download", project_id=r.project_id, target=r.id, rows=n,
-            format=format, where=conditions,
+            format=format, where=conditions, label=label,
         )  # fmt: skip
         s.commit()
         return str(m.path), conditions, r.id  # type: ignore[union-attr]
+
+
+def _check_kind(schema: dict[str, Any], format: str, where: list[str], label: str | None) -> None:
+    """Images come as npz or zip and take label=; tables the other formats and where=."""
+    if schema.get("kind") == "images":
+        if format not in IMAGE_FORMATS:
+            raise Problem(
+                422, "Wrong Format", f"an image release downloads as npz or zip, not {format}"
+            )
+        if where:
+            raise Problem(422, "Invalid Condition", "an image release takes label=, not where=")
+        if label is not None and label not in schema.get("classes", []):
+            raise Problem(
+                422, "Unknown Label", f"label={label!r} is not a class of this release: "
+                f"{schema.get('classes')}",
+            )  # fmt: skip
+        return
+    if format in IMAGE_FORMATS:
+        raise Problem(
+            422, "Wrong Format", f"a table release downloads as csv, jsonl or parquet, not {format}"
+        )
+    if label is not None:
+        raise Problem(422, "Invalid Condition", "a table release takes where=, not label=")
 
 
 async def _take_slot(slots: asyncio.Semaphore, size: int, wait_seconds: float) -> None:

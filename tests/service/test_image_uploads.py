@@ -175,8 +175,12 @@ def test_image_dataset_is_not_trained_by_a_table_generator(api, digits):
     images, labels = digits
     ds = _post(api, "digits.npz", _npz(images=images, labels=labels)).json()
     owner = api.auth("owner")
-    job = api.client.post("/v1/jobs", json={"dataset_id": ds["id"], "epsilon": 1}, headers=owner)
-    assert job.status_code == 422 and "images" in job.json()["detail"]
+    job = api.client.post(
+        "/v1/jobs",
+        json={"dataset_id": ds["id"], "epsilon": 1, "generator": "tabular-ar"},
+        headers=owner,
+    )
+    assert job.status_code == 422 and "holds images" in job.json()["detail"]
     budget = api.client.get(f"/v1/datasets/{ds['id']}/budget", headers=owner).json()
     assert budget["epsilon_spent"] == 0  # refused before any charge
     patch = api.client.patch(f"/v1/datasets/{ds['id']}/schema", json={"drop": ["x"]}, headers=owner)
