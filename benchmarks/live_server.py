@@ -5,9 +5,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -32,9 +34,11 @@ def create_key(env: dict[str, str], role: str, project: str) -> str:
 def serving(env: dict[str, str]) -> Iterator[tuple[str, int]]:
     """(url, server pid) of a server on a free port, ready; terminated on exit."""
     port = free_port()
+    log = Path(tempfile.gettempdir()) / f"sanitas-serve-{port}.log"
+    print(f"server log: {log}", file=sys.stderr)
     server = subprocess.Popen(
         [*CLI, "serve", "--port", str(port)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
