@@ -24,7 +24,14 @@ from scipy import stats
 from evaluation.distances import NUMERIC_KINDS
 from evaluation.errors import MetricError
 
-__all__ = ["AuditResult", "Canaries", "epsilon_lower_bound", "make_canaries", "p_value"]
+__all__ = [
+    "AuditResult",
+    "Canaries",
+    "epsilon_lower_bound",
+    "make_canaries",
+    "make_image_canaries",
+    "p_value",
+]
 
 GUESS_FRACTIONS = (0.02, 0.05, 0.1, 0.2, 0.5)
 
@@ -82,6 +89,22 @@ def make_canaries(
             )
     rows = pd.DataFrame(columns)[list(kinds)]
     return Canaries(rows=rows, included=rng.random(m) < 0.5)
+
+
+def make_image_canaries(
+    images: np.ndarray, classes: int, m: int, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, labels, included) of ``m`` image canaries, each included w.p. 1/2.
+
+    A canary is a training image turned upside down under a random label: nothing a
+    real image of that class looks like, so its likelihood under the model rises only
+    if the model memorized it.
+    """
+    if m < 10:
+        raise MetricError(f"an audit needs at least 10 canaries, got {m}")
+    rng = np.random.default_rng(seed)
+    picked = images[rng.integers(0, len(images), m)][:, ::-1]
+    return np.ascontiguousarray(picked), rng.integers(0, classes, m), rng.random(m) < 0.5
 
 
 def p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:

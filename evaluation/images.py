@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import linalg
 
+from evaluation.audit import AuditResult
 from evaluation.errors import MetricError
 from evaluation.gates import Gate, release_gates
 from evaluation.image_classifier import fit_classifier
@@ -60,6 +61,7 @@ class ImageEvaluation:
     closest_pairs: list[tuple[int, int, float]]  # (synthetic, train, distance), nearest first
     gates: list[Gate]
     sizes: dict[str, int] = field(default_factory=dict)
+    audit: AuditResult | None = None
 
     @property
     def tstr_ratio(self) -> float:
@@ -95,6 +97,7 @@ class ImageEvaluation:
             },
             "gates": [g.as_dict() for g in self.gates],
             "passed": self.passed,
+            "audit": self.audit.as_dict() if self.audit else None,
             "sizes": self.sizes,
         }
 
@@ -128,6 +131,8 @@ def evaluate_images(
     classes: list[str],
     *,
     thresholds: Thresholds | None = None,
+    audit: AuditResult | None = None,
+    claimed_epsilon: float | None = None,
     classifier_epochs: int = 15,
     seed: int = 0,
 ) -> ImageEvaluation:
@@ -165,8 +170,8 @@ def evaluate_images(
         gates=release_gates(
             memorization=memo,
             quality=None,
-            audit=None,
-            claimed_epsilon=None,
+            audit=audit,
+            claimed_epsilon=claimed_epsilon,
             thresholds=thresholds or Thresholds(),
         ),
         sizes={
@@ -174,6 +179,7 @@ def evaluate_images(
             "holdout": len(holdout.images),
             "synthetic": len(synthetic.images),
         },
+        audit=audit,
     )
 
 

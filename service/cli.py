@@ -84,8 +84,6 @@ def train(
     from training.errors import TrainingError
 
     images = data.suffix.lower() == ".npz"
-    if images and audit:
-        raise typer.BadParameter("--audit is not available for image generators yet")
     generator = generator or ("image-ar" if images else "tabular-ar")
     try:
         spec = training.TrainSpec(
@@ -107,12 +105,13 @@ def train(
 
         try:
             if images:
+                from service.pipeline import train_image_model
                 from training.images import load_npz
 
-                audited = None
-                model = training.fit_images(
-                    load_npz(data), spec, public_classes=public_classes, progress=progress
-                )
+                model, audited = train_image_model(
+                    load_npz(data), spec, public_classes=public_classes, audit=audit,
+                    canaries=canaries, progress=progress,
+                )  # fmt: skip
             else:
                 model, audited = train_model(
                     read_table(data), spec, schema=schema, audit=audit, canaries=canaries,

@@ -83,6 +83,7 @@ def run_images(work: Path, spec: dict[str, Any]) -> dict[str, Any]:
     import training
     from evaluation.images import LabeledImages, evaluate_images, image_report_data
     from evaluation.report import write_report
+    from service.pipeline import save_audit, train_image_model
     from training.images import ImageSet, load_npz
 
     job = spec["job"]
@@ -103,15 +104,24 @@ def run_images(work: Path, spec: dict[str, Any]) -> dict[str, Any]:
         emit(0.05 + 0.75 * epoch / total, f"epoch {epoch}/{total}{spent}")
 
     public = bool(spec["schema"].get("public_classes", False))
-    model = training.fit_images(train, train_spec, public_classes=public, progress=progress)
-    model.save(work / "model")
+    model, audit = train_image_model(
+        train, train_spec, public_classes=public, audit=job.get("audit", False),
+        progress=progress,
+    )  # fmt: skip
+    model_dir = model.save(work / "model")
+    if audit is not None:
+        save_audit(audit, model_dir)
+        emit(0.82, f"audit: epsilon lower bound {audit.epsilon_lower_bound:.2f}")
     emit(0.85, "sampling and evaluating")
     synthetic = model.sample(min(len(train), MAX_EVALUATION_IMAGES), seed=0)
 
     def labeled(d: ImageSet) -> LabeledImages:
         return LabeledImages(d.images, np.asarray(d.classes, dtype=object)[d.labels])
 
-    result = evaluate_images(labeled(train), labeled(holdout), labeled(synthetic), data.classes)
+    result = evaluate_images(
+        labeled(train), labeled(holdout), labeled(synthetic), data.classes, audit=audit,
+        claimed_epsilon=model.privacy.epsilon if model.privacy.dp else None,
+    )  # fmt: skip
     privacy = model.privacy.model_dump(mode="json")
     report = image_report_data(
         result, train=labeled(train), synthetic=labeled(synthetic), classes=data.classes,

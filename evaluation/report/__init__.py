@@ -36,7 +36,7 @@ ACCOUNTING_KEYS = [
 
 IMAGE_REPORT_KEYS = [
     "schema_version", "generated_at", "privacy", "claimed_epsilon", "utility", "fidelity",
-    "memorization", "gates", "passed", "classes", "figures",
+    "memorization", "gates", "passed", "classes", "figures", "audit",
 ]  # fmt: skip
 
 

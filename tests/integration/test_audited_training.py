@@ -62,3 +62,35 @@ def test_dp_model_bound_stays_within_its_epsilon_and_its_samples_pass(
     assert result.data["epsilon_lower_bound"] == audit.epsilon_lower_bound
     # a DP artifact keeps no loss curve, so the report has none
     assert result.data["training"]["epoch_losses"] == []
+
+
+def test_audited_image_run_stays_within_its_epsilon_and_reports_it(digits_split, tmp_path):
+    """image-ar under DP with 100 image canaries in the run: the measured lower bound may
+    not exceed the claimed epsilon, and the audit gate says so in the image report."""
+    import numpy as np
+
+    from evaluation.images import LabeledImages, evaluate_images, image_report_data
+    from evaluation.report import write_report
+    from service.pipeline import train_image_model
+
+    train, held = digits_split
+    spec = training.TrainSpec(
+        generator="image-ar", dp=training.DPConfig(epsilon=2.0), epochs=3, seed=2
+    )
+    model, audit = train_image_model(train, spec, audit=True, canaries=100)
+    assert audit.canaries == 100 and "image canaries" in audit.attack
+    assert audit.epsilon_lower_bound <= model.privacy.epsilon + 1e-9
+
+    def labeled(d):
+        return LabeledImages(d.images, np.asarray(d.classes, dtype=object)[d.labels])
+
+    synthetic = model.sample(300, seed=0)
+    result = evaluate_images(labeled(train), labeled(held), labeled(synthetic), train.classes,
+                             audit=audit, claimed_epsilon=model.privacy.epsilon)  # fmt: skip
+    gate = next(g for g in result.gates if g.name == "privacy_audit")
+    assert gate.status == "pass", gate
+    privacy = model.privacy.model_dump(mode="json")
+    data = image_report_data(result, train=labeled(train), synthetic=labeled(synthetic),
+                             classes=train.classes, privacy=privacy)  # fmt: skip
+    paths = write_report(data, tmp_path / "report", pdf=False)
+    assert "100 image canaries" in paths["html"].read_text()
