@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,7 +67,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "SANITAS_DATA_DIR": tmp, "SANITAS_WORKER_THREADS": "0"}
         if args.database_url:
+            # PostgreSQL is not migrated at start-up (SQLite is): what an operator runs
             env["SANITAS_DATABASE_URL"] = args.database_url
+            subprocess.run([sys.executable, "-m", "service.cli", "db", "upgrade"], env=env,
+                           check=True, capture_output=True)  # fmt: skip
         key = create_key(env, "owner", "soak")
         limits = httpx.Limits(max_connections=args.concurrency)
         with (
