@@ -25,6 +25,22 @@ def emit(progress: float, message: str) -> None:
     sys.stdout.flush()
 
 
+def progress(epoch: int, total: int, loss: float, eps: float | None) -> None:
+    """Training's share of the job's progress: 5% to 80%."""
+    spent = f", epsilon spent {eps:.3f}" if eps is not None else ""
+    emit(0.05 + 0.75 * epoch / total, f"epoch {epoch}/{total}{spent}")
+
+
+def _train_spec(job: dict[str, Any]) -> Any:
+    import training
+
+    return training.TrainSpec(
+        generator=job["generator"],
+        epochs=job.get("epochs"),
+        dp=training.DPConfig(epsilon=job["epsilon"], delta=job["delta"]),
+    )
+
+
 def run(work: Path) -> dict[str, Any]:
     import training
     from evaluation.report import write_report
@@ -41,15 +57,7 @@ def run(work: Path) -> dict[str, Any]:
     train = frame.sample(frac=1 - HOLDOUT_SHARE, random_state=0)
     holdout = frame.drop(train.index)
     emit(0.02, f"{len(train):,} rows train, {len(holdout):,} held out for the evaluation")
-    train_spec = training.TrainSpec(
-        generator=job["generator"],
-        epochs=job.get("epochs"),
-        dp=training.DPConfig(epsilon=job["epsilon"], delta=job["delta"]),
-    )
-
-    def progress(epoch: int, total: int, loss: float, eps: float | None) -> None:
-        spent = f", epsilon spent {eps:.3f}" if eps is not None else ""
-        emit(0.05 + 0.75 * epoch / total, f"epoch {epoch}/{total}{spent}")
+    train_spec = _train_spec(job)
 
     model, audit = train_model(
         train, train_spec, schema=schema, audit=job.get("audit", False), progress=progress
@@ -80,7 +88,6 @@ def run_images(work: Path, spec: dict[str, Any]) -> dict[str, Any]:
     """The image path: 80/20 split, image-ar under DP, image evaluation and report."""
     import numpy as np
 
-    import training
     from evaluation.images import LabeledImages, evaluate_images, image_report_data
     from evaluation.report import write_report
     from service.pipeline import save_audit, train_image_model
@@ -93,15 +100,7 @@ def run_images(work: Path, spec: dict[str, Any]) -> dict[str, Any]:
     train, holdout = (ImageSet(data.images[i], data.labels[i], data.classes)
                       for i in (order[:cut], order[cut:]))  # fmt: skip
     emit(0.02, f"{len(train):,} images train, {len(holdout):,} held out for the evaluation")
-    train_spec = training.TrainSpec(
-        generator=job["generator"],
-        epochs=job.get("epochs"),
-        dp=training.DPConfig(epsilon=job["epsilon"], delta=job["delta"]),
-    )
-
-    def progress(epoch: int, total: int, loss: float, eps: float | None) -> None:
-        spent = f", epsilon spent {eps:.3f}" if eps is not None else ""
-        emit(0.05 + 0.75 * epoch / total, f"epoch {epoch}/{total}{spent}")
+    train_spec = _train_spec(job)
 
     public = bool(spec["schema"].get("public_classes", False))
     model, audit = train_image_model(

@@ -86,6 +86,19 @@ class Api:
         return r.json()
 
 
+def wait_for_job(api: Api, job_id: str, timeout: float = 300) -> dict:
+    """Poll a job over the API until it ends (succeeded, failed or cancelled)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = api.client.get(f"/v1/jobs/{job_id}", headers=api.auth("owner")).json()
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.5)
+    raise TimeoutError(job)
+
+
 def make_api(tmp_path: Path, database_url: str, **settings: object) -> Iterator[Api]:
     data_dir = tmp_path / "data"
     config = Settings(

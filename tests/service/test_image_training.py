@@ -2,13 +2,13 @@
 its report, release it, download images of one class as NPZ and PNGs in a ZIP."""
 
 import io
-import time
 import zipfile
 
 import numpy as np
 import pytest
 
 from tests.service.conftest import make_api
+from tests.service.conftest import wait_for_job as _wait
 
 pytestmark = pytest.mark.slow
 
@@ -17,16 +17,6 @@ pytestmark = pytest.mark.slow
 def embedded(tmp_path):
     """The embedded default (SQLite, local files, in-process worker)."""
     yield from make_api(tmp_path, f"sqlite:///{tmp_path / 'sanitas.db'}", worker_threads=1)
-
-
-def _wait(api, job_id, timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = api.client.get(f"/v1/jobs/{job_id}", headers=api.auth("owner")).json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.5)
-    raise TimeoutError(job)
 
 
 def test_image_ar_trains_reports_releases_and_serves_one_class(embedded, digits):

@@ -2,23 +2,14 @@
 
 import io
 import json
-import time
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from tests.service.conftest import wait_for_job as _wait
+
 pytestmark = pytest.mark.slow
-
-
-def _wait(api, job_id, timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = api.client.get(f"/v1/jobs/{job_id}", headers=api.auth("owner")).json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.5)
-    raise TimeoutError(job)
 
 
 def test_upload_train_report_release_and_stream(working_api, cps_small):
