@@ -12,10 +12,17 @@ from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.core.optimizer import LightningOptimizer
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["AnyOrderModule", "hidden_columns", "mean_backward", "per_row_loss"]
+__all__ = [
+    "AnyOrderModule",
+    "PerRowLossModule",
+    "hidden_columns",
+    "mean_backward",
+    "per_row_loss",
+]
 
 Backward = Callable[[torch.Tensor], None]
 
@@ -68,7 +75,47 @@ def warmup_cosine(total_steps: int, warmup: float = 0.1) -> Callable[[int], floa
     return factor
 
 
-class AnyOrderModule(pl.LightningModule):
+class PerRowLossModule(pl.LightningModule):
+    """Manual optimization on per-row losses: ``backward`` (Opacus' under DP), a step,
+    the warm-up cosine schedule, and the mean loss of each epoch. Subclasses compute
+    the losses in ``training_step`` and hand them to ``step``."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        backward: Backward = mean_backward,
+        total_steps: int = 1,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.net = net
+        self._optimizer = optimizer
+        self._backward = backward
+        self.total_steps = total_steps
+        self.epoch_losses: list[float] = []
+        self._running: list[float] = []
+
+    def step(self, optimizer: LightningOptimizer, loss_per_row: torch.Tensor) -> None:
+        self._backward(loss_per_row)
+        self._running.append(float(loss_per_row.detach().mean()))
+        optimizer.step()
+        self._scheduler.step()
+
+    def on_train_epoch_end(self) -> None:
+        if self._running:
+            self.epoch_losses.append(sum(self._running) / len(self._running))
+        self._running = []
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        self._scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self._optimizer, warmup_cosine(self.total_steps)
+        )
+        return self._optimizer
+
+
+class AnyOrderModule(PerRowLossModule):
     """Trains ``net`` with ``optimizer`` (a DPOptimizer under DP) and ``backward``."""
 
     def __init__(
@@ -82,17 +129,10 @@ class AnyOrderModule(pl.LightningModule):
         in_order: float = 0.5,
         total_steps: int = 1,
     ) -> None:
-        super().__init__()
-        self.automatic_optimization = False
-        self.net = net
-        self._optimizer = optimizer
-        self._backward = backward
+        super().__init__(net, optimizer, backward=backward, total_steps=total_steps)
         self.vocab_sizes = vocab_sizes
         self.in_order = in_order
-        self.total_steps = total_steps
         self.mask_generator = torch.Generator().manual_seed(seed)
-        self.epoch_losses: list[float] = []
-        self._running: list[float] = []
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         tokens = batch[0]  # (B, C)
@@ -108,19 +148,4 @@ class AnyOrderModule(pl.LightningModule):
         mask_ids = torch.tensor(self.vocab_sizes, device=tokens.device)
         masked = torch.where(hidden, mask_ids.expand_as(tokens), tokens)
         logits = torch.split(self.net(masked), self.vocab_sizes, dim=1)
-        loss = per_row_loss(list(logits), tokens, hidden)  # (B,)
-        self._backward(loss)
-        self._running.append(float(loss.detach().mean()))
-        optimizer.step()
-        self._scheduler.step()
-
-    def on_train_epoch_end(self) -> None:
-        if self._running:
-            self.epoch_losses.append(sum(self._running) / len(self._running))
-        self._running = []
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        self._scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self._optimizer, warmup_cosine(self.total_steps)
-        )
-        return self._optimizer
+        self.step(optimizer, per_row_loss(list(logits), tokens, hidden))  # (B,)

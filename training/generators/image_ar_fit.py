@@ -23,7 +23,7 @@ from training import privacy
 from training.budget import SELECTION_DELTA_SHARE, PreprocessingBudget, report
 from training.dp import mechanisms as mech
 from training.errors import TrainingError
-from training.generators.any_order_module import mean_backward, warmup_cosine
+from training.generators.any_order_module import PerRowLossModule, mean_backward
 from training.generators.image_ar import IMAGE_AR, ImageARGenerator
 from training.generators.tabular_ar_fit import EpochProgress, _ProgressCallback, _trainer
 from training.images import ImageSet, quantize
@@ -95,19 +95,8 @@ def auto_width(*, dp: bool) -> tuple[int, int]:
     return (32, 4) if dp else (64, 4)
 
 
-class ImageModule(pl.LightningModule):
-    """One DP-SGD (or plain) step per batch: per-image losses, then ``backward``."""
-
-    def __init__(
-        self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, *, backward: Any,
-        total_steps: int,
-    ) -> None:  # fmt: skip
-        super().__init__()
-        self.automatic_optimization = False
-        self.net, self._optimizer, self._backward = net, optimizer, backward
-        self.total_steps = total_steps
-        self.epoch_losses: list[float] = []
-        self._running: list[float] = []
+class ImageModule(PerRowLossModule):
+    """One DP-SGD (or plain) step per batch on per-image losses."""
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         levels, label = batch[0].long(), batch[1]
@@ -116,22 +105,7 @@ class ImageModule(pl.LightningModule):
         optimizer.zero_grad()
         if levels.shape[0] == 0:  # Poisson sampling at batch sizes >= 64: probability < e^-64
             return
-        loss = per_image_loss(self.net(levels, label), levels)
-        self._backward(loss)
-        self._running.append(float(loss.detach().mean()))
-        optimizer.step()
-        self._scheduler.step()
-
-    def on_train_epoch_end(self) -> None:
-        if self._running:
-            self.epoch_losses.append(sum(self._running) / len(self._running))
-        self._running = []
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        self._scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self._optimizer, warmup_cosine(self.total_steps)
-        )
-        return self._optimizer
+        self.step(optimizer, per_image_loss(self.net(levels, label), levels))
 
 
 def fit_image_ar(
