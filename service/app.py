@@ -17,6 +17,7 @@ from service.db import make_engine, make_sessionmaker
 from service.migrate import upgrade
 from service.problems import PROBLEM_RESPONSES, install_problem_handlers
 from service.runner import CeleryRunner, JobContext, LocalRunner, Runner
+from service.samplers import SamplerPool
 from service.settings import Settings
 from service.storage import load_key
 from service.sweep import sweep
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         else LocalRunner(ctx, settings.worker_threads)
     )
     stop = threading.Event()
+    sampler_pool = SamplerPool()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         yield
         stop.set()
         runner.stop()
+        sampler_pool.stop()
         engine.dispose()
 
     app = FastAPI(
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.settings, app.state.sessions, app.state.key = settings, sessions, key
     app.state.runner, app.state.ctx, app.state.metrics = runner, ctx, Metrics()
     app.state.samplers = asyncio.Semaphore(settings.max_concurrent_samplers)
+    app.state.sampler_pool = sampler_pool
     install_problem_handlers(app)
     for module in (system, datasets, jobs, models, releases, schedules, audit_log):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)

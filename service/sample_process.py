@@ -122,6 +122,48 @@ def write_images(model: Any, n: int, fmt: str, label: str | None, seed: int | No
             out.flush()
 
 
+def write_samples(
+    model_dir: str,
+    n: int,
+    out: BinaryIO,
+    *,
+    fmt: str = "csv",
+    where: dict[str, Any] | None = None,
+    seed: int | None = None,
+    label: str | None = None,
+) -> None:
+    """Sample ``n`` rows (or images) of the model in ``model_dir`` into ``out`` as ``fmt``.
+
+    Raises training's errors (a where= value the model cannot hold, a broken artifact)
+    before the first byte where it can, so that callers can still answer with a problem.
+    """
+    import training
+
+    model = training.load(model_dir)
+    if getattr(model, "name", "") in training.IMAGE_GENERATORS:
+        write_images(model, n, fmt, label, seed, out)
+        return
+    chunks = prefetch(model.sample_chunks(n, seed=seed, where=where or {}, chunk_size=CHUNK))
+    writer = None
+    for i, chunk in enumerate(chunks):
+        if fmt == "csv":
+            out.write(csv_bytes(neutralize(chunk), header=i == 0))
+        elif fmt == "jsonl":
+            out.write(chunk.to_json(orient="records", lines=True, date_format="iso").encode())
+            out.write(b"\n" if len(chunk) else b"")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(out, table.schema)
+            writer.write_table(table)
+        out.flush()
+    if writer is not None:
+        writer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("model_dir")
@@ -136,38 +178,13 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     warnings.filterwarnings("ignore")
 
-    import training
     from training.errors import TrainingError
 
     try:
-        model = training.load(args.model_dir)
-        if getattr(model, "name", "") in training.IMAGE_GENERATORS:
-            write_images(model, args.n, args.format, args.label, args.seed, sys.stdout.buffer)
-            return
-        chunks = prefetch(
-            model.sample_chunks(
-                args.n, seed=args.seed, where=json.loads(args.where), chunk_size=CHUNK
-            )
-        )
-        out = sys.stdout.buffer
-        writer = None
-        for i, chunk in enumerate(chunks):
-            if args.format == "csv":
-                out.write(csv_bytes(neutralize(chunk), header=i == 0))
-            elif args.format == "jsonl":
-                out.write(chunk.to_json(orient="records", lines=True, date_format="iso").encode())
-                out.write(b"\n" if len(chunk) else b"")
-            else:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
-                table = pa.Table.from_pandas(chunk, preserve_index=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(out, table.schema)
-                writer.write_table(table)
-            out.flush()
-        if writer is not None:
-            writer.close()
+        write_samples(
+            args.model_dir, args.n, sys.stdout.buffer, fmt=args.format,
+            where=json.loads(args.where), seed=args.seed, label=args.label,
+        )  # fmt: skip
     except TrainingError as e:
         sys.stderr.write(f"{type(e).__name__}: {e}\n")
         sys.exit(2)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-import tempfile
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -21,6 +18,7 @@ from service.api.deps import audit, get_scoped, iso, new_id, session
 from service.auth import Principal, require
 from service.db import Model, Release, Role
 from service.problems import Problem
+from service.samplers import SamplerRefused, SamplerUnavailable
 
 router = APIRouter(prefix="/v1/releases", tags=["releases"])
 READERS = (Role.CONSUMER, Role.OWNER, Role.AUDITOR)
@@ -178,33 +176,24 @@ async def samples(
     model_path, conditions, rid = await run_in_threadpool(
         _authorize_download, request.app.state.sessions, release_id, who, n, format, where, label
     )
-    args = [
-        sys.executable,
-        "-m",
-        "service.sample_process",
-        str(settings.data_dir / model_path),
-        str(n),
-        "--format",
-        format,
-        "--where",
-        json.dumps(conditions),
-    ]
-    if seed is not None:
-        args += ["--seed", str(seed)]
-    if label is not None:
-        args += ["--label", label]
+    request_line = {
+        "model_dir": str(settings.data_dir / model_path),
+        "n": n,
+        "format": format,
+        "where": conditions,
+        "seed": seed,
+        "label": label,
+    }
     slots: asyncio.Semaphore = request.app.state.samplers
     await _take_slot(slots, settings.max_concurrent_samplers, settings.sampler_wait_seconds)
-    # stderr to a file, not a pipe: a pipe nobody drains blocks a chatty child forever
-    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish(), after the stream
     try:
-        child = await asyncio.create_subprocess_exec(
-            *args, stdout=asyncio.subprocess.PIPE, stderr=errors
-        )
-    except OSError:
-        errors.close()
+        reader, writer = await request.app.state.sampler_pool.open(request_line)
+    except SamplerRefused as e:
         slots.release()
-        raise
+        raise Problem(422, "Sampling Failed", str(e).splitlines()[-1]) from None
+    except SamplerUnavailable as e:
+        slots.release()
+        raise Problem(503, "Sampler Unavailable", str(e), headers={"Retry-After": "10"}) from None
     finished = False
 
     async def finish() -> None:
@@ -213,25 +202,12 @@ async def samples(
         if finished:
             return
         finished = True
-        if child.returncode is None:
-            child.kill()
-        await child.wait()
-        errors.close()
+        writer.close()  # a child still writing gets EPIPE and exits
         slots.release()
-
-    assert child.stdout is not None
-    first = await child.stdout.read(65536)
-    if not first:  # nothing came: the sampler refused (e.g. a where= value it cannot hold)
-        await child.wait()
-        errors.seek(0)
-        err = errors.read().decode(errors="replace").strip()
-        await finish()
-        raise Problem(422, "Sampling Failed", err.splitlines()[-1] if err else "no rows produced")
 
     async def stream() -> AsyncIterator[bytes]:
         try:
-            yield first
-            while chunk := await child.stdout.read(65536):  # type: ignore[union-attr]
+            while chunk := await reader.read(65536):
                 yield chunk
         finally:
             await finish()

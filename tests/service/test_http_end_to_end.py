@@ -4,12 +4,15 @@ The owner uploads, trains and approves; the consumer downloads synthetic rows an
 refused the dataset, the model and the report. Around that path, transfers race:
 20 uploads are each stored intact (the SHA-256 of what was sent, what the server
 reports and what decrypts from its storage agree) and 20 downloads against 3 sampler
-slots all complete, the same seed giving the bytes of a download made alone. Marker
-strings planted in the training table never reach a consumer.
+slots all complete, the same seed giving the bytes of a download made alone. The warm
+sampler pool comes back after a kill -9, and an abandoned download leaves no sampler
+behind. Marker strings planted in the training table never reach a consumer.
 """
 
 import hashlib
 import io
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -101,6 +104,7 @@ def test_owner_trains_and_releases_consumer_downloads(serving, fair, cps):
         assert set(rows["occupation"]) <= set(OCCUPATIONS.values())
 
         seen = [alone, *_race_downloads(serving, release_id, alone)]
+        _sampler_survives(serving, release_id, alone)
         seen.append(http.get(f"/v1/releases/{release_id}", headers=consumer).content)
         seen.append(http.get("/v1/releases", headers=consumer).content)
         assert not [b for b in seen if MARKER.encode() in b]
@@ -160,3 +164,46 @@ def _race_downloads(server, release_id: str, alone: bytes) -> list[bytes]:
     assert len({_sha(b) for b in raced[1::2]}) == 1 and raced[1] != alone
     assert all(b.count(b"\n") == ROWS + 1 for b in raced)
     return raced
+
+
+def _children(pid: int) -> dict[int, bytes]:
+    """Child processes of ``pid`` and their command lines, from /proc."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            found[int(stat.parent.name)] = command
+    return found
+
+
+def _sampler_survives(server, release_id: str, alone: bytes) -> None:
+    """Kill -9 the pool: the next download starts another and gives the same bytes.
+    Walk away from a long download: its forked sampler exits within seconds."""
+    pools = [p for p, cmd in _children(server.pid).items() if b"service.sampler_pool" in cmd]
+    assert len(pools) == 1  # one warm pool served all 21 downloads
+    os.kill(pools[0], signal.SIGKILL)
+    again = httpx.get(
+        f"{server.url}/v1/releases/{release_id}/samples",
+        params={"n": ROWS, "seed": 1},
+        headers=server.auth("consumer"),
+        timeout=300,
+    )
+    assert again.status_code == 200 and again.content == alone
+    (pool,) = [p for p, cmd in _children(server.pid).items() if b"service.sampler_pool" in cmd]
+    assert pool != pools[0]
+
+    with httpx.stream(
+        "GET", f"{server.url}/v1/releases/{release_id}/samples", params={"n": 1_000_000},
+        headers=server.auth("consumer"), timeout=300,
+    ) as stream:  # fmt: skip
+        assert stream.status_code == 200
+        next(stream.iter_bytes())
+        assert _children(pool)  # the forked sampler is at work
+    deadline = time.monotonic() + 30
+    while _children(pool) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _children(pool)
