@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 __all__ = [
     "ApiKey",
@@ -206,9 +207,14 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, static: bool = False) -> Engine:
+    """An engine; ``static`` (SQLite only): one connection, for use from one thread."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # a file connection is cheap: enough for every thread of the request threadpool
+        pool = {"poolclass": StaticPool} if static else {"pool_size": 20, "max_overflow": 40}
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(conn: Any, _: Any) -> None:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import audit, get_scoped, iso, new_id, session
+from service.api.deps import audit, check_scope, get_scoped, iso, new_id, session
 from service.auth import Principal, require
 from service.db import Model, Release, Role
 from service.problems import Problem
@@ -118,12 +120,48 @@ def list_releases(
     return [release_card(r, m) for r, m in s.execute(query.order_by(Release.created_at))]
 
 
-@router.get("/{release_id}")
-def get_release(
-    release_id: str, who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
-) -> dict[str, Any]:
-    r = get_scoped(s, Release, release_id, who)
-    return release_card(r, s.get(Model, r.model_id))  # type: ignore[arg-type]
+@router.get("/{release_id}", response_model=dict[str, Any])
+async def get_release(
+    release_id: str, request: Request, who: Principal = Depends(require(*READERS))
+) -> Response:
+    """The card of a release.
+
+    A release and its model are never edited once made, so each API process keeps the
+    cards it has read, encoded (this is the most-read route under load); the key and its
+    scope are still checked on every request.
+    """
+    cards: ReleaseCards = request.app.state.release_cards
+    cached = cards.get(release_id)
+    if cached is None:
+        project, card = await run_in_threadpool(_read_card, request.app.state.sessions, release_id)
+        cached = project, json.dumps(card, separators=(",", ":")).encode()
+        cards.put(release_id, cached)
+    project_id, body = cached
+    check_scope(who, project_id, "release", release_id)
+    return Response(body, media_type="application/json")
+
+
+def _read_card(sessions: Any, release_id: str) -> tuple[str, dict[str, Any]]:
+    with sessions() as s:
+        r = s.get(Release, release_id)
+        if r is None:
+            raise Problem(404, "Not Found", f"no release {release_id!r}")
+        return r.project_id, release_card(r, s.get(Model, r.model_id))
+
+
+class ReleaseCards:
+    """A bounded map of release id to (project, encoded card); the oldest goes first."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size, self._cards = size, OrderedDict[str, tuple[str, bytes]]()
+
+    def get(self, release_id: str) -> tuple[str, bytes] | None:
+        return self._cards.get(release_id)
+
+    def put(self, release_id: str, entry: tuple[str, bytes]) -> None:
+        self._cards[release_id] = entry
+        while len(self._cards) > self.size:
+            self._cards.popitem(last=False)
 
 
 def _where(items: list[str], columns: set[str]) -> dict[str, Any]:
