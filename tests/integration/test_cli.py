@@ -44,6 +44,23 @@ def test_train_then_sample_csv_and_parquet(cps, tmp_path):
     assert len(pd.read_parquet(out_parquet)) == 100
 
 
+def test_train_tabular_gan_then_sample_with_where(cps, tmp_path):
+    data = tmp_path / "cps.csv"
+    cps.sample(3_000, random_state=2).to_csv(data, index=False)
+    model = tmp_path / "gan"
+    done = _sanitas("train", str(data), "--generator", "tabular-gan", "--out", str(model),
+                    "--epsilon", "1", "--epochs", "3", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["generator"] == "tabular-gan" and 0 < summary["epsilon"] <= 1.0
+    out = tmp_path / "synthetic.csv"
+    done = _sanitas("sample", str(model), "-n", "800", "--out", str(out), "--where", "region=west")
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_csv(out)
+    assert len(rows) == 800 and (rows["region"] == "west").all()
+    assert set(rows.columns) == set(cps.columns) - {"rownames"}  # an ID column, excluded
+
+
 def test_errors_are_clear_and_exit_nonzero(fair, tmp_path):
     data = tmp_path / "tiny.csv"
     fair.head(10).to_csv(data, index=False)

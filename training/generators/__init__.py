@@ -11,6 +11,7 @@ from training.artifacts import load_artifact
 from training.errors import ArtifactError, TrainingError
 from training.generators.image_ar import ImageARGenerator
 from training.generators.tabular_ar import TabularARGenerator
+from training.generators.tabular_gan import TabularGANGenerator
 
 __all__ = [
     "GENERATORS",
@@ -28,6 +29,12 @@ def _fit_tabular_ar(*args: Any, **kwargs: Any) -> Any:
     return fit_tabular_ar(*args, **kwargs)
 
 
+def _fit_tabular_gan(*args: Any, **kwargs: Any) -> Any:
+    from training.generators.tabular_gan_fit import fit_tabular_gan
+
+    return fit_tabular_gan(*args, **kwargs)
+
+
 def _fit_image_ar(*args: Any, **kwargs: Any) -> Any:
     from training.generators.image_ar_fit import fit_image_ar
 
@@ -42,6 +49,7 @@ class GeneratorEntry:
 
 GENERATORS: dict[str, GeneratorEntry] = {
     "tabular-ar": GeneratorEntry(fit=_fit_tabular_ar, load=TabularARGenerator.load),
+    "tabular-gan": GeneratorEntry(fit=_fit_tabular_gan, load=TabularGANGenerator.load),
     "image-ar": GeneratorEntry(fit=_fit_image_ar, load=ImageARGenerator.load),
 }
 

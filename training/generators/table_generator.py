@@ -1,0 +1,152 @@
+"""What every table generator shares: sampling in chunks, where=, save and load.
+
+A generator draws tokens (one per column) for rows whose ``fixed`` columns are given;
+this base turns them into a DataFrame through the encoder, puts the exact where=
+values back (a numeric token is a bin), and streams chunks with independent seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from training.artifacts import load_artifact, save_artifact
+from training.encoding import TableEncoder
+from training.errors import ArtifactError, ConditionError
+from training.schema import Scalar, TableSchema
+from training.spec import FitSummary, PrivacyReport
+
+__all__ = ["DEFAULT_CHUNK", "TableGenerator"]
+
+# rows per sampling step: 4k-16k ran about twice as fast as 100k (cache-sized tensors)
+DEFAULT_CHUNK = 16_384
+
+
+class TableGenerator:
+    """A trained table generator. Subclasses draw tokens and build their networks."""
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        schema: TableSchema,
+        encoder: TableEncoder,
+        net: torch.nn.Module,
+        privacy: PrivacyReport,
+        summary: FitSummary,
+        training: dict[str, Any],
+    ) -> None:
+        self.schema, self.encoder, self.net = schema, encoder, net
+        self.privacy, self.summary, self.training = privacy, summary, training
+
+    @property
+    def columns(self) -> list[str]:
+        return self.encoder.names
+
+    def sample(
+        self, n: int, *, seed: int | None = None, where: Mapping[str, Scalar | None] | None = None
+    ) -> pd.DataFrame:
+        """``n`` synthetic rows; ``where`` fixes columns to exact values."""
+        chunks = list(self.sample_chunks(n, seed=seed, where=where))
+        if not chunks:
+            return self._empty()
+        return pd.concat(chunks, ignore_index=True)
+
+    def sample_chunks(
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        where: Mapping[str, Scalar | None] | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> Iterator[pd.DataFrame]:
+        """Stream ``n`` rows in chunks of at most ``chunk_size``: memory stays bounded."""
+        fixed = self._fixed_tokens(where or {})
+        seeds = np.random.SeedSequence(seed).spawn(math.ceil(n / chunk_size))
+        for i, chunk_seed in enumerate(seeds):
+            size = min(chunk_size, n - i * chunk_size)
+            yield self._sample_chunk(size, fixed, where or {}, chunk_seed)
+
+    def draw(self, size: int, fixed: dict[int, int], generator: torch.Generator) -> torch.Tensor:
+        """Tokens of ``size`` rows, column ``j`` equal to ``fixed[j]``.  (size, C)"""
+        raise NotImplementedError
+
+    def model_config(self) -> dict[str, Any]:
+        """The network's constructor arguments, stored in config.json."""
+        return dict(vars(self.net.config))
+
+    def _fixed_tokens(self, where: Mapping[str, Scalar | None]) -> dict[int, int]:
+        unknown = sorted(set(where) - set(self.columns))
+        if unknown:
+            raise ConditionError(f"where= names unknown columns {unknown}; known: {self.columns}")
+        index = {c.name: j for j, c in enumerate(self.encoder.columns)}
+        fixed = {}
+        for name, value in where.items():
+            enc = self.encoder.columns[index[name]]
+            enc.exact_value(value)
+            fixed[index[name]] = enc.token_of(value)
+        return fixed
+
+    def _sample_chunk(
+        self,
+        size: int,
+        fixed: dict[int, int],
+        where: Mapping[str, Scalar | None],
+        seed: np.random.SeedSequence,
+    ) -> pd.DataFrame:
+        torch_seed, numpy_seed = seed.generate_state(2)
+        generator = torch.Generator().manual_seed(int(torch_seed))
+        drawn = self.draw(size, fixed, generator)
+        frame = self.encoder.decode(drawn.numpy(), np.random.default_rng(int(numpy_seed)))
+        for name, value in where.items():
+            if value is None:
+                continue
+            enc = self.encoder.columns[self.columns.index(name)]
+            frame[name] = pd.Series([enc.exact_value(value)] * size, dtype=frame[name].dtype)
+        return frame
+
+    def _empty(self) -> pd.DataFrame:
+        return self.encoder.decode(
+            np.zeros((0, len(self.columns)), dtype=np.int64), np.random.default_rng(0)
+        )
+
+    def save(self, directory: str | Path) -> Path:
+        config = {
+            "generator": self.name,
+            "schema": self.schema.model_dump(mode="json"),
+            "encoder": self.encoder.model_dump(mode="json"),
+            "model": self.model_config(),
+            "privacy": self.privacy.model_dump(mode="json"),
+            "summary": self.summary.model_dump(mode="json"),
+            "training": self.training,
+        }
+        return save_artifact(Path(directory), config=config, state=self.net.state_dict())
+
+    @classmethod
+    def build_net(cls, model: dict[str, Any]) -> torch.nn.Module:
+        """The network of a stored ``model`` config, untrained."""
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Any:
+        config, state = load_artifact(Path(directory))
+        try:
+            net = cls.build_net(config["model"])
+            net.load_state_dict(state)
+            return cls(
+                schema=TableSchema.model_validate(config["schema"]),
+                encoder=TableEncoder.model_validate(config["encoder"]),
+                net=net.eval(),
+                privacy=PrivacyReport.model_validate(config["privacy"]),
+                summary=FitSummary.model_validate(config["summary"]),
+                training=config.get("training", {}),
+            )
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise ArtifactError(f"{directory} does not hold a valid {cls.name} model: {e}") from e
