@@ -121,3 +121,35 @@ def _check_consumer(api, ds, model_id, rid):
         assert api.client.get(url, headers=consumer).status_code == 403, url
     log = api.client.get("/v1/audit-log?action=release.download", headers=api.auth("auditor"))
     assert sorted(e["detail"]["rows"] for e in log.json()) == [700, 1200, 5000]
+
+
+def test_a_job_trains_tabular_gan_audited_and_its_release_streams(working_api, cps_small):
+    """The DP GAN through the API: the job asks for it, the audit attacks its samples,
+    the release card names it and a consumer's where= download is exact."""
+    api = working_api
+    ds = api.upload(cps_small, budget=1.0)
+    job = api.client.post(
+        "/v1/jobs",
+        headers=api.auth("owner"),
+        json={"dataset_id": ds["id"], "generator": "tabular-gan", "epsilon": 1.0,
+              "epochs": 3, "audit": True},
+    ).json()  # fmt: skip
+    job = _wait(api, job["id"])
+    assert job["state"] == "succeeded", job["error"]
+    model = api.client.get(f"/v1/models/{job['model_id']}", headers=api.auth("owner")).json()
+    assert model["generator"] == "tabular-gan" and 0 < model["privacy"]["epsilon"] <= 1.0
+    gates = {g["name"]: g for g in model["gates"]}
+    assert "privacy_audit" in gates
+    release = api.client.post(
+        "/v1/releases",
+        headers=api.auth("owner"),
+        json={"model_id": model["id"], "override_reason": "three epochs: plumbing check only"},
+    )
+    assert release.status_code == 201 and release.json()["generator"] == "tabular-gan"
+    rows = api.client.get(
+        f"/v1/releases/{release.json()['id']}/samples?n=300&where=region:south",
+        headers=api.auth("consumer"),
+    )
+    assert rows.status_code == 200, rows.text
+    frame = pd.read_csv(io.StringIO(rows.text))
+    assert len(frame) == 300 and (frame["region"] == "south").all()
