@@ -20,15 +20,16 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from training import privacy
-from training.budget import SELECTION_DELTA_SHARE, PreprocessingBudget, report
+from training.budget import SELECTION_DELTA_SHARE, PreprocessingBudget
 from training.dp import mechanisms as mech
 from training.errors import TrainingError
 from training.generators.any_order_module import PerRowLossModule, mean_backward
+from training.generators.fit_common import account
 from training.generators.image_ar import IMAGE_AR, ImageARGenerator
 from training.generators.tabular_ar_fit import EpochProgress, _ProgressCallback, _trainer
 from training.images import ImageSet, quantize
 from training.models.pixelcnn import PixelCNN, PixelCNNConfig, per_image_loss
-from training.spec import DPConfig, FitSummary, TrainSpec
+from training.spec import DPConfig, TrainSpec
 
 __all__ = ["LabelHistogram", "fit_image_ar", "private_label_histogram"]
 
@@ -186,17 +187,11 @@ def fit_image_ar(
         steps = sum(s for *_, s in history) - sum(s for *_, s in budget.history)
     public = ["pixel levels", *(["classes"] if public_classes else [])]
     private_meta = ["class frequencies", *([] if public_classes else ["classes"])]
-    privacy_report = report(
-        dp, budget, noise_multiplier=z, sample_rate=sample_rate, steps=steps,
-        public_metadata=public, private_metadata=private_meta,
-    )  # fmt: skip
-    summary = FitSummary(
-        generator=IMAGE_AR, epsilon=privacy_report.epsilon, delta=privacy_report.delta,
-        epsilon_preprocessing=privacy_report.epsilon_preprocessing,
-        epsilon_training=privacy_report.epsilon_training,
-        noise_multiplier=privacy_report.noise_multiplier, sample_rate=privacy_report.sample_rate,
-        steps=steps, epochs=epochs, batch_size=batch_size,
-        fit_seconds=round(time.perf_counter() - started, 3), columns=height * width * channels,
+    privacy_report, summary = account(
+        IMAGE_AR, dp, budget, noise_multiplier=z, sample_rate=sample_rate, steps=steps,
+        epochs=epochs, batch_size=batch_size, started=started,
+        columns=height * width * channels, public_metadata=public,
+        private_metadata=private_meta,
     )  # fmt: skip
     record: dict[str, Any] = {"spec": spec.model_dump(mode="json")}
     if not dp.enabled:  # losses are unnoised averages over real images: kept out of DP runs

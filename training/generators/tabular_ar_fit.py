@@ -15,13 +15,13 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from training import privacy
-from training.budget import PreprocessingBudget, plan_preprocessing, report
+from training.budget import PreprocessingBudget
 from training.generators.any_order_module import AnyOrderModule
+from training.generators.fit_common import account, prepare_table
 from training.generators.tabular_ar import NAME, TabularARGenerator
 from training.models.tabular_ar import TabularAR, TabularARConfig
-from training.preprocessing import fit_encoders
-from training.schema import TableSchema, infer_schema
-from training.spec import FitSummary, TrainSpec
+from training.schema import TableSchema
+from training.spec import TrainSpec
 
 __all__ = ["EpochProgress", "fit_tabular_ar"]
 
@@ -78,17 +78,10 @@ def fit_tabular_ar(
 ) -> TabularARGenerator:
     """Fit tabular-ar on ``df``; every look at the data is charged to ``spec.dp``."""
     started = time.perf_counter()
-    schema = schema or infer_schema(df, min_rows=spec.min_rows)
-    schema.validate_frame(df)
-    dp = spec.dp
-    budget = plan_preprocessing(dp, schema)
-    fitted = fit_encoders(
-        df, schema, sigma=budget.sigma, delta_selection=budget.delta_selection,
-        max_bins=spec.max_bins, rng=np.random.default_rng(),
-    )  # fmt: skip
+    table = prepare_table(df, spec, schema)
+    dp, budget, fitted = spec.dp, table.budget, table.fitted
+    tokens, rows = table.tokens, table.rows
     encoder = fitted.encoder
-    tokens = torch.from_numpy(encoder.encode(df))
-    rows = max(fitted.noisy_rows, 1.0)
     batch_size = spec.batch_size or auto_batch_size(rows, dp=dp.enabled)
     epochs = spec.epochs or auto_epochs(rows, dp=dp.enabled)
     pl.seed_everything(spec.seed, workers=False, verbose=False)
@@ -106,23 +99,16 @@ def fit_tabular_ar(
         )
     else:
         trained = _train_plain(net, optimizer, tokens, spec, batch_size, epochs, progress)
-    privacy_report = report(
-        dp, budget, noise_multiplier=trained.noise_multiplier, sample_rate=trained.sample_rate,
-        steps=trained.steps, public_metadata=fitted.public_metadata,
-        private_metadata=fitted.private_metadata,
-    )  # fmt: skip
-    summary = FitSummary(
-        generator=NAME, epsilon=privacy_report.epsilon, delta=privacy_report.delta,
-        epsilon_preprocessing=privacy_report.epsilon_preprocessing,
-        epsilon_training=privacy_report.epsilon_training,
-        noise_multiplier=privacy_report.noise_multiplier, sample_rate=privacy_report.sample_rate,
-        steps=trained.steps, epochs=epochs, batch_size=batch_size,
-        fit_seconds=round(time.perf_counter() - started, 3), columns=len(encoder.columns),
+    privacy_report, summary = account(
+        NAME, dp, budget, noise_multiplier=trained.noise_multiplier,
+        sample_rate=trained.sample_rate, steps=trained.steps, epochs=epochs,
+        batch_size=batch_size, started=started, columns=len(encoder.columns),
+        public_metadata=fitted.public_metadata, private_metadata=fitted.private_metadata,
     )  # fmt: skip
     net.cpu().eval()
     return TabularARGenerator(
-        schema=schema, encoder=encoder, net=net, privacy=privacy_report, summary=summary,
-        training=_training_record(spec, trained),
+        schema=table.schema, encoder=encoder, net=net, privacy=privacy_report,
+        summary=summary, training=_training_record(spec, trained),
     )  # fmt: skip
 
 

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from training import privacy
-from training.budget import plan_preprocessing, report
+from training.generators.fit_common import account, prepare_table
 from training.generators.tabular_ar_fit import EpochProgress, _ProgressCallback, _trainer
 from training.generators.tabular_gan import NAME, TabularGANGenerator
 from training.models.tabular_gan import (
@@ -38,9 +38,8 @@ from training.models.tabular_gan import (
     one_hot_rows,
     straight_through,
 )
-from training.preprocessing import fit_encoders
-from training.schema import TableSchema, infer_schema
-from training.spec import FitSummary, TrainSpec
+from training.schema import TableSchema
+from training.spec import TrainSpec
 
 __all__ = ["fit_tabular_gan"]
 
@@ -182,17 +181,10 @@ def fit_tabular_gan(
 ) -> TabularGANGenerator:
     """Fit tabular-gan on ``df``; every look at the data is charged to ``spec.dp``."""
     started = time.perf_counter()
-    schema = schema or infer_schema(df, min_rows=spec.min_rows)
-    schema.validate_frame(df)
-    dp = spec.dp
-    budget = plan_preprocessing(dp, schema)
-    fitted = fit_encoders(
-        df, schema, sigma=budget.sigma, delta_selection=budget.delta_selection,
-        max_bins=spec.max_bins, rng=np.random.default_rng(),
-    )  # fmt: skip
+    table = prepare_table(df, spec, schema)
+    dp, budget, fitted = spec.dp, table.budget, table.fitted
+    tokens, rows = table.tokens, table.rows
     encoder = fitted.encoder
-    tokens = torch.from_numpy(encoder.encode(df))
-    rows = max(fitted.noisy_rows, 1.0)
     batch_size = spec.batch_size or auto_batch_size(rows, dp=dp.enabled)
     epochs = spec.epochs or auto_epochs(rows, dp=dp.enabled)
     pl.seed_everything(spec.seed, workers=False, verbose=False)
@@ -252,23 +244,16 @@ def fit_tabular_gan(
     if dp.enabled:
         history = private.accountant.history
         steps = sum(s for *_, s in history) - sum(s for *_, s in budget.history)
-    privacy_report = report(
-        dp, budget, noise_multiplier=z, sample_rate=sample_rate, steps=steps,
+    privacy_report, summary = account(
+        NAME, dp, budget, noise_multiplier=z, sample_rate=sample_rate, steps=steps,
+        epochs=epochs, batch_size=batch_size, started=started, columns=len(encoder.columns),
         public_metadata=fitted.public_metadata, private_metadata=fitted.private_metadata,
-    )  # fmt: skip
-    summary = FitSummary(
-        generator=NAME, epsilon=privacy_report.epsilon, delta=privacy_report.delta,
-        epsilon_preprocessing=privacy_report.epsilon_preprocessing,
-        epsilon_training=privacy_report.epsilon_training,
-        noise_multiplier=privacy_report.noise_multiplier, sample_rate=privacy_report.sample_rate,
-        steps=steps, epochs=epochs, batch_size=batch_size,
-        fit_seconds=round(time.perf_counter() - started, 3), columns=len(encoder.columns),
     )  # fmt: skip
     record: dict[str, Any] = {"spec": spec.model_dump(mode="json")}
     if not dp.enabled:  # losses of a DP run were never noised: kept out of its artifact
         record["epoch_losses"] = module.epoch_losses
     generator.cpu().eval()
     return TabularGANGenerator(
-        schema=schema, encoder=encoder, net=generator, privacy=privacy_report, summary=summary,
-        training=record,
+        schema=table.schema, encoder=encoder, net=generator, privacy=privacy_report,
+        summary=summary, training=record,
     )  # fmt: skip

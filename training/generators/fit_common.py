@@ -1,0 +1,72 @@
+"""What every fit shares: the DP preprocessing of a table, and the accounting it ends with."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from training.budget import PreprocessingBudget, plan_preprocessing, report
+from training.preprocessing import FittedPreprocessing, fit_encoders
+from training.schema import TableSchema, infer_schema
+from training.spec import DPConfig, FitSummary, PrivacyReport, TrainSpec
+
+__all__ = ["PreparedTable", "account", "prepare_table"]
+
+
+@dataclass(frozen=True)
+class PreparedTable:
+    """A table after DP preprocessing: its encoders, tokens and DP row count."""
+
+    schema: TableSchema
+    budget: PreprocessingBudget
+    fitted: FittedPreprocessing
+    tokens: torch.Tensor  # (rows, columns)
+    rows: float  # the DP row count, at least 1: what batch sizes may depend on
+
+
+def prepare_table(df: pd.DataFrame, spec: TrainSpec, schema: TableSchema | None) -> PreparedTable:
+    """Schema, the preprocessing budget and the encoders, each look at ``df`` charged."""
+    schema = schema or infer_schema(df, min_rows=spec.min_rows)
+    schema.validate_frame(df)
+    budget = plan_preprocessing(spec.dp, schema)
+    fitted = fit_encoders(
+        df, schema, sigma=budget.sigma, delta_selection=budget.delta_selection,
+        max_bins=spec.max_bins, rng=np.random.default_rng(),
+    )  # fmt: skip
+    tokens = torch.from_numpy(fitted.encoder.encode(df))
+    return PreparedTable(schema, budget, fitted, tokens, max(fitted.noisy_rows, 1.0))
+
+
+def account(
+    generator: str,
+    dp: DPConfig,
+    budget: PreprocessingBudget,
+    *,
+    noise_multiplier: float | None,
+    sample_rate: float | None,
+    steps: int,
+    epochs: int,
+    batch_size: int,
+    started: float,
+    columns: int,
+    public_metadata: list[str],
+    private_metadata: list[str],
+) -> tuple[PrivacyReport, FitSummary]:
+    """The privacy report of a finished fit and the summary the CLI and jobs print."""
+    privacy_report = report(
+        dp, budget, noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps,
+        public_metadata=public_metadata, private_metadata=private_metadata,
+    )  # fmt: skip
+    summary = FitSummary(
+        generator=generator, epsilon=privacy_report.epsilon, delta=privacy_report.delta,
+        epsilon_preprocessing=privacy_report.epsilon_preprocessing,
+        epsilon_training=privacy_report.epsilon_training,
+        noise_multiplier=privacy_report.noise_multiplier, sample_rate=privacy_report.sample_rate,
+        steps=steps, epochs=epochs, batch_size=batch_size,
+        fit_seconds=round(time.perf_counter() - started, 3), columns=columns,
+    )  # fmt: skip
+    return privacy_report, summary
