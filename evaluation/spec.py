@@ -25,7 +25,10 @@ class Thresholds(BaseModel):
     copy_rate_z: float = Field(default=3.0, gt=0)
     # DCR share: fail when significant at this level AND above 1/2 by more than the margin
     dcr_share_alpha: float = Field(default=0.01, gt=0, lt=1)  # permutation test, 499 draws
-    dcr_share_margin: float = Field(default=0.02, ge=0, lt=0.5)
+    # 0.04: ten DP runs at epsilon 1 on fair (2,000 synthetic rows) gave shares of 49.0% to
+    # 52.0%, one at p=0.016; at 0.02 a CI run failed a DP model on a 52%+ share. The
+    # finite-sample pull toward the training rows is not memorization.
+    dcr_share_margin: float = Field(default=0.04, ge=0, lt=0.5)
     mia_auc_max: float = Field(default=0.6, gt=0.5, le=1)
     # audit: the measured lower bound may exceed the claimed epsilon by this much (noise-free
     # bound, so 0 by default)

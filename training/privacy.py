@@ -29,6 +29,7 @@ __all__ = [
     "PrivateTraining",
     "epsilon_of",
     "make_private",
+    "plan_dp_sgd",
     "poisson_loader",
     "solve_preprocessing_noise",
     "solve_training_noise",
@@ -225,6 +226,39 @@ def make_private(
         sample_rate=sample_rate,
         ghost=ghost,
     )
+
+
+@dataclass(frozen=True)
+class SGDPlan:
+    """A DP-SGD run before it starts: its batches, rate, length and noise."""
+
+    loader: DPDataLoader
+    sample_rate: float
+    steps: int
+    noise_multiplier: float
+
+
+def plan_dp_sgd(
+    dataset: TensorDataset,
+    *,
+    batch_size: int,
+    rows: float,
+    epochs: int,
+    target_epsilon: float,
+    delta: float,
+    prior: History,
+    accountant: str,
+) -> SGDPlan:
+    """Poisson batches of expected size ``batch_size`` out of ``rows`` (the DP count) for
+    ``epochs``, and the noise keeping ``prior`` plus them within ``target_epsilon``."""
+    sample_rate = min(batch_size / rows, 1.0)
+    loader = poisson_loader(dataset, sample_rate=sample_rate)
+    steps = len(loader) * epochs  # the loader's epoch is int(1 / sample_rate) steps
+    z = solve_training_noise(
+        target_epsilon=target_epsilon, delta=delta, sample_rate=sample_rate, steps=steps,
+        prior=prior, accountant=accountant,
+    )  # fmt: skip
+    return SGDPlan(loader, sample_rate, steps, z)
 
 
 def poisson_loader(dataset: TensorDataset, *, sample_rate: float) -> DPDataLoader:

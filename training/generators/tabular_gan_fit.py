@@ -200,13 +200,12 @@ def fit_tabular_gan(
     dataset = TensorDataset(tokens)
     if dp.enabled:
         assert dp.epsilon is not None
-        sample_rate = min(batch_size / rows, 1.0)
-        loader: DataLoader[Any] = privacy.poisson_loader(dataset, sample_rate=sample_rate)
-        steps = len(loader) * epochs
-        z = privacy.solve_training_noise(
-            target_epsilon=dp.epsilon, delta=budget.delta_accountant, sample_rate=sample_rate,
-            steps=steps, prior=budget.history, accountant=dp.accountant,
+        plan = privacy.plan_dp_sgd(
+            dataset, batch_size=batch_size, rows=rows, epochs=epochs, target_epsilon=dp.epsilon,
+            delta=budget.delta_accountant, prior=budget.history, accountant=dp.accountant,
         )  # fmt: skip
+        loader: DataLoader[Any] = plan.loader
+        sample_rate, steps, z = plan.sample_rate, plan.steps, plan.noise_multiplier
         private = privacy.make_private(
             module=discriminator, optimizer=d_optimizer, noise_multiplier=z,
             max_grad_norm=dp.max_grad_norm, expected_batch_size=2 * batch_size,

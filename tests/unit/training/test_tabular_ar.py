@@ -6,6 +6,7 @@ import pytest
 
 import evaluation
 import training
+from tests.unit.training.baselines import independent_dp_marginals
 from training.errors import ConditionError
 
 pytestmark = pytest.mark.slow
@@ -105,20 +106,8 @@ def test_dp_model_beats_independent_dp_marginals_on_pairs(dp_model, fair_split):
     """The baseline spends the same epsilon on one Gaussian histogram per column (joint
     sensitivity sqrt(C)) and samples the columns independently: good marginals, no pairs.
     """
-    from training import privacy
-
     train, _ = fair_split
-    encoder = dp_model.encoder
-    tokens = encoder.encode(train)
-    z = privacy.solve_preprocessing_noise(epsilon=1.0, delta=1e-5, accountant="prv")
-    sigma = z * np.sqrt(tokens.shape[1])
-    rng = np.random.default_rng(0)
-    columns = []
-    for j, size in enumerate(encoder.vocab_sizes):
-        noisy = np.bincount(tokens[:, j], minlength=size) + rng.normal(0, sigma, size)
-        p = np.clip(noisy, 0, None)
-        columns.append(rng.choice(size, size=len(train), p=p / p.sum()))
-    independent = encoder.decode(np.stack(columns, 1), rng)
+    independent = independent_dp_marginals(dp_model.encoder, train, epsilon=1.0)
     synthetic = dp_model.sample(len(train), seed=2)
     types = evaluation.sdtypes(train)
     dp_pairs = evaluation.quality_report(train, synthetic, types).column_pair_trends

@@ -1,11 +1,11 @@
 """tabular-gan trained on a real table (statsmodels' Fair survey), DP and not."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import evaluation
 import training
+from tests.unit.training.baselines import independent_dp_marginals
 from training.errors import ArtifactError, ConditionError
 
 pytestmark = pytest.mark.slow
@@ -55,20 +55,8 @@ def test_dp_gan_beats_independent_dp_marginals_on_pairs(dp_gan, fair_split):
     """The baseline spends the same epsilon on one Gaussian histogram per column (joint
     sensitivity sqrt(C)) and samples the columns independently: good marginals, no pairs.
     The DP GAN at epsilon 1 must carry the pairs the baseline cannot."""
-    from training import privacy
-
     train, _ = fair_split
-    encoder = dp_gan.encoder
-    tokens = encoder.encode(train)
-    z = privacy.solve_preprocessing_noise(epsilon=1.0, delta=1e-5, accountant="prv")
-    sigma = z * np.sqrt(tokens.shape[1])
-    rng = np.random.default_rng(0)
-    columns = []
-    for j, size in enumerate(encoder.vocab_sizes):
-        noisy = np.bincount(tokens[:, j], minlength=size) + rng.normal(0, sigma, size)
-        p = np.clip(noisy, 0, None)
-        columns.append(rng.choice(size, size=len(train), p=p / p.sum()))
-    independent = encoder.decode(np.stack(columns, 1), rng)
+    independent = independent_dp_marginals(dp_gan.encoder, train, epsilon=1.0)
     gan = evaluation.quality_report(train, dp_gan.sample(len(train), seed=2), KINDS)
     base = evaluation.quality_report(train, independent, KINDS)
     print(f"dp gan {gan}, independent DP marginals {base}")
