@@ -41,7 +41,8 @@ demo: setup
 bench-setup: setup
 	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/python -c "import torch" 2>/dev/null || .venv-bench/bin/pip install -q torch==2.13.0
-	.venv-bench/bin/pip install -q -e ".[bench]" pandas scikit-learn
+	# the peers alone (not Sanitas: its pins drag in an old scikit-learn that has to compile)
+	.venv-bench/bin/pip install -q smartnoise-synth pandas scikit-learn
 
 bench: bench-setup
 	$(BIN)/python benchmarks/dp_overhead.py

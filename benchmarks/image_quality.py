@@ -1,11 +1,12 @@
-"""DP image generation: image-ar at several epsilons on real digits, evaluated end to end.
+"""DP image generation: image-ar and image-gan at several epsilons on real digits.
 
 scikit-learn's 1,797 real 8x8 digits: 1,400 to train on, 397 held out. For each
-epsilon, fit image-ar (DP-SGD, defaults), draw 2,000 images in the DP class mix, and
+generator and epsilon, fit it (DP-SGD, defaults), draw 2,000 images in the DP class mix, and
 evaluate: TSTR vs TRTR accuracy (small CNN), the Frechet distance in that CNN's feature
 space (synthetic vs holdout, beside train vs holdout), the DCR share.
 
     python benchmarks/image_quality.py [--epsilons 10 1] [--samples 2000]
+        [--generators image-ar image-gan]
 
 Target (issue 5): TSTR at least 0.80 of TRTR at epsilon 10, trained on CPU in 10 min.
 """
@@ -41,13 +42,14 @@ def main() -> None:
     parser.add_argument("--epsilons", type=float, nargs="+", default=[10.0, 1.0])
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--generators", nargs="+", default=["image-ar", "image-gan"])
     args = parser.parse_args()
     train, held = digits()
-    print("| epsilon | fit s | sample s | TSTR | TRTR | TSTR/TRTR | Frechet syn | Frechet real "
-          "| DCR share |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
-    for eps in args.epsilons:
+    print("| generator | epsilon | fit s | sample s | TSTR | TRTR | TSTR/TRTR | Frechet syn "
+          "| Frechet real | DCR share |\n|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+    for generator, eps in [(g, e) for g in args.generators for e in args.epsilons]:
         spec = training.TrainSpec(
-            generator="image-ar", dp=training.DPConfig(epsilon=eps), seed=args.seed
+            generator=generator, dp=training.DPConfig(epsilon=eps), seed=args.seed
         )
         started = time.perf_counter()
         model = training.fit_images(train, spec)
@@ -57,7 +59,7 @@ def main() -> None:
         sample_s = time.perf_counter() - started
         result = evaluate_images(labeled(train), labeled(held), labeled(synthetic), train.classes)
         print(
-            f"| {model.privacy.epsilon:.2f} | {fit_s:.0f} | {sample_s:.0f} "
+            f"| {generator} | {model.privacy.epsilon:.2f} | {fit_s:.0f} | {sample_s:.0f} "
             f"| {result.tstr_accuracy:.3f} | {result.trtr_accuracy:.3f} | {result.tstr_ratio:.2f} "
             f"| {result.frechet_synthetic:.2f} | {result.frechet_real:.2f} "
             f"| {result.memorization.dcr_share:.3f} |",

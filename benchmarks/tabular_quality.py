@@ -6,6 +6,7 @@ codebook would publish them) and the same 80/20 split (seed 0). Peers run inside
 Prints a markdown table; docs/benchmarks.md keeps the latest one.
 
     python benchmarks/tabular_quality.py [--tables fair cps] [--epsilons 1 3]
+        [--ours tabular-ar tabular-gan] [--peers aim mst dpctgan]
 """
 
 from __future__ import annotations
@@ -84,8 +85,14 @@ def score(
     }  # fmt: skip
 
 
-def run_ours(train: pd.DataFrame, schema: training.TableSchema, epsilon: float | None, n: int):
-    spec = training.TrainSpec(dp=training.DPConfig(epsilon=epsilon))
+def run_ours(
+    generator: str,
+    train: pd.DataFrame,
+    schema: training.TableSchema,
+    epsilon: float | None,
+    n: int,
+):
+    spec = training.TrainSpec(generator=generator, dp=training.DPConfig(epsilon=epsilon))
     model = training.fit(train, spec, schema=schema)
     started = time.perf_counter()
     big = model.sample(200_000, seed=0)
@@ -126,7 +133,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tables", nargs="+", default=["fair", "cps"])
     parser.add_argument("--epsilons", nargs="+", type=float, default=[1.0, 3.0])
-    parser.add_argument("--peers", nargs="*", default=["aim", "mst"])
+    parser.add_argument("--ours", nargs="+", default=["tabular-ar", "tabular-gan"])
+    parser.add_argument("--peers", nargs="*", default=["aim", "mst", "dpctgan"])
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
@@ -138,12 +146,12 @@ def main() -> None:
         train = table.frame.sample(frac=0.8, random_state=0)
         holdout = table.frame.drop(train.index)
         schema = public_schema(table.frame)
-        runs = [("tabular-ar", e) for e in [*args.epsilons, None]]
+        runs = [(g, e) for g in args.ours for e in [*args.epsilons, None]]
         runs += [(p, e) for p in args.peers for e in args.epsilons]
         for method, epsilon in runs:
             try:
-                if method == "tabular-ar":
-                    synthetic, fit_s, rate = run_ours(train, schema, epsilon, len(train))
+                if method in args.ours:
+                    synthetic, fit_s, rate = run_ours(method, train, schema, epsilon, len(train))
                 else:
                     assert epsilon is not None
                     synthetic, fit_s, rate = run_peer(method, train, schema, epsilon, len(train))

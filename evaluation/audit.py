@@ -30,6 +30,7 @@ __all__ = [
     "epsilon_lower_bound",
     "make_canaries",
     "make_image_canaries",
+    "nearest_image_scores",
     "p_value",
     "sample_match_scores",
 ]
@@ -139,6 +140,19 @@ def make_image_canaries(
     rng = np.random.default_rng(seed)
     picked = images[rng.integers(0, len(images), m)][:, ::-1]
     return np.ascontiguousarray(picked), rng.integers(0, classes, m), rng.random(m) < 0.5
+
+
+def nearest_image_scores(synthetic: np.ndarray, canaries: np.ndarray) -> np.ndarray:
+    """A black-box attack's score per canary image: minus the distance (root mean square
+    over pixels, 0-255) to the nearest synthetic image of the canary's class. For
+    generators without a likelihood (a GAN): a memorized canary comes back nearly as is.
+    """
+    if len(synthetic) == 0:
+        raise MetricError("the attack needs synthetic images")
+    a = canaries.reshape(len(canaries), -1).astype(np.float32)
+    b = synthetic.reshape(len(synthetic), -1).astype(np.float32)
+    squared = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T
+    return -np.sqrt(np.clip(squared, 0, None).min(axis=1) / a.shape[1])
 
 
 def p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:

@@ -49,7 +49,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="artifact directory to write")],
     generator: Annotated[
         str | None,
-        typer.Option(help="tabular-ar or tabular-gan (tables), image-ar (images); default by DATA"),
+        typer.Option(help="tabular-ar, tabular-gan (tables); image-ar, image-gan (images)"),
     ] = None,
     epsilon: Annotated[float | None, typer.Option(help="target epsilon; omit with --no-dp")] = 1.0,
     delta: Annotated[float, typer.Option(help="target delta")] = 1e-5,

@@ -33,6 +33,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 AUDIT_FILE = "audit.json"
 AUDIT_SAMPLES = 20_000  # synthetic rows the black-box attack looks through
+AUDIT_IMAGES_PER_CLASS = 1_000  # and images per canary class
 
 
 def kinds_of(schema: training.TableSchema) -> dict[str, str]:
@@ -100,7 +101,7 @@ def train_image_model(
     import numpy as np
 
     import training
-    from evaluation.audit import epsilon_lower_bound, make_image_canaries
+    from evaluation.audit import epsilon_lower_bound, make_image_canaries, nearest_image_scores
     from training.images import ImageSet
 
     if not audit:
@@ -118,12 +119,18 @@ def train_image_model(
     model = training.fit_images(planted, spec, public_classes=public_classes, progress=progress)
     known = np.isin(np.asarray(data.classes)[labels], model.classes)  # kept by DP selection
     scores = np.zeros(m)
-    scores[known] = model.log_likelihood(ImageSet(images[known], labels[known], data.classes))
+    if hasattr(model, "log_likelihood"):
+        attack = "model log-likelihood (image canaries)"
+        scores[known] = model.log_likelihood(ImageSet(images[known], labels[known], data.classes))
+    else:  # a GAN has no likelihood: the nearest of its images of the canary's class
+        attack = "nearest synthetic image (image canaries)"
+        for name in sorted(set(np.asarray(data.classes)[labels[known]])):
+            of_class = known & (np.asarray(data.classes)[labels] == name)
+            drawn = model.sample(AUDIT_IMAGES_PER_CLASS, label=name, seed=spec.seed + 104729)
+            scores[of_class] = nearest_image_scores(drawn.images, images[of_class])
     # a canary of a class the model dropped cannot be scored: guessed "out", the lowest
     scores[~known] = scores[known].min(initial=0.0) - 1.0
-    result = epsilon_lower_bound(
-        scores, included, delta=spec.dp.delta, attack="model log-likelihood (image canaries)"
-    )
+    result = epsilon_lower_bound(scores, included, delta=spec.dp.delta, attack=attack)
     logger.info("audit: epsilon lower bound %.3f", result.epsilon_lower_bound)
     return model, result
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from training.images import ImageSet
 
-IMAGE_GENERATORS = ("image-ar",)
+IMAGE_GENERATORS = ("image-ar", "image-gan")
 
 __all__ = [
     "IMAGE_GENERATORS",

@@ -19,7 +19,7 @@ __all__ = [
     "TrainSpec",
 ]
 
-GeneratorName = Literal["tabular-ar", "tabular-gan", "image-ar"]
+GeneratorName = Literal["tabular-ar", "tabular-gan", "image-ar", "image-gan"]
 Accountant = Literal["prv", "rdp"]
 GradSampleMode = Literal["ghost", "hooks", "functorch", "ew"]
 

@@ -15,21 +15,38 @@ import time
 
 import pandas as pd
 
+GANS = ("dpctgan", "patectgan")
+
 
 def smartnoise(method: str, train: pd.DataFrame, spec: dict, epsilon: float) -> pd.DataFrame:
+    """AIM and MST on binned cubes; DP-CTGAN on one-hot categories and min-max scaled
+    numbers. Every domain and bound comes from the spec (public codebook metadata), so
+    no epsilon goes to preprocessing, as for tabular-ar and tabular-gan."""
     from snsynth import Synthesizer
+    from snsynth.transform import (
+        BinTransformer,
+        ChainTransformer,
+        LabelTransformer,
+        MinMaxTransformer,
+        OneHotEncoder,
+    )
     from snsynth.transform.table import TableTransformer
 
     synth = Synthesizer.create(method, epsilon=epsilon, delta=spec["delta"], verbose=False)
-    cont = spec["continuous"]
     bounds = spec["bounds"]
-    from snsynth.transform import BinTransformer, LabelTransformer
-
-    constraints = {c: LabelTransformer(nullable=True) for c in spec["categorical"]}
-    for c in cont:
+    gan = method in GANS
+    constraints = {}
+    for c in spec["categorical"]:
+        label = LabelTransformer(nullable=True)
+        constraints[c] = ChainTransformer([label, OneHotEncoder()]) if gan else label
+    for c in spec["continuous"]:
         lo, hi = bounds[c]
-        constraints[c] = BinTransformer(bins=20, lower=lo, upper=hi, nullable=True)
-    tt = TableTransformer.create(train, style="cube", constraints=constraints)
+        constraints[c] = (
+            MinMaxTransformer(lower=lo, upper=hi, nullable=True)
+            if gan
+            else BinTransformer(bins=20, lower=lo, upper=hi, nullable=True)
+        )
+    tt = TableTransformer.create(train, style="gan" if gan else "cube", constraints=constraints)
     synth.fit(train, transformer=tt, preprocessor_eps=0.0)
     return synth.sample(spec["n"])
 

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 class JobRequest(BaseModel):
     dataset_id: str
     # None: image-ar for an image dataset, tabular-ar for a table
-    generator: Literal["tabular-ar", "tabular-gan", "image-ar"] | None = None
+    generator: Literal["tabular-ar", "tabular-gan", "image-ar", "image-gan"] | None = None
     epsilon: float = Field(gt=0, le=100)
     delta: float | None = Field(default=None, gt=0, lt=1)
     epochs: int | None = Field(default=None, ge=1, le=10_000)

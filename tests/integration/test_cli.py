@@ -163,3 +163,23 @@ def test_train_images_then_sample_npz_zip_and_png(digits_split, tmp_path):
     )
     assert refused.returncode == 2 and "'ten'" in refused.stderr
     assert np.load(tmp_path / "threes.npz")["images"].dtype == np.uint8
+
+
+def test_train_image_gan_then_sample_a_class(digits_split, tmp_path):
+    from training.images import load_npz, save_npz
+
+    train, _ = digits_split
+    data = save_npz(tmp_path / "digits.npz", train)
+    model = tmp_path / "gan"
+    done = _sanitas("train", str(data), "--generator", "image-gan", "--out", str(model),
+                    "--epsilon", "5", "--epochs", "2", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["generator"] == "image-gan" and 0 < summary["epsilon"] <= 5
+    done = _sanitas("sample", str(model), "-n", "40", "--label", "7", "--out",
+                    str(tmp_path / "sevens.npz"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sevens = load_npz(tmp_path / "sevens.npz")
+    assert sevens.images.shape == (40, 8, 8, 1) and {sevens.classes[i] for i in sevens.labels} == {
+        "7"
+    }

@@ -10,6 +10,7 @@ from typing import Any
 from training.artifacts import load_artifact
 from training.errors import ArtifactError, TrainingError
 from training.generators.image_ar import ImageARGenerator
+from training.generators.image_gan import ImageGANGenerator
 from training.generators.tabular_ar import TabularARGenerator
 from training.generators.tabular_gan import TabularGANGenerator
 
@@ -41,6 +42,12 @@ def _fit_image_ar(*args: Any, **kwargs: Any) -> Any:
     return fit_image_ar(*args, **kwargs)
 
 
+def _fit_image_gan(*args: Any, **kwargs: Any) -> Any:
+    from training.generators.image_gan_fit import fit_image_gan
+
+    return fit_image_gan(*args, **kwargs)
+
+
 @dataclass(frozen=True)
 class GeneratorEntry:
     fit: Callable[..., Any]
@@ -51,6 +58,7 @@ GENERATORS: dict[str, GeneratorEntry] = {
     "tabular-ar": GeneratorEntry(fit=_fit_tabular_ar, load=TabularARGenerator.load),
     "tabular-gan": GeneratorEntry(fit=_fit_tabular_gan, load=TabularGANGenerator.load),
     "image-ar": GeneratorEntry(fit=_fit_image_ar, load=ImageARGenerator.load),
+    "image-gan": GeneratorEntry(fit=_fit_image_gan, load=ImageGANGenerator.load),
 }
 
 
