@@ -69,3 +69,39 @@ def test_image_ar_trains_reports_releases_and_serves_one_class(embedded, digits)
         assert bad.status_code == 422 and needle in bad.json()["detail"], bad.json()
     budget = api.client.get(f"/v1/datasets/{ds['id']}/budget", headers=owner).json()
     assert budget["epsilon_spent"] == 10
+
+
+def test_image_gan_job_is_audited_released_and_serves_one_class(embedded, digits):
+    """The DP image GAN through the API: asked for by name, audited through its samples,
+    its release streams images of the asked class."""
+    api, owner, consumer = embedded, embedded.auth("owner"), embedded.auth("consumer")
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=digits.images[..., 0], labels=digits.labels)
+    ds = api.client.post(
+        "/v1/datasets", files={"file": ("digits.npz", buffer.getvalue())},
+        data={"name": "digits", "epsilon_budget": "5"}, headers=owner,
+    ).json()  # fmt: skip
+    job = api.client.post(
+        "/v1/jobs",
+        json={"dataset_id": ds["id"], "generator": "image-gan", "epsilon": 5, "epochs": 3,
+              "audit": True},
+        headers=owner,
+    ).json()  # fmt: skip
+    job = _wait(api, job["id"])
+    assert job["state"] == "succeeded", job["error"]
+    model = api.client.get(f"/v1/models/{job['model_id']}", headers=owner).json()
+    assert model["generator"] == "image-gan" and 0 < model["privacy"]["epsilon"] <= 5
+    assert "privacy_audit" in {g["name"] for g in model["gates"]}
+    release = api.client.post(
+        "/v1/releases",
+        json={"model_id": model["id"], "override_reason": "three epochs: plumbing check only"},
+        headers=owner,
+    ).json()
+    npz = api.client.get(
+        f"/v1/releases/{release['id']}/samples", params={"n": 30, "format": "npz", "label": "5"},
+        headers=consumer,
+    )  # fmt: skip
+    assert npz.status_code == 200, npz.text
+    arrays = np.load(io.BytesIO(npz.content), allow_pickle=False)
+    assert arrays["images"].shape == (30, 8, 8, 1)
+    assert {str(arrays["classes"][i]) for i in arrays["labels"]} == {"5"}
