@@ -80,6 +80,23 @@ def private_label_histogram(
     return LabelHistogram(classes, counts, budget)
 
 
+def kept_images(
+    data: ImageSet, spec: TrainSpec, *, public_classes: bool, generator: str
+) -> tuple[LabelHistogram, np.ndarray, np.ndarray]:
+    """The DP label histogram, and the images of the classes it kept with their labels
+    renumbered over those classes (images of dropped classes are not trained on)."""
+    if len(data) < MIN_IMAGES:
+        raise TrainingError(f"{len(data)} images; {generator} needs at least {MIN_IMAGES}")
+    histogram = private_label_histogram(
+        data, spec.dp, public_classes=public_classes, rng=np.random.default_rng()
+    )
+    kept = [data.classes.index(c) for c in histogram.classes]
+    remap = np.full(len(data.classes), -1, dtype=np.int64)
+    remap[kept] = np.arange(len(kept))
+    labels = remap[data.labels]
+    return histogram, data.images[labels >= 0], labels[labels >= 0]
+
+
 def auto_batch_size(rows: float, *, dp: bool) -> int:
     """Under DP about 1/5 of the images per step (64 to 2,048): noise averages out."""
     return int(np.clip(round(rows / 5), 64, 2048)) if dp else 128
@@ -118,19 +135,12 @@ def fit_image_ar(
 ) -> ImageARGenerator:
     """Fit image-ar on ``data``; every look at it is charged to ``spec.dp``."""
     started = time.perf_counter()
-    if len(data) < MIN_IMAGES:
-        raise TrainingError(f"{len(data)} images; image-ar needs at least {MIN_IMAGES}")
     dp = spec.dp
-    histogram = private_label_histogram(
-        data, dp, public_classes=public_classes, rng=np.random.default_rng()
+    histogram, images, kept_labels = kept_images(
+        data, spec, public_classes=public_classes, generator=IMAGE_AR
     )
-    kept = [data.classes.index(c) for c in histogram.classes]
-    remap = np.full(len(data.classes), -1, dtype=np.int64)
-    remap[kept] = np.arange(len(kept))
-    labels = remap[data.labels]
-    rows_kept = labels >= 0  # images of classes DP selection dropped are not trained on
-    levels = torch.from_numpy(quantize(data.images[rows_kept], spec.levels))
-    label_tensor = torch.from_numpy(labels[rows_kept])
+    levels = torch.from_numpy(quantize(images, spec.levels))
+    label_tensor = torch.from_numpy(kept_labels)
     rows = max(histogram.rows, 1.0)
     batch_size = spec.batch_size or auto_batch_size(rows, dp=dp.enabled)
     epochs = spec.epochs or auto_epochs(rows, dp=dp.enabled)

@@ -19,15 +19,13 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
-from training import privacy
-from training.errors import TrainingError
 from training.generators.fit_common import account
-from training.generators.image_ar_fit import MIN_IMAGES, private_label_histogram
+from training.generators.gan_training import GANModule, run_gan
+from training.generators.image_ar_fit import kept_images
 from training.generators.image_gan import IMAGE_GAN, ImageGANGenerator
-from training.generators.tabular_ar_fit import EpochProgress, _ProgressCallback, _trainer
+from training.generators.tabular_ar_fit import EpochProgress
 from training.images import ImageSet
 from training.models.dcgan import DCGANConfig, ImageDiscriminator, ImageGeneratorNet
 from training.spec import TrainSpec
@@ -46,69 +44,26 @@ def auto_epochs(rows: float, *, dp: bool) -> int:
     return 100 if dp else int(np.clip(round(300_000 / max(rows, 1)), 30, 300))
 
 
-class ImageGANModule(pl.LightningModule):
-    """One discriminator step (DP-SGD under DP) and one generator step per batch."""
+class ImageGANModule(GANModule):
+    """Fakes of classes drawn from the DP label histogram; labels ride along."""
 
-    def __init__(
-        self,
-        generator: ImageGeneratorNet,
-        discriminator: torch.nn.Module,
-        d_optimizer: torch.optim.Optimizer,
-        g_optimizer: torch.optim.Optimizer,
-        *,
-        class_weights: torch.Tensor,
-        fake_batch: int,
-        d_backward: Any,
-        hooks: Any = None,
-    ) -> None:
-        super().__init__()
-        self.automatic_optimization = False
-        self.generator, self.discriminator = generator, discriminator
-        self._optimizers = (d_optimizer, g_optimizer)
-        self.class_weights, self.fake_batch = class_weights, fake_batch
-        self.d_backward, self.hooks = d_backward, hooks
-        self.epoch_losses: list[float] = []
-        self._running: list[float] = []
+    def __init__(self, *args: Any, class_weights: torch.Tensor, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.class_weights = class_weights
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return list(self._optimizers)
+    def real(self, batch: list[torch.Tensor]) -> tuple[torch.Tensor, Any] | None:
+        images, labels = batch
+        if images.shape[0] == 0:
+            return None
+        return images.permute(0, 3, 1, 2).float() / 255.0, labels
 
-    def _fakes(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def fakes(self, n: int) -> tuple[torch.Tensor, Any, torch.Tensor]:
         labels = torch.multinomial(self.class_weights, n, replacement=True).to(self.device)
         noise = torch.randn(n, self.generator.config.noise_dim, device=self.device)
-        return self.generator(noise, labels), labels
+        return self.generator(noise, labels), labels, torch.zeros((), device=self.device)
 
-    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        images, labels = batch
-        d_optimizer, g_optimizer = self.optimizers()  # type: ignore[attr-defined]
-        d_optimizer.zero_grad()
-        if images.shape[0] == 0:  # Poisson sampling at batch sizes >= 64: p < e^-64
-            return
-        real = images.permute(0, 3, 1, 2).float() / 255.0
-        with torch.no_grad():
-            fakes, fake_labels = self._fakes(self.fake_batch)
-        scores = self.discriminator(torch.cat([real, fakes]), torch.cat([labels, fake_labels]))
-        targets = torch.cat([torch.ones(len(real)), torch.zeros(len(fakes))]).to(scores)
-        self.d_backward(F.binary_cross_entropy_with_logits(scores, targets, reduction="none"))
-        d_optimizer.step()
-
-        if self.hooks is not None:
-            self.hooks(False)
-        fakes, fake_labels = self._fakes(self.fake_batch)
-        g_loss = F.softplus(-self.discriminator(fakes, fake_labels)).mean()
-        params = list(self.generator.parameters())
-        for p, grad in zip(params, torch.autograd.grad(g_loss, params), strict=True):
-            p.grad = grad
-        g_optimizer.step()
-        g_optimizer.zero_grad()
-        if self.hooks is not None:
-            self.hooks(True)
-        self._running.append(float(g_loss.detach()))
-
-    def on_train_epoch_end(self) -> None:
-        if self._running:
-            self.epoch_losses.append(sum(self._running) / len(self._running))
-        self._running = []
+    def score(self, x: torch.Tensor, extra: Any) -> torch.Tensor:
+        return self.discriminator(x, extra)
 
 
 def fit_image_gan(
@@ -120,20 +75,11 @@ def fit_image_gan(
 ) -> ImageGANGenerator:
     """Fit image-gan on ``data``; every look at it is charged to ``spec.dp``."""
     started = time.perf_counter()
-    if len(data) < MIN_IMAGES:
-        raise TrainingError(f"{len(data)} images; image-gan needs at least {MIN_IMAGES}")
     dp = spec.dp
-    histogram = private_label_histogram(
-        data, dp, public_classes=public_classes, rng=np.random.default_rng()
+    histogram, images, labels = kept_images(
+        data, spec, public_classes=public_classes, generator=IMAGE_GAN
     )
-    kept = [data.classes.index(c) for c in histogram.classes]
-    remap = np.full(len(data.classes), -1, dtype=np.int64)
-    remap[kept] = np.arange(len(kept))
-    labels = remap[data.labels]
-    rows_kept = labels >= 0  # images of classes DP selection dropped are not trained on
-    dataset = TensorDataset(
-        torch.from_numpy(data.images[rows_kept]), torch.from_numpy(labels[rows_kept])
-    )
+    dataset = TensorDataset(torch.from_numpy(images), torch.from_numpy(labels))
     rows = max(histogram.rows, 1.0)
     batch_size = spec.batch_size or auto_batch_size(rows, dp=dp.enabled)
     epochs = spec.epochs or auto_epochs(rows, dp=dp.enabled)
@@ -154,51 +100,21 @@ def fit_image_gan(
     )
     weights = torch.tensor(histogram.counts, dtype=torch.float)
     budget = histogram.budget
-    if dp.enabled:
-        assert dp.epsilon is not None
-        plan = privacy.plan_dp_sgd(
-            dataset, batch_size=batch_size, rows=rows, epochs=epochs, target_epsilon=dp.epsilon,
-            delta=budget.delta_accountant, prior=budget.history, accountant=dp.accountant,
-        )  # fmt: skip
-        loader: DataLoader[Any] = plan.loader
-        sample_rate, steps, z = plan.sample_rate, plan.steps, plan.noise_multiplier
-        private = privacy.make_private(
-            module=discriminator, optimizer=d_optimizer, noise_multiplier=z,
-            max_grad_norm=dp.max_grad_norm, expected_batch_size=2 * batch_size,
-            sample_rate=sample_rate, accountant=dp.accountant, prior=budget.history,
-            grad_sample_mode="hooks",
-        )  # fmt: skip
-        wrapped = private.module
 
-        def hooks(on: bool) -> None:
-            wrapped.enable_hooks() if on else wrapped.disable_hooks()  # type: ignore[operator]
-
-        module = ImageGANModule(
-            generator, wrapped, private.optimizer, g_optimizer, class_weights=weights,
-            fake_batch=batch_size, d_backward=private.backward, hooks=hooks,
+    def make_module(
+        discriminator: torch.nn.Module, optimizer: torch.optim.Optimizer, backward: Any,
+        hooks: Any,
+    ) -> ImageGANModule:  # fmt: skip
+        return ImageGANModule(
+            generator, discriminator, optimizer, g_optimizer, class_weights=weights,
+            fake_batch=batch_size, d_backward=backward, hooks=hooks,
         )  # fmt: skip
 
-        def spent() -> float | None:
-            return privacy.accountant_epsilon(private.accountant, delta=budget.delta_accountant)
-
-        logger.info("DP discriminator: noise=%.3f rate=%.4f steps=%d", z, sample_rate, steps)
-    else:
-        seeded = torch.Generator().manual_seed(spec.seed)
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=seeded)
-        steps, z, sample_rate = len(loader) * epochs, None, None
-        module = ImageGANModule(
-            generator, discriminator, d_optimizer, g_optimizer, class_weights=weights,
-            fake_batch=batch_size, d_backward=lambda loss: loss.mean().backward(),
-        )  # fmt: skip
-
-        def spent() -> float | None:
-            return None
-
-    callbacks: list[pl.Callback] = [_ProgressCallback(epochs, progress, spent)] if progress else []
-    _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
-    if dp.enabled:
-        history = private.accountant.history
-        steps = sum(s for *_, s in history) - sum(s for *_, s in budget.history)
+    run = run_gan(
+        make_module, discriminator, d_optimizer, dataset, spec=spec, budget=budget, rows=rows,
+        batch_size=batch_size, epochs=epochs, grad_sample_mode="hooks", progress=progress,
+    )  # fmt: skip
+    z, sample_rate, steps, module = run.noise_multiplier, run.sample_rate, run.steps, run.module
     public = ["pixel range", *(["classes"] if public_classes else [])]
     private_meta = ["class frequencies", *([] if public_classes else ["classes"])]
     privacy_report, summary = account(

@@ -22,11 +22,11 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
-from training import privacy
 from training.generators.fit_common import account, prepare_table
-from training.generators.tabular_ar_fit import EpochProgress, _ProgressCallback, _trainer
+from training.generators.gan_training import GANModule, run_gan
+from training.generators.tabular_ar_fit import EpochProgress
 from training.generators.tabular_gan import NAME, TabularGANGenerator
 from training.models.tabular_gan import (
     Discriminator,
@@ -76,33 +76,24 @@ def _discriminator_optimizer(
     return torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.9))
 
 
-class GANModule(pl.LightningModule):
-    """One discriminator step (DP-SGD under DP) and one generator step per batch."""
+class TabularGANModule(GANModule):
+    """Rows as token one-hots; half the fakes conditioned (see ``fakes``)."""
 
-    def __init__(
-        self,
-        generator: Generator,
-        discriminator: torch.nn.Module,
-        d_optimizer: torch.optim.Optimizer,
-        g_optimizer: torch.optim.Optimizer,
-        *,
-        banned: list[list[int]],
-        fake_batch: int,
-        d_backward: Any,
-        hooks: Any = None,
-    ) -> None:
-        super().__init__()
-        self.automatic_optimization = False
-        self.generator, self.discriminator = generator, discriminator
-        self._optimizers = (d_optimizer, g_optimizer)
-        self.banned, self.fake_batch = banned, fake_batch
-        self.d_backward, self.hooks = d_backward, hooks
-        self.vocab_sizes = generator.config.vocab_sizes
-        self.epoch_losses: list[float] = []
-        self._running: list[float] = []
+    def __init__(self, *args: Any, banned: list[list[int]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.banned = banned
+        self.vocab_sizes: list[int] = self.generator.config.vocab_sizes
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return list(self._optimizers)
+    def real(self, batch: list[torch.Tensor]) -> tuple[torch.Tensor, Any] | None:
+        tokens = batch[0]
+        return None if tokens.shape[0] == 0 else (one_hot_rows(tokens, self.vocab_sizes), None)
+
+    def score(self, x: torch.Tensor, extra: Any) -> torch.Tensor:
+        return self.discriminator(x)
+
+    def fakes(self, n: int) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        rows, condition_loss = self._fakes(n)
+        return rows, None, condition_loss
 
     def _fakes(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` fake one-hot rows (half of them conditioned) and the condition loss.
@@ -137,40 +128,6 @@ class GANModule(pl.LightningModule):
         condition_loss = (follow * weights).sum() / weights.sum().clamp(min=1.0)
         return rows, condition_loss
 
-    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        real_tokens = batch[0]
-        d_optimizer, g_optimizer = self.optimizers()  # type: ignore[attr-defined]
-        d_optimizer.zero_grad()
-        if real_tokens.shape[0] == 0:  # Poisson sampling at batch sizes >= 64: p < e^-64
-            return
-        with torch.no_grad():
-            fakes, _ = self._fakes(self.fake_batch)
-        real = one_hot_rows(real_tokens, self.vocab_sizes)
-        scores = self.discriminator(torch.cat([real, fakes]))
-        targets = torch.cat([torch.ones(len(real)), torch.zeros(len(fakes))]).to(scores)
-        d_loss = F.binary_cross_entropy_with_logits(scores, targets, reduction="none")
-        self.d_backward(d_loss)
-        d_optimizer.step()
-
-        # the generator: no real row, gradients for its own weights only
-        if self.hooks is not None:
-            self.hooks(False)
-        fakes, condition_loss = self._fakes(self.fake_batch)
-        g_loss = F.softplus(-self.discriminator(fakes)).mean() + condition_loss
-        params = list(self.generator.parameters())
-        for p, grad in zip(params, torch.autograd.grad(g_loss, params), strict=True):
-            p.grad = grad
-        g_optimizer.step()
-        g_optimizer.zero_grad()
-        if self.hooks is not None:
-            self.hooks(True)
-        self._running.append(float(g_loss.detach()))
-
-    def on_train_epoch_end(self) -> None:
-        if self._running:
-            self.epoch_losses.append(sum(self._running) / len(self._running))
-        self._running = []
-
 
 def fit_tabular_gan(
     df: pd.DataFrame,
@@ -197,52 +154,22 @@ def fit_tabular_gan(
     g_optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.9))
     d_optimizer = _discriminator_optimizer(discriminator, lr, dp=dp.enabled)
     banned = [enc.never_sampled() for enc in encoder.columns]
-    dataset = TensorDataset(tokens)
-    if dp.enabled:
-        assert dp.epsilon is not None
-        plan = privacy.plan_dp_sgd(
-            dataset, batch_size=batch_size, rows=rows, epochs=epochs, target_epsilon=dp.epsilon,
-            delta=budget.delta_accountant, prior=budget.history, accountant=dp.accountant,
-        )  # fmt: skip
-        loader: DataLoader[Any] = plan.loader
-        sample_rate, steps, z = plan.sample_rate, plan.steps, plan.noise_multiplier
-        private = privacy.make_private(
-            module=discriminator, optimizer=d_optimizer, noise_multiplier=z,
-            max_grad_norm=dp.max_grad_norm, expected_batch_size=2 * batch_size,
-            sample_rate=sample_rate, accountant=dp.accountant, prior=budget.history,
-            grad_sample_mode=spec.grad_sample_mode,
-        )  # fmt: skip
-        wrapped = private.module
 
-        def hooks(on: bool) -> None:
-            wrapped.enable_hooks() if on else wrapped.disable_hooks()  # type: ignore[operator]
-
-        module = GANModule(
-            generator, wrapped, private.optimizer, g_optimizer, banned=banned,
-            fake_batch=batch_size, d_backward=private.backward, hooks=hooks,
+    def make_module(
+        discriminator: torch.nn.Module, optimizer: torch.optim.Optimizer, backward: Any,
+        hooks: Any,
+    ) -> TabularGANModule:  # fmt: skip
+        return TabularGANModule(
+            generator, discriminator, optimizer, g_optimizer, banned=banned,
+            fake_batch=batch_size, d_backward=backward, hooks=hooks,
         )  # fmt: skip
 
-        def spent() -> float | None:
-            return privacy.accountant_epsilon(private.accountant, delta=budget.delta_accountant)
-
-        logger.info("DP discriminator: noise=%.3f rate=%.4f steps=%d", z, sample_rate, steps)
-    else:
-        seeded = torch.Generator().manual_seed(spec.seed)
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=seeded)
-        steps, z, sample_rate = len(loader) * epochs, None, None
-        module = GANModule(
-            generator, discriminator, d_optimizer, g_optimizer, banned=banned,
-            fake_batch=batch_size, d_backward=lambda loss: loss.mean().backward(),
-        )  # fmt: skip
-
-        def spent() -> float | None:
-            return None
-
-    callbacks: list[pl.Callback] = [_ProgressCallback(epochs, progress, spent)] if progress else []
-    _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
-    if dp.enabled:
-        history = private.accountant.history
-        steps = sum(s for *_, s in history) - sum(s for *_, s in budget.history)
+    run = run_gan(
+        make_module, discriminator, d_optimizer, TensorDataset(tokens), spec=spec,
+        budget=budget, rows=rows, batch_size=batch_size, epochs=epochs,
+        grad_sample_mode=spec.grad_sample_mode, progress=progress,
+    )  # fmt: skip
+    z, sample_rate, steps, module = run.noise_multiplier, run.sample_rate, run.steps, run.module
     privacy_report, summary = account(
         NAME, dp, budget, noise_multiplier=z, sample_rate=sample_rate, steps=steps,
         epochs=epochs, batch_size=batch_size, started=started, columns=len(encoder.columns),

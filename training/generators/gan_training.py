@@ -1,0 +1,182 @@
+"""The training run both GANs share: DP-SGD wiring of the discriminator, the loop, and
+what the accountant recorded.
+
+Under DP the discriminator is wrapped by Opacus and steps on Poisson samples of real
+data (the expected batch counts the fakes beside the real rows); the generator's step
+turns the discriminator's per-sample hooks off, since no real data flows through it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from training import privacy
+from training.budget import PreprocessingBudget
+from training.generators.tabular_ar_fit import EpochProgress, _ProgressCallback, _trainer
+from training.spec import TrainSpec
+
+__all__ = ["GANModule", "GANRun", "MakeModule", "run_gan"]
+
+logger = logging.getLogger(__name__)
+Hooks = Callable[[bool], None]
+# (discriminator as trained, its optimizer, its backward, the hook switch) -> the module
+MakeModule = Callable[
+    [torch.nn.Module, torch.optim.Optimizer, Callable[[torch.Tensor], None], Hooks | None],
+    pl.LightningModule,
+]
+
+
+class GANModule(pl.LightningModule):
+    """One discriminator step (DP-SGD under DP) and one generator step per batch.
+
+    Subclasses say what the discriminator sees: ``real`` (a batch of data, or None when
+    Poisson sampling drew nothing), ``fakes`` (with any extra loss the generator must
+    also minimize) and ``score``. ``extra`` is what rides along (labels), or None.
+    """
+
+    def __init__(
+        self,
+        generator: torch.nn.Module,
+        discriminator: torch.nn.Module,
+        d_optimizer: torch.optim.Optimizer,
+        g_optimizer: torch.optim.Optimizer,
+        *,
+        fake_batch: int,
+        d_backward: Callable[[torch.Tensor], None],
+        hooks: Hooks | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator: Any = generator  # subclasses read its config
+        self.discriminator = discriminator
+        self._optimizers = (d_optimizer, g_optimizer)
+        self.fake_batch, self.d_backward, self.hooks = fake_batch, d_backward, hooks
+        self.epoch_losses: list[float] = []
+        self._running: list[float] = []
+
+    def real(self, batch: list[torch.Tensor]) -> tuple[torch.Tensor, Any] | None:
+        raise NotImplementedError
+
+    def fakes(self, n: int) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        raise NotImplementedError
+
+    def score(self, x: torch.Tensor, extra: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return list(self._optimizers)
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        d_optimizer, g_optimizer = self.optimizers()  # type: ignore[attr-defined]
+        d_optimizer.zero_grad()
+        real = self.real(batch)
+        if real is None:  # Poisson sampling at batch sizes >= 64: p < e^-64
+            return
+        real_x, real_extra = real
+        with torch.no_grad():
+            fake_x, fake_extra, _ = self.fakes(self.fake_batch)
+        extra = None if real_extra is None else torch.cat([real_extra, fake_extra])
+        scores = self.score(torch.cat([real_x, fake_x]), extra)
+        targets = torch.cat([torch.ones(len(real_x)), torch.zeros(len(fake_x))]).to(scores)
+        self.d_backward(F.binary_cross_entropy_with_logits(scores, targets, reduction="none"))
+        d_optimizer.step()
+
+        # the generator: no real data, gradients for its own weights only
+        if self.hooks is not None:
+            self.hooks(False)
+        fake_x, fake_extra, extra_loss = self.fakes(self.fake_batch)
+        g_loss = F.softplus(-self.score(fake_x, fake_extra)).mean() + extra_loss
+        params = list(self.generator.parameters())
+        for p, grad in zip(params, torch.autograd.grad(g_loss, params), strict=True):
+            p.grad = grad
+        g_optimizer.step()
+        g_optimizer.zero_grad()
+        if self.hooks is not None:
+            self.hooks(True)
+        self._running.append(float(g_loss.detach()))
+
+    def on_train_epoch_end(self) -> None:
+        if self._running:
+            self.epoch_losses.append(sum(self._running) / len(self._running))
+        self._running = []
+
+
+@dataclass(frozen=True)
+class GANRun:
+    module: Any  # the trained LightningModule (its epoch_losses)
+    steps: int
+    noise_multiplier: float | None
+    sample_rate: float | None
+
+
+def _mean_backward(loss: torch.Tensor) -> None:
+    loss.mean().backward()
+
+
+def run_gan(
+    make_module: MakeModule,
+    discriminator: torch.nn.Module,
+    d_optimizer: torch.optim.Optimizer,
+    dataset: TensorDataset,
+    *,
+    spec: TrainSpec,
+    budget: PreprocessingBudget,
+    rows: float,
+    batch_size: int,
+    epochs: int,
+    grad_sample_mode: str,
+    progress: EpochProgress | None,
+) -> GANRun:
+    """Train; under DP every discriminator step is a DP-SGD step the accountant counts."""
+    dp = spec.dp
+    spent: Callable[[], float | None]
+    if dp.enabled:
+        assert dp.epsilon is not None
+        plan = privacy.plan_dp_sgd(
+            dataset, batch_size=batch_size, rows=rows, epochs=epochs, target_epsilon=dp.epsilon,
+            delta=budget.delta_accountant, prior=budget.history, accountant=dp.accountant,
+        )  # fmt: skip
+        loader: DataLoader[Any] = plan.loader
+        private = privacy.make_private(
+            module=discriminator, optimizer=d_optimizer, noise_multiplier=plan.noise_multiplier,
+            max_grad_norm=dp.max_grad_norm, expected_batch_size=2 * batch_size,
+            sample_rate=plan.sample_rate, accountant=dp.accountant, prior=budget.history,
+            grad_sample_mode=grad_sample_mode,
+        )  # fmt: skip
+        wrapped = private.module
+
+        def hooks(on: bool) -> None:
+            wrapped.enable_hooks() if on else wrapped.disable_hooks()  # type: ignore[operator]
+
+        module = make_module(wrapped, private.optimizer, private.backward, hooks)
+
+        def spent() -> float | None:
+            return privacy.accountant_epsilon(private.accountant, delta=budget.delta_accountant)
+
+        logger.info(
+            "DP discriminator: noise=%.3f rate=%.4f steps=%d",
+            plan.noise_multiplier, plan.sample_rate, plan.steps,
+        )  # fmt: skip
+    else:
+        seeded = torch.Generator().manual_seed(spec.seed)
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=seeded)
+        module = make_module(discriminator, d_optimizer, _mean_backward, None)
+
+        def spent() -> float | None:
+            return None
+
+    callbacks: list[pl.Callback] = [_ProgressCallback(epochs, progress, spent)] if progress else []
+    _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
+    if not dp.enabled:
+        return GANRun(module, len(loader) * epochs, None, None)
+    history = private.accountant.history
+    steps = sum(s for *_, s in history) - sum(s for *_, s in budget.history)
+    return GANRun(module, steps, plan.noise_multiplier, plan.sample_rate)
