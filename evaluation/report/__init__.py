@@ -71,6 +71,11 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else str(value)
 
 
+def _num(value: Any, pattern: str) -> str:
+    """printf-style for a number; "n/a" for a metric that could not be computed (None)."""
+    return "n/a" if value is None else pattern % value
+
+
 def render_html(data: dict[str, Any]) -> str:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -79,6 +84,7 @@ def render_html(data: dict[str, Any]) -> str:
     env = Environment(
         loader=PackageLoader("evaluation.report", "templates"), autoescape=select_autoescape()
     )
+    env.filters["num"] = _num
     failed = [g for g in data["gates"] if g["status"] == "fail"]
     if data.get("kind") == "images":
         return env.get_template("image_report.html.j2").render(

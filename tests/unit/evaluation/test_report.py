@@ -96,3 +96,18 @@ def test_headless_chromium_draws_the_page(written, tmp_path):
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 10  # text, tables and plots, not a blank page
     assert (pixels < 100).mean() > 0.005  # dark ink somewhere
+
+
+def test_metrics_that_could_not_be_computed_render_as_n_a(written):
+    """A collapsed synthetic column makes some metrics NaN, stored as null: the report
+    says n/a instead of failing the job (a 3-epoch tabular-gan job failed so in CI)."""
+    import copy
+
+    from evaluation.report import render_html
+
+    result, _ = written
+    data = copy.deepcopy(result.data)
+    data["fidelity"]["columns"][0]["score"] = None
+    data["fidelity"]["column_pair_trends"] = None
+    html = render_html(data)
+    assert "n/a" in html and "column pair trends n/a" in html
