@@ -73,7 +73,7 @@ class ImageDiscriminator(nn.Module):
             nn.LeakyReLU(0.2),
             nn.Flatten(),
         )
-        bh, bw = (math.ceil(config.height / 4), math.ceil(config.width / 4))
+        bh, bw = config.base
         self.head = nn.Linear(2 * h * bh * bw, 1)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
