@@ -42,7 +42,7 @@ bench-setup: setup
 	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/python -c "import torch" 2>/dev/null || .venv-bench/bin/pip install -q torch==2.13.0
 	# the peers alone (not Sanitas: its pins drag in an old scikit-learn that has to compile)
-	.venv-bench/bin/pip install -q smartnoise-synth pandas scikit-learn
+	.venv-bench/bin/pip install -q smartnoise-synth pandas scikit-learn packaging
 
 bench: bench-setup
 	$(BIN)/python benchmarks/dp_overhead.py

@@ -53,6 +53,10 @@ def train(
     ] = None,
     epsilon: Annotated[float | None, typer.Option(help="target epsilon; omit with --no-dp")] = 1.0,
     delta: Annotated[float, typer.Option(help="target delta")] = 1e-5,
+    calibration_share: Annotated[
+        float | None,
+        typer.Option(help="tables: share of epsilon for measured marginals (0: off; 0.4)"),
+    ] = None,
     no_dp: Annotated[
         bool, typer.Option("--no-dp", help="train without DP (comparison only)")
     ] = False,
@@ -89,7 +93,11 @@ def train(
     try:
         spec = training.TrainSpec(
             generator=generator,
-            dp=training.DPConfig(epsilon=None if no_dp else epsilon, delta=delta),
+            dp=training.DPConfig(
+                epsilon=None if no_dp else epsilon,
+                delta=delta,
+                **({} if calibration_share is None else {"calibration_share": calibration_share}),
+            ),
             epochs=epochs,
             seed=seed,
         )

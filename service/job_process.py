@@ -34,10 +34,12 @@ def progress(epoch: int, total: int, loss: float, eps: float | None) -> None:
 def _train_spec(job: dict[str, Any]) -> Any:
     import training
 
+    share = job.get("calibration_share")
+    calibration = {} if share is None else {"calibration_share": share}
     return training.TrainSpec(
         generator=job["generator"],
         epochs=job.get("epochs"),
-        dp=training.DPConfig(epsilon=job["epsilon"], delta=job["delta"]),
+        dp=training.DPConfig(epsilon=job["epsilon"], delta=job["delta"], **calibration),
     )
 
 

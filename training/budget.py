@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from training import privacy
+from training.calibration import CalibrationPlan, plan_calibration
 from training.preprocessing import count_queries, needs_domain_discovery
 from training.schema import TableSchema
 from training.spec import DPConfig, PrivacyReport
@@ -30,10 +31,18 @@ class PreprocessingBudget:
     sigma: float  # std of each histogram's noise: noise_multiplier * sqrt(queries)
     delta_selection: float
     delta_accountant: float
+    calibration: CalibrationPlan | None = None
 
     @property
     def history(self) -> list[tuple[float, float, int]]:
+        """The preprocessing release alone."""
         return [(self.noise_multiplier, 1.0, 1)] if self.noise_multiplier > 0 else []
+
+    @property
+    def releases(self) -> list[tuple[float, float, int]]:
+        """Every release outside DP-SGD (preprocessing and calibration): the prior the
+        training noise is solved against, whichever order they run in."""
+        return [*self.history, *(self.calibration.history if self.calibration else [])]
 
 
 def plan_preprocessing(dp: DPConfig, schema: TableSchema) -> PreprocessingBudget:
@@ -49,12 +58,17 @@ def plan_preprocessing(dp: DPConfig, schema: TableSchema) -> PreprocessingBudget
         delta=delta_accountant,
         accountant=dp.accountant,
     )
+    calibration = plan_calibration(
+        epsilon=dp.epsilon, share=dp.calibration_share, columns=len(schema.modelled),
+        delta=delta_accountant, accountant=dp.accountant,
+    )  # fmt: skip
     return PreprocessingBudget(
         queries=queries,
         noise_multiplier=z,
         sigma=z * math.sqrt(queries),
         delta_selection=delta_selection,
         delta_accountant=delta_accountant,
+        calibration=calibration,
     )
 
 
@@ -67,6 +81,7 @@ def report(
     steps: int,
     public_metadata: list[str],
     private_metadata: list[str],
+    calibration_pairs: list[list[str]] | None = None,
 ) -> PrivacyReport:
     """The end-to-end accounting: composed epsilon and the two parts on their own."""
     if dp.epsilon is None or noise_multiplier is None or sample_rate is None:
@@ -80,10 +95,12 @@ def report(
         )  # fmt: skip
     delta = budget.delta_accountant
     training = [(noise_multiplier, sample_rate, steps)] if steps else []
+    calibrated = budget.calibration is not None and calibration_pairs is not None
+    calibration = budget.calibration.history if calibrated and budget.calibration else []
     return PrivacyReport(
         dp=True,
         epsilon=privacy.epsilon_of(
-            [*budget.history, *training], delta=delta, accountant=dp.accountant
+            [*budget.history, *calibration, *training], delta=delta, accountant=dp.accountant
         ),
         delta=dp.delta,
         target_epsilon=dp.epsilon,
@@ -101,4 +118,11 @@ def report(
         accountant=dp.accountant,
         public_metadata=public_metadata,
         private_metadata=private_metadata,
+        epsilon_calibration=(
+            privacy.epsilon_of(calibration, delta=delta, accountant=dp.accountant)
+            if calibrated
+            else None
+        ),
+        calibration_noise_multipliers=[z for z, _, _ in calibration],
+        calibration_pairs=calibration_pairs or [],
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "DPConfig",
@@ -37,6 +37,9 @@ class DPConfig(BaseModel):
         (bounds, quantile bins, category domains) that the owner did not declare
         public. The training noise is then solved so that preprocessing and DP-SGD
         *composed* stay within ``epsilon``; the split is recorded on the artifact.
+        ``calibration_share`` (tables only) buys DP-measured 1- and 2-way marginals
+        that the trained generator is tilted onto (see ``training.calibration``);
+        0 turns calibration off.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -45,7 +48,17 @@ class DPConfig(BaseModel):
     delta: float = Field(default=DEFAULT_DELTA, gt=0, lt=0.01)
     max_grad_norm: float = Field(default=1.0, gt=0, le=100)
     preprocessing_share: float = Field(default=0.1, gt=0, lt=1)
+    calibration_share: float = Field(default=0.4, ge=0, lt=1)
     accountant: Accountant = "prv"
+
+    @model_validator(mode="after")
+    def _shares_leave_training_some(self) -> DPConfig:
+        if self.preprocessing_share + self.calibration_share >= 0.9:
+            raise ValueError(
+                f"preprocessing_share={self.preprocessing_share} plus calibration_share="
+                f"{self.calibration_share} leave DP-SGD less than a tenth of epsilon"
+            )
+        return self
 
     @property
     def enabled(self) -> bool:
@@ -94,6 +107,10 @@ class PrivacyReport(BaseModel):
     accountant: str | None
     public_metadata: list[str]
     private_metadata: list[str]
+    # marginals measured after training to calibrate a table generator
+    epsilon_calibration: float | None = None
+    calibration_noise_multipliers: list[float] = Field(default_factory=list)
+    calibration_pairs: list[list[str]] = Field(default_factory=list)
 
 
 class FitSummary(BaseModel):

@@ -27,10 +27,11 @@ GATE_TITLES = {
     "fidelity": "Fidelity floor",
 }
 ACCOUNTING_KEYS = [
-    "epsilon", "delta", "target_epsilon", "epsilon_preprocessing", "epsilon_training",
-    "delta_partition_selection", "noise_multiplier", "preprocessing_noise_multiplier",
-    "preprocessing_queries", "sample_rate", "steps", "max_grad_norm", "accountant",
-    "public_metadata", "private_metadata",
+    "epsilon", "delta", "target_epsilon", "epsilon_preprocessing", "epsilon_calibration",
+    "epsilon_training", "delta_partition_selection", "noise_multiplier",
+    "preprocessing_noise_multiplier", "preprocessing_queries", "sample_rate", "steps",
+    "max_grad_norm", "accountant", "public_metadata", "private_metadata",
+    "calibration_noise_multipliers", "calibration_pairs",
 ]  # fmt: skip
 
 

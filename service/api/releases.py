@@ -50,6 +50,7 @@ def release_card(r: Release, m: Model) -> dict[str, Any]:
         "delta": p.get("delta"),
         "epsilon_preprocessing": p.get("epsilon_preprocessing"),
         "epsilon_training": p.get("epsilon_training"),
+        "epsilon_calibration": p.get("epsilon_calibration"),
         "columns": [
             {"name": c["name"], "kind": c["kind"]}
             for c in m.schema_json["columns"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,11 +12,14 @@ import pandas as pd
 import torch
 
 from training.budget import PreprocessingBudget, plan_preprocessing, report
+from training.calibration import Calibration, fit_calibration
 from training.preprocessing import FittedPreprocessing, fit_encoders
 from training.schema import TableSchema, infer_schema
 from training.spec import DPConfig, FitSummary, PrivacyReport, TrainSpec
 
-__all__ = ["PreparedTable", "account", "prepare_table"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["PreparedTable", "account", "calibrate", "prepare_table"]
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,13 @@ def account(
     columns: int,
     public_metadata: list[str],
     private_metadata: list[str],
+    calibration_pairs: list[list[str]] | None = None,
 ) -> tuple[PrivacyReport, FitSummary]:
     """The privacy report of a finished fit and the summary the CLI and jobs print."""
     privacy_report = report(
         dp, budget, noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps,
         public_metadata=public_metadata, private_metadata=private_metadata,
+        calibration_pairs=calibration_pairs,
     )  # fmt: skip
     summary = FitSummary(
         generator=generator, epsilon=privacy_report.epsilon, delta=privacy_report.delta,
@@ -70,3 +77,23 @@ def account(
         fit_seconds=round(time.perf_counter() - started, 3), columns=columns,
     )  # fmt: skip
     return privacy_report, summary
+
+
+def calibrate(
+    draw: Callable[[int], np.ndarray], table: PreparedTable
+) -> tuple[Calibration | None, list[list[str]] | None]:
+    """Measure the marginals the budget planned and fit the tilt; (None, None) if off.
+
+    ``draw(n)`` gives ``n`` rows of the trained network's tokens. Noise and selection
+    draw from OS entropy, never from the user's seed.
+    """
+    plan = table.budget.calibration
+    if plan is None:
+        return None, None
+    encoder = table.fitted.encoder
+    calibration, pairs = fit_calibration(
+        draw, encoder, table.tokens.numpy(), plan, rows=table.rows,
+        rng=np.random.default_rng(),
+    )  # fmt: skip
+    logger.info("calibrated on 1-way marginals and pairs %s", pairs)
+    return calibration, [[encoder.names[i], encoder.names[j]] for i, j in pairs]

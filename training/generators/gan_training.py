@@ -142,13 +142,13 @@ def run_gan(
         assert dp.epsilon is not None
         plan = privacy.plan_dp_sgd(
             dataset, batch_size=batch_size, rows=rows, epochs=epochs, target_epsilon=dp.epsilon,
-            delta=budget.delta_accountant, prior=budget.history, accountant=dp.accountant,
+            delta=budget.delta_accountant, prior=budget.releases, accountant=dp.accountant,
         )  # fmt: skip
         loader: DataLoader[Any] = plan.loader
         private = privacy.make_private(
             module=discriminator, optimizer=d_optimizer, noise_multiplier=plan.noise_multiplier,
             max_grad_norm=dp.max_grad_norm, expected_batch_size=2 * batch_size,
-            sample_rate=plan.sample_rate, accountant=dp.accountant, prior=budget.history,
+            sample_rate=plan.sample_rate, accountant=dp.accountant, prior=budget.releases,
             grad_sample_mode=grad_sample_mode,
         )  # fmt: skip
         wrapped = private.module
@@ -178,5 +178,5 @@ def run_gan(
     if not dp.enabled:
         return GANRun(module, len(loader) * epochs, None, None)
     history = private.accountant.history
-    steps = sum(s for *_, s in history) - sum(s for *_, s in budget.history)
+    steps = sum(s for *_, s in history) - sum(s for *_, s in budget.releases)
     return GANRun(module, steps, plan.noise_multiplier, plan.sample_rate)

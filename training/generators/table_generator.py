@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from training.artifacts import load_artifact, save_artifact
+from training.calibration import MIN_DRAW, Calibration
 from training.encoding import TableEncoder
 from training.errors import ArtifactError, ConditionError
 from training.schema import Scalar, TableSchema
@@ -42,9 +43,13 @@ class TableGenerator:
         privacy: PrivacyReport,
         summary: FitSummary,
         training: dict[str, Any],
+        calibration: Calibration | None = None,
     ) -> None:
         self.schema, self.encoder, self.net = schema, encoder, net
         self.privacy, self.summary, self.training = privacy, summary, training
+        if calibration is not None:
+            calibration.check(encoder.vocab_sizes)
+        self.calibration = calibration
 
     @property
     def columns(self) -> list[str]:
@@ -78,6 +83,16 @@ class TableGenerator:
         """Tokens of ``size`` rows, column ``j`` equal to ``fixed[j]``.  (size, C)"""
         raise NotImplementedError
 
+    def draw_unconditional(self, n: int, *, seed: int | None = None) -> np.ndarray:
+        """``n`` rows of the network's own tokens, before any calibration.  (n, C)"""
+        seeds = np.random.SeedSequence(seed).spawn(math.ceil(n / DEFAULT_CHUNK))
+        parts = []
+        for i, chunk_seed in enumerate(seeds):
+            size = min(DEFAULT_CHUNK, n - i * DEFAULT_CHUNK)
+            generator = torch.Generator().manual_seed(int(chunk_seed.generate_state(1)[0]))
+            parts.append(self.draw(size, {}, generator).numpy())
+        return np.concatenate(parts)
+
     def model_config(self) -> dict[str, Any]:
         """The network's constructor arguments, stored in config.json."""
         return dict(vars(self.net.config))
@@ -103,8 +118,13 @@ class TableGenerator:
     ) -> pd.DataFrame:
         torch_seed, numpy_seed = seed.generate_state(2)
         generator = torch.Generator().manual_seed(int(torch_seed))
-        drawn = self.draw(size, fixed, generator)
-        frame = self.encoder.decode(drawn.numpy(), np.random.default_rng(int(numpy_seed)))
+        rng = np.random.default_rng(int(numpy_seed))
+        if self.calibration is None:
+            drawn = self.draw(size, fixed, generator).numpy()
+        else:  # resample the model's rows by their tilt; small requests from a bigger draw
+            pool = self.draw(max(size, MIN_DRAW), fixed, generator).numpy()
+            drawn = self.calibration.resample(pool, size, rng)
+        frame = self.encoder.decode(drawn, rng)
         for name, value in where.items():
             if value is None:
                 continue
@@ -126,6 +146,7 @@ class TableGenerator:
             "privacy": self.privacy.model_dump(mode="json"),
             "summary": self.summary.model_dump(mode="json"),
             "training": self.training,
+            "calibration": (self.calibration.model_dump(mode="json") if self.calibration else None),
         }
         return save_artifact(Path(directory), config=config, state=self.net.state_dict())
 
@@ -147,6 +168,11 @@ class TableGenerator:
                 privacy=PrivacyReport.model_validate(config["privacy"]),
                 summary=FitSummary.model_validate(config["summary"]),
                 training=config.get("training", {}),
+                calibration=(
+                    Calibration.model_validate(config["calibration"])
+                    if config.get("calibration")
+                    else None
+                ),
             )
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        except (KeyError, TypeError, ValueError, RuntimeError, ArtifactError) as e:
             raise ArtifactError(f"{directory} does not hold a valid {cls.name} model: {e}") from e

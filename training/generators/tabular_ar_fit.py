@@ -17,11 +17,11 @@ from torch.utils.data import DataLoader, TensorDataset
 from training import privacy
 from training.budget import PreprocessingBudget
 from training.generators.any_order_module import AnyOrderModule
-from training.generators.fit_common import account, prepare_table
+from training.generators.fit_common import account, calibrate, prepare_table
 from training.generators.tabular_ar import NAME, TabularARGenerator
 from training.models.tabular_ar import TabularAR, TabularARConfig
 from training.schema import TableSchema
-from training.spec import TrainSpec
+from training.spec import FitSummary, PrivacyReport, TrainSpec
 
 __all__ = ["EpochProgress", "fit_tabular_ar"]
 
@@ -99,17 +99,25 @@ def fit_tabular_ar(
         )
     else:
         trained = _train_plain(net, optimizer, tokens, spec, batch_size, epochs, progress)
-    privacy_report, summary = account(
-        NAME, dp, budget, noise_multiplier=trained.noise_multiplier,
-        sample_rate=trained.sample_rate, steps=trained.steps, epochs=epochs,
-        batch_size=batch_size, started=started, columns=len(encoder.columns),
-        public_metadata=fitted.public_metadata, private_metadata=fitted.private_metadata,
-    )  # fmt: skip
     net.cpu().eval()
-    return TabularARGenerator(
+
+    def finish(pairs: list[list[str]] | None) -> tuple[PrivacyReport, FitSummary]:
+        return account(
+            NAME, dp, budget, noise_multiplier=trained.noise_multiplier,
+            sample_rate=trained.sample_rate, steps=trained.steps, epochs=epochs,
+            batch_size=batch_size, started=started, columns=len(encoder.columns),
+            public_metadata=fitted.public_metadata, private_metadata=fitted.private_metadata,
+            calibration_pairs=pairs,
+        )  # fmt: skip
+
+    privacy_report, summary = finish(None)
+    model = TabularARGenerator(
         schema=table.schema, encoder=encoder, net=net, privacy=privacy_report,
         summary=summary, training=_training_record(spec, trained),
     )  # fmt: skip
+    model.calibration, pairs = calibrate(model.draw_unconditional, table)
+    model.privacy, model.summary = finish(pairs)
+    return model
 
 
 def _training_record(spec: TrainSpec, trained: _Trained) -> dict[str, Any]:
@@ -155,14 +163,14 @@ def _train_private(
     assert dp.epsilon is not None
     plan = privacy.plan_dp_sgd(
         TensorDataset(tokens), batch_size=batch_size, rows=rows, epochs=epochs,
-        target_epsilon=dp.epsilon, delta=budget.delta_accountant, prior=budget.history,
+        target_epsilon=dp.epsilon, delta=budget.delta_accountant, prior=budget.releases,
         accountant=dp.accountant,
     )  # fmt: skip
     loader, sample_rate, steps, z = plan.loader, plan.sample_rate, plan.steps, plan.noise_multiplier
     private = privacy.make_private(
         module=net, optimizer=optimizer, noise_multiplier=z, max_grad_norm=dp.max_grad_norm,
         expected_batch_size=batch_size, sample_rate=sample_rate, accountant=dp.accountant,
-        prior=budget.history, grad_sample_mode=spec.grad_sample_mode,
+        prior=budget.releases, grad_sample_mode=spec.grad_sample_mode,
     )  # fmt: skip
     module = AnyOrderModule(
         private.module, private.optimizer, vocab_sizes=net.config.vocab_sizes, seed=spec.seed,
@@ -176,7 +184,7 @@ def _train_private(
     logger.info("DP-SGD: noise_multiplier=%.3f sample_rate=%.4f steps=%d", z, sample_rate, steps)
     _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
     # steps the accountant recorded beyond the preprocessing release (empty batches skip)
-    taken = sum(s for *_, s in private.accountant.history) - sum(s for *_, s in budget.history)
+    taken = sum(s for *_, s in private.accountant.history) - sum(s for *_, s in budget.releases)
     return _Trained(taken, module.epoch_losses, z, sample_rate)
 
 

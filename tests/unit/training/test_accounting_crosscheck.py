@@ -1,7 +1,8 @@
 """The epsilon Sanitas reports, recomputed by an independent accountant.
 
-Sanitas composes one Gaussian preprocessing release with Poisson-subsampled DP-SGD in
-Opacus' accountant. Google's ``dp-accounting`` (privacy loss distributions, a separate
+Sanitas composes one Gaussian preprocessing release and the two Gaussian calibration
+releases (pair selection, marginals) with Poisson-subsampled DP-SGD in Opacus'
+accountant. Google's ``dp-accounting`` (privacy loss distributions, a separate
 implementation) recomputes the same composition from the numbers the privacy report
 records. For the configurations the product picks on real tables at several epsilons:
 PRV must agree with PLD within 2% (plus PRV's 0.01 error bound) and not fall below it;
@@ -28,11 +29,13 @@ PRV_TOLERANCE, PRV_ERROR = 0.02, 0.01
 
 
 def independent_epsilon(r: training.PrivacyReport) -> float:
-    """PLD epsilon of the report's preprocessing release plus its DP-SGD steps."""
+    """PLD epsilon of the report's preprocessing and calibration releases plus its DP-SGD
+    steps."""
     assert r.noise_multiplier is not None and r.sample_rate is not None
     events: list[dpa.DpEvent] = []
     if r.preprocessing_noise_multiplier:
         events.append(dpa.GaussianDpEvent(r.preprocessing_noise_multiplier))
+    events += [dpa.GaussianDpEvent(z) for z in r.calibration_noise_multipliers]
     step = dpa.PoissonSampledDpEvent(r.sample_rate, dpa.GaussianDpEvent(r.noise_multiplier))
     events.append(dpa.SelfComposedDpEvent(step, r.steps))
     accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4)
@@ -51,11 +54,11 @@ def planned_report(frame, epsilon: float, accountant: str) -> training.PrivacyRe
     steps = int(1 / q) * auto_epochs(rows, dp=True)
     z = privacy.solve_training_noise(
         target_epsilon=epsilon, delta=budget.delta_accountant, sample_rate=q, steps=steps,
-        prior=budget.history, accountant=accountant,
+        prior=budget.releases, accountant=accountant,
     )  # fmt: skip
     return report(
         dp, budget, noise_multiplier=z, sample_rate=q, steps=steps,
-        public_metadata=[], private_metadata=[],
+        public_metadata=[], private_metadata=[], calibration_pairs=[],
     )  # fmt: skip
 
 
@@ -67,6 +70,7 @@ def test_reported_epsilon_matches_an_independent_accountant(request, table, epsi
     r = planned_report(frame, epsilon, accountant)
     pld = independent_epsilon(r)
     assert r.epsilon is not None and r.epsilon <= epsilon
+    assert r.epsilon_calibration is not None and len(r.calibration_noise_multipliers) == 2
     assert pld <= epsilon * 1.005, "the independent accountant finds the target exceeded"
     assert r.epsilon >= pld * 0.995, "Sanitas reports less than the independent bound"
     if accountant == "prv":
@@ -79,6 +83,7 @@ def test_fitted_model_accounting_matches_an_independent_accountant(fair_split):
     spec = training.TrainSpec(dp=training.DPConfig(epsilon=1.0), epochs=3)
     r = training.fit(train, spec).privacy
     assert r.preprocessing_noise_multiplier and r.preprocessing_queries > 0
+    assert len(r.calibration_noise_multipliers) == 2 and len(r.calibration_pairs) == 8
     assert r.steps > 0 and 0 < r.sample_rate < 1
     pld = independent_epsilon(r)
     assert pld <= 1.0 * 1.005
