@@ -75,6 +75,22 @@ def test_kubernetes_objects_use_real_commands_settings_and_routes():
     assert limits["nvidia.com/gpu"] == 1
 
 
+def test_kubernetes_manifests_pass_the_kubernetes_schemas_strictly():
+    """Every object against the API schemas of Kubernetes 1.30 (the oldest supported
+    release with the HPA v2 and every field used) and the validator's latest, rejecting
+    unknown fields: a misspelt key is an error, not silently ignored by a cluster."""
+    import kubernetes_validate
+
+    objects = [o for o in yaml.safe_load_all((DEPLOY / "k8s" / "sanitas.yaml").read_text()) if o]
+    for version in ("1.30.0", kubernetes_validate.latest_version()):
+        for obj in objects:
+            kubernetes_validate.validate(obj, version, strict=True)
+    broken = next(o for o in objects if o["kind"] == "Deployment")
+    broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.30.0", strict=True)
+
+
 @pytest.fixture(scope="module")
 def dockerfile() -> str:
     return (DEPLOY / "Dockerfile").read_text()
@@ -88,3 +104,18 @@ def test_dockerfile_runs_as_a_user_checks_health_and_installs_cpu_torch_first(do
     assert dockerfile.index("torch==2.13.0") < dockerfile.index("pip install --no-cache-dir .")
     command = re.search(r"^CMD\s+(\[.*\])", dockerfile, flags=re.M)
     assert command and _runs(yaml.safe_load(command.group(1)))
+
+
+def test_cuda_image_is_a_non_root_gpu_worker_with_the_pinned_cuda_torch():
+    cuda = (DEPLOY / "Dockerfile.cuda").read_text()
+    users = re.findall(r"^USER\s+(\S+)", cuda, flags=re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(r"pip install --no-cache-dir torch==2\.13\.0\s*$", cuda, flags=re.M)
+    assert "whl/cpu" not in cuda  # the CUDA build, not the CPU one
+    assert cuda.index("torch==2.13.0") < cuda.index("pip install --no-cache-dir .")
+    health = re.search(r"HEALTHCHECK.*?CMD (.*)$", cuda, flags=re.M | re.S)
+    assert health and "torch.cuda.is_available()" in health.group(1)
+    assert "SANITAS_BROKER_URL" in health.group(1) and "SANITAS_BROKER_URL" in SETTINGS
+    command = re.search(r"^CMD\s+(\[.*\])", cuda, flags=re.M)
+    assert command and yaml.safe_load(command.group(1))[:2] == ["sanitas", "worker"]
+    assert _runs(yaml.safe_load(command.group(1)))
