@@ -135,9 +135,11 @@ def run(
         raise SystemExit(f"the job {job['state']}: {job['error']}")
     model = http.get(f"/v1/models/{job['model_id']}", headers=owner).json()
     p = model["privacy"]
+    calibration = p.get("epsilon_calibration")
+    measured = f", calibration {calibration:.3f}" if calibration is not None else ""
     console.print(
-        f"model {model['id']}: epsilon={p['epsilon']:.3f} (preprocessing "
-        f"{p['epsilon_preprocessing']:.3f}, training {p['epsilon_training']:.3f}), "
+        f"model {model['id']}: epsilon={p['epsilon']:.3f} (each alone: preprocessing "
+        f"{p['epsilon_preprocessing']:.3f}{measured}, training {p['epsilon_training']:.3f}), "
         f"delta={p['delta']}"
     )
     for gate in model["gates"]:
