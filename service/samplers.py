@@ -72,24 +72,44 @@ class SamplerPool:
     async def open(
         self, request: dict[str, Any]
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A connection whose reader yields the file; SamplerRefused if it refused."""
+        """A connection whose reader yields the file; SamplerRefused if it refused.
+
+        A pool killed a moment ago may not be reaped yet: it still looks alive and its
+        socket may even accept, then the connection drops before any answer. Then the
+        dead pool is collected and the request tried once more on a fresh one.
+        """
         from starlette.concurrency import run_in_threadpool
 
-        path = await run_in_threadpool(self.ensure_started)
-        try:
-            reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
-        except OSError as e:
-            raise SamplerUnavailable(f"the sampler pool is unreachable: {e}") from e
-        writer.write(json.dumps(request).encode() + b"\n")
-        await writer.drain()
-        status = await reader.read(1)
-        if status == b"+":
-            return reader, writer
-        reason = (await reader.read(4096)).decode(errors="replace").strip()
-        writer.close()
-        if status == b"-":
-            raise SamplerRefused(reason or "no rows produced")
-        raise SamplerUnavailable("the sampler stopped before answering")
+        for attempt in range(2):
+            path = await run_in_threadpool(self.ensure_started)
+            try:
+                reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
+                writer.write(json.dumps(request).encode() + b"\n")
+                await writer.drain()
+                status = await reader.read(1)
+            except OSError as e:
+                logger.warning("sampler pool unreachable (%s), attempt %d", e, attempt + 1)
+                await run_in_threadpool(self._collect_dead)
+                continue
+            if status == b"+":
+                return reader, writer
+            reason = (await reader.read(4096)).decode(errors="replace").strip()
+            writer.close()
+            if status == b"-":
+                raise SamplerRefused(reason or "no rows produced")
+            await run_in_threadpool(self._collect_dead)
+        raise SamplerUnavailable("the sampler pool stopped before answering, twice")
+
+    def _collect_dead(self) -> None:
+        """Reap a pool that dropped a connection unanswered; kill it if it lingers."""
+        with self._lock:
+            if self._process is None:
+                return
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
 
     def stop(self) -> None:
         with self._lock:

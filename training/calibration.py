@@ -35,7 +35,6 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from training import privacy
 from training.encoding import CategoricalEncoder, TableEncoder
 from training.errors import ArtifactError
 
@@ -93,6 +92,8 @@ def plan_calibration(
     ``SELECTION_PART`` of 1/z^2 to the selection; nothing is lost to splitting.
     None when calibration is off.
     """
+    from training import privacy  # Opacus: the fit's import, kept out of the samplers'
+
     if share <= 0 or columns < 1:
         return None
     pairs_total = columns * (columns - 1) // 2

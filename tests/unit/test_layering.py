@@ -24,6 +24,17 @@ def test_service_entry_points_leave_torch_out():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_samplers_leave_the_fit_libraries_out():
+    """A download forks from a warm pool that imports the generators once; Opacus,
+    Lightning and scipy cost it seconds per (re)start and are needed only to fit."""
+    code = "import sys, training.generators.tabular_ar, training.generators.tabular_gan, " \
+           "training.generators.image_ar, training.generators.image_gan; " \
+           "bad = [m for m in ('opacus', 'pytorch_lightning', 'scipy') if m in sys.modules]; " \
+           "print(bad); sys.exit(1 if bad else 0)"  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_opacus_is_imported_in_one_module_only():
     users = [p.relative_to(ROOT).as_posix() for p in (ROOT / "training").rglob("*.py")
              if "import opacus" in p.read_text() or "from opacus" in p.read_text()]  # fmt: skip
