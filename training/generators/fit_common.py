@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -13,13 +14,14 @@ import torch
 
 from training.budget import PreprocessingBudget, plan_preprocessing, report
 from training.calibration import Calibration, fit_calibration
+from training.generators.table_generator import TableGenerator
 from training.preprocessing import FittedPreprocessing, fit_encoders
 from training.schema import TableSchema, infer_schema
 from training.spec import DPConfig, FitSummary, PrivacyReport, TrainSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PreparedTable", "account", "calibrate", "prepare_table"]
+__all__ = ["PreparedTable", "account", "calibrate", "finish_table_fit", "prepare_table"]
 
 
 @dataclass(frozen=True)
@@ -97,3 +99,48 @@ def calibrate(
     )  # fmt: skip
     logger.info("calibrated on 1-way marginals and pairs %s", pairs)
     return calibration, [[encoder.names[i], encoder.names[j]] for i, j in pairs]
+
+
+G = TypeVar("G", bound=TableGenerator)
+
+
+def finish_table_fit(
+    cls: type[G],
+    table: PreparedTable,
+    net: torch.nn.Module,
+    spec: TrainSpec,
+    *,
+    noise_multiplier: float | None,
+    sample_rate: float | None,
+    steps: int,
+    epochs: int,
+    batch_size: int,
+    started: float,
+    training: dict[str, Any],
+) -> G:
+    """The trained generator, calibrated when the budget planned it, with its accounting.
+
+    Calibration draws from the generator itself, so it is built first; a calibrated
+    run is then accounted again with its measured pairs (the second report is the one
+    kept, its fit seconds include the calibration).
+    """
+    fitted = table.fitted
+
+    def accounted(pairs: list[list[str]] | None) -> tuple[PrivacyReport, FitSummary]:
+        return account(
+            cls.name, spec.dp, table.budget, noise_multiplier=noise_multiplier,
+            sample_rate=sample_rate, steps=steps, epochs=epochs, batch_size=batch_size,
+            started=started, columns=len(fitted.encoder.columns),
+            public_metadata=fitted.public_metadata, private_metadata=fitted.private_metadata,
+            calibration_pairs=pairs,
+        )  # fmt: skip
+
+    privacy_report, summary = accounted(None)
+    model = cls(
+        schema=table.schema, encoder=fitted.encoder, net=net, privacy=privacy_report,
+        summary=summary, training=training,
+    )  # fmt: skip
+    model.calibration, pairs = calibrate(model.draw_unconditional, table)
+    if pairs is not None:
+        model.privacy, model.summary = accounted(pairs)
+    return model

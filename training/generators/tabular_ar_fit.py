@@ -17,11 +17,11 @@ from torch.utils.data import DataLoader, TensorDataset
 from training import privacy
 from training.budget import PreprocessingBudget
 from training.generators.any_order_module import AnyOrderModule
-from training.generators.fit_common import account, calibrate, prepare_table
-from training.generators.tabular_ar import NAME, TabularARGenerator
+from training.generators.fit_common import finish_table_fit, prepare_table
+from training.generators.tabular_ar import TabularARGenerator
 from training.models.tabular_ar import TabularAR, TabularARConfig
 from training.schema import TableSchema
-from training.spec import FitSummary, PrivacyReport, TrainSpec
+from training.spec import TrainSpec
 
 __all__ = ["EpochProgress", "fit_tabular_ar"]
 
@@ -101,23 +101,11 @@ def fit_tabular_ar(
         trained = _train_plain(net, optimizer, tokens, spec, batch_size, epochs, progress)
     net.cpu().eval()
 
-    def finish(pairs: list[list[str]] | None) -> tuple[PrivacyReport, FitSummary]:
-        return account(
-            NAME, dp, budget, noise_multiplier=trained.noise_multiplier,
-            sample_rate=trained.sample_rate, steps=trained.steps, epochs=epochs,
-            batch_size=batch_size, started=started, columns=len(encoder.columns),
-            public_metadata=fitted.public_metadata, private_metadata=fitted.private_metadata,
-            calibration_pairs=pairs,
-        )  # fmt: skip
-
-    privacy_report, summary = finish(None)
-    model = TabularARGenerator(
-        schema=table.schema, encoder=encoder, net=net, privacy=privacy_report,
-        summary=summary, training=_training_record(spec, trained),
+    return finish_table_fit(
+        TabularARGenerator, table, net, spec, noise_multiplier=trained.noise_multiplier,
+        sample_rate=trained.sample_rate, steps=trained.steps, epochs=epochs,
+        batch_size=batch_size, started=started, training=_training_record(spec, trained),
     )  # fmt: skip
-    model.calibration, pairs = calibrate(model.draw_unconditional, table)
-    model.privacy, model.summary = finish(pairs)
-    return model
 
 
 def _training_record(spec: TrainSpec, trained: _Trained) -> dict[str, Any]:

@@ -24,10 +24,10 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
-from training.generators.fit_common import account, calibrate, prepare_table
+from training.generators.fit_common import finish_table_fit, prepare_table
 from training.generators.gan_training import GANModule, run_gan
 from training.generators.tabular_ar_fit import EpochProgress
-from training.generators.tabular_gan import NAME, TabularGANGenerator
+from training.generators.tabular_gan import TabularGANGenerator
 from training.models.tabular_gan import (
     Discriminator,
     Generator,
@@ -39,7 +39,7 @@ from training.models.tabular_gan import (
     straight_through,
 )
 from training.schema import TableSchema
-from training.spec import FitSummary, PrivacyReport, TrainSpec
+from training.spec import TrainSpec
 
 __all__ = ["fit_tabular_gan"]
 
@@ -171,23 +171,12 @@ def fit_tabular_gan(
     )  # fmt: skip
     z, sample_rate, steps, module = run.noise_multiplier, run.sample_rate, run.steps, run.module
 
-    def finish(pairs: list[list[str]] | None) -> tuple[PrivacyReport, FitSummary]:
-        return account(
-            NAME, dp, budget, noise_multiplier=z, sample_rate=sample_rate, steps=steps,
-            epochs=epochs, batch_size=batch_size, started=started, columns=len(encoder.columns),
-            public_metadata=fitted.public_metadata, private_metadata=fitted.private_metadata,
-            calibration_pairs=pairs,
-        )  # fmt: skip
-
     record: dict[str, Any] = {"spec": spec.model_dump(mode="json")}
     if not dp.enabled:  # losses of a DP run were never noised: kept out of its artifact
         record["epoch_losses"] = module.epoch_losses
     generator.cpu().eval()
-    privacy_report, summary = finish(None)
-    model = TabularGANGenerator(
-        schema=table.schema, encoder=encoder, net=generator, privacy=privacy_report,
-        summary=summary, training=record,
+    return finish_table_fit(
+        TabularGANGenerator, table, generator, spec, noise_multiplier=z,
+        sample_rate=sample_rate, steps=steps, epochs=epochs, batch_size=batch_size,
+        started=started, training=record,
     )  # fmt: skip
-    model.calibration, pairs = calibrate(model.draw_unconditional, table)
-    model.privacy, model.summary = finish(pairs)
-    return model
