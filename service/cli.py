@@ -65,6 +65,13 @@ def train(
     ] = None,
     schema_file: Annotated[Path | None, typer.Option("--schema", help="schema JSON to use")] = None,
     seed: Annotated[int, typer.Option(help="seed for initialisation and masks")] = 0,
+    devices: Annotated[
+        int,
+        typer.Option(
+            help="DDP processes for DP-SGD (tabular-ar, image-ar): one per GPU, or CPU "
+            "processes; the accounting is that of one process"
+        ),
+    ] = 1,
     audit: Annotated[
         bool, typer.Option("--audit", help="plant canaries and measure a lower bound on epsilon")
     ] = False,
@@ -100,6 +107,7 @@ def train(
             ),
             epochs=epochs,
             seed=seed,
+            devices=devices,
         )
         schema = training.TableSchema.from_json(schema_file.read_text()) if schema_file else None
     except ValueError as e:

@@ -32,14 +32,22 @@ def progress(epoch: int, total: int, loss: float, eps: float | None) -> None:
 
 
 def _train_spec(job: dict[str, Any]) -> Any:
+    """The job's spec, with this worker's DDP processes where the run can use them.
+
+    ``SANITAS_TRAINING_DEVICES`` belongs to the worker (how many GPUs its node has),
+    not to the job: the accounting does not depend on it.
+    """
     import training
+    from service.settings import Settings
 
     share = job.get("calibration_share")
     calibration = {} if share is None else {"calibration_share": share}
+    distributed = job["generator"] in training.DISTRIBUTED_GENERATORS and job["epsilon"]
     return training.TrainSpec(
         generator=job["generator"],
         epochs=job.get("epochs"),
         dp=training.DPConfig(epsilon=job["epsilon"], delta=job["delta"], **calibration),
+        devices=Settings().training_devices if distributed else 1,
     )
 
 

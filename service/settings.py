@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # wait up to sampler_wait_seconds for a slot, then get 503 with Retry-After
     max_concurrent_samplers: int = Field(default=4, ge=1)
     sampler_wait_seconds: float = Field(default=60.0, ge=0)
+    # DDP processes per DP-SGD training job on this worker (one per GPU on the node, or
+    # CPU processes); tabular-ar and image-ar use them, the GANs train in one
+    training_devices: int = Field(default=1, ge=1, le=64)
     # leftovers of killed processes older than this are swept at start-up
     partial_stale_seconds: float = Field(default=600.0, ge=0)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from training.errors import TrainingError
 from training.schema import ColumnKind, ColumnSchema, TableSchema, infer_schema
-from training.spec import DPConfig, FitSummary, PrivacyReport, TrainSpec
+from training.spec import DISTRIBUTED_GENERATORS, DPConfig, FitSummary, PrivacyReport, TrainSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 IMAGE_GENERATORS = ("image-ar", "image-gan")
 
 __all__ = [
+    "DISTRIBUTED_GENERATORS",
     "IMAGE_GENERATORS",
     "ColumnKind",
     "ColumnSchema",

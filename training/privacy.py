@@ -16,17 +16,24 @@ from dataclasses import dataclass
 import torch
 from opacus.accountants import IAccountant, RDPAccountant, create_accountant
 from opacus.accountants.utils import get_noise_multiplier
-from opacus.data_loader import DPDataLoader
+from opacus.data_loader import DPDataLoader, wrap_collate_with_empty
 from opacus.grad_sample import GradSampleModuleFastGradientClipping, get_gsm_class
-from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+from opacus.optimizers import (
+    DistributedDPOptimizer,
+    DistributedDPOptimizerFastGradientClipping,
+    DPOptimizer,
+    DPOptimizerFastGradientClipping,
+)
 from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
 from opacus.validators import ModuleValidator
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data._utils.collate import default_collate
 
 from training.errors import PrivacyConfigError
 
 __all__ = [
     "PrivateTraining",
+    "distributed_poisson_loader",
     "epsilon_of",
     "make_private",
     "plan_dp_sgd",
@@ -168,6 +175,23 @@ class PrivateTraining:
         else:
             loss_per_row.mean().backward()
 
+    def empty_backward(self) -> None:
+        """What an empty Poisson batch contributes: nothing, so that the step still runs.
+
+        The step must run: skipping it would tell an observer that the batch was empty
+        (the accounting assumes noise at every step), and under DDP the other
+        processes would wait for this one in the all-reduce.
+        """
+        for p in self.module.parameters():
+            if not p.requires_grad:
+                continue
+            if self.ghost:
+                p.grad = torch.zeros_like(p)
+            else:  # what Opacus' clipping reads: zero rows of per-sample gradients
+                p.grad_sample = torch.zeros(  # type: ignore[attr-defined]
+                    (0, *p.shape), dtype=p.dtype, device=p.device
+                )
+
 
 def make_private(
     *,
@@ -180,6 +204,7 @@ def make_private(
     accountant: str,
     prior: History,
     grad_sample_mode: str = "ghost",
+    distributed: bool = False,
 ) -> PrivateTraining:
     """Wrap ``module`` and ``optimizer`` for DP-SGD and attach an accountant.
 
@@ -188,6 +213,9 @@ def make_private(
         one (noise_multiplier, sample_rate) step per optimizer step, so its epsilon
         is the end-to-end one. Noise comes from a generator seeded by the OS, never
         by the user's seed, so a known seed cannot be used to subtract the noise.
+        ``distributed``: one process of a DDP run (``training.distributed``): the
+        clipped sums are added across processes and only rank 0 adds noise;
+        ``expected_batch_size`` is then this process's share of the global batch.
     """
     if noise_multiplier <= 0:
         raise PrivacyConfigError(f"noise_multiplier={noise_multiplier} must be > 0 under DP")
@@ -208,7 +236,13 @@ def make_private(
     torch.seed()  # OS entropy for the global generators that draw the noise
     if torch.cuda.is_available():
         torch.cuda.seed_all()
-    optimizer_class = DPOptimizerFastGradientClipping if ghost else DPOptimizer
+    optimizer_class: type[DPOptimizer]
+    if distributed:
+        optimizer_class = (
+            DistributedDPOptimizerFastGradientClipping if ghost else DistributedDPOptimizer
+        )
+    else:
+        optimizer_class = DPOptimizerFastGradientClipping if ghost else DPOptimizer
     dp_optimizer = optimizer_class(
         optimizer,
         noise_multiplier=noise_multiplier,
@@ -270,3 +304,50 @@ def poisson_loader(dataset: TensorDataset, *, sample_rate: float) -> DPDataLoade
     """
     generator = torch.Generator().manual_seed(secrets.randbits(63))
     return DPDataLoader(dataset, sample_rate=sample_rate, generator=generator)
+
+
+class _DistributedPoissonSampler(Sampler[list[int]]):
+    """This process's rows (every ``world``-th, from ``rank``), each drawn with
+    probability ``sample_rate`` per step; empty batches are yielded, not skipped.
+
+    Opacus' distributed sampler skips an empty batch, which leaves that process one
+    step short and the others waiting for it in the all-reduce; every process here
+    takes the same ``steps`` steps per epoch.
+    """
+
+    def __init__(self, rows: int, *, sample_rate: float, steps: int, rank: int, world: int) -> None:
+        self.indices = torch.arange(rank, rows, world)
+        self.sample_rate, self.steps = sample_rate, steps
+        self.generator = torch.Generator().manual_seed(secrets.randbits(63))
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for _ in range(self.steps):
+            drawn = torch.rand(len(self.indices), generator=self.generator) < self.sample_rate
+            yield self.indices[drawn].tolist()
+
+
+def distributed_poisson_loader(
+    dataset: TensorDataset, *, sample_rate: float, rank: int, world: int
+) -> DataLoader[tuple[torch.Tensor, ...]]:
+    """This process's part of one Poisson sample of ``dataset`` per step.
+
+    Notes:
+        Each row is in exactly one process's shard and drawn there with probability
+        ``sample_rate``, so the union of the processes' batches is a Poisson sample of
+        the whole table at that rate: the mechanism the accountant charges. The
+        shard is a fixed public split (row position modulo ``world``); the draws
+        come from OS entropy in every process.
+    """
+    sampler = _DistributedPoissonSampler(
+        len(dataset), sample_rate=sample_rate, steps=int(1 / sample_rate), rank=rank,
+        world=world,
+    )  # fmt: skip
+    first = dataset[0]
+    collate = wrap_collate_with_empty(
+        collate_fn=default_collate, sample_empty_shapes=[(0, *x.shape) for x in first],
+        dtypes=[x.dtype for x in first],
+    )  # fmt: skip
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)

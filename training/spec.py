@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "DISTRIBUTED_GENERATORS",
     "DPConfig",
     "FitSummary",
     "GeneratorName",
@@ -20,6 +21,9 @@ __all__ = [
 ]
 
 GeneratorName = Literal["tabular-ar", "tabular-gan", "image-ar", "image-gan"]
+# generators whose DP-SGD runs over several processes (Lightning DDP); the GANs step two
+# networks per batch and train in one process
+DISTRIBUTED_GENERATORS: tuple[str, ...] = ("tabular-ar", "image-ar")
 Accountant = Literal["prv", "rdp"]
 GradSampleMode = Literal["ghost", "hooks", "functorch", "ew"]
 
@@ -82,8 +86,20 @@ class TrainSpec(BaseModel):
     depth: int | None = Field(default=None, ge=1, le=8)
     seed: int = 0
     accelerator: str = "auto"
+    devices: int = Field(default=1, ge=1, le=64)  # DDP processes (one per GPU, or CPU)
     grad_sample_mode: GradSampleMode = "ghost"
     min_rows: int = Field(default=50, ge=1)
+
+    @model_validator(mode="after")
+    def _distributed_runs_are_dp_sgd(self) -> TrainSpec:
+        if self.devices > 1 and self.generator not in DISTRIBUTED_GENERATORS:
+            raise ValueError(
+                f"devices={self.devices}: {self.generator} trains in one process; "
+                f"DDP runs {', '.join(DISTRIBUTED_GENERATORS)}"
+            )
+        if self.devices > 1 and not self.dp.enabled:
+            raise ValueError(f"devices={self.devices}: DDP runs DP-SGD; --no-dp runs use one")
+        return self
 
 
 class PrivacyReport(BaseModel):

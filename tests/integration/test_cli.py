@@ -17,12 +17,12 @@ def _sanitas(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_train_then_sample_csv_and_parquet(cps, tmp_path):
+    """Trained over two DDP processes (gloo on the CPU), as a multi-GPU node would."""
     data = tmp_path / "cps.parquet"
     cps.sample(3_000, random_state=1).to_parquet(data)
     model = tmp_path / "model"
-    done = _sanitas(
-        "train", str(data), "--out", str(model), "--epsilon", "2", "--epochs", "3", "--json"
-    )
+    done = _sanitas("train", str(data), "--out", str(model), "--epsilon", "2", "--epochs", "3",
+                    "--devices", "2", "--json")  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     for key in ("epsilon", "delta", "epsilon_preprocessing", "epsilon_training",

@@ -25,6 +25,7 @@ __all__ = [
 ]
 
 Backward = Callable[[torch.Tensor], None]
+EmptyBackward = Callable[[], None]
 
 
 def hidden_columns(
@@ -78,7 +79,9 @@ def warmup_cosine(total_steps: int, warmup: float = 0.1) -> Callable[[int], floa
 class PerRowLossModule(pl.LightningModule):
     """Manual optimization on per-row losses: ``backward`` (Opacus' under DP), a step,
     the warm-up cosine schedule, and the mean loss of each epoch. Subclasses compute
-    the losses in ``training_step`` and hand them to ``step``."""
+    the losses in ``training_step`` and hand them to ``step``, or call ``step_empty``
+    when Poisson sampling drew no row (``empty_backward``: DP-SGD's step still runs,
+    with noise only; see ``PrivateTraining.empty_backward``)."""
 
     def __init__(
         self,
@@ -86,6 +89,7 @@ class PerRowLossModule(pl.LightningModule):
         optimizer: torch.optim.Optimizer,
         *,
         backward: Backward = mean_backward,
+        empty_backward: EmptyBackward | None = None,
         total_steps: int = 1,
     ) -> None:
         super().__init__()
@@ -93,6 +97,7 @@ class PerRowLossModule(pl.LightningModule):
         self.net = net
         self._optimizer = optimizer
         self._backward = backward
+        self._empty_backward = empty_backward
         self.total_steps = total_steps
         self.epoch_losses: list[float] = []
         self._running: list[float] = []
@@ -100,6 +105,13 @@ class PerRowLossModule(pl.LightningModule):
     def step(self, optimizer: LightningOptimizer, loss_per_row: torch.Tensor) -> None:
         self._backward(loss_per_row)
         self._running.append(float(loss_per_row.detach().mean()))
+        optimizer.step()
+        self._scheduler.step()
+
+    def step_empty(self, optimizer: LightningOptimizer) -> None:
+        if self._empty_backward is None:  # plain training: no Poisson batches
+            return
+        self._empty_backward()
         optimizer.step()
         self._scheduler.step()
 
@@ -126,10 +138,14 @@ class AnyOrderModule(PerRowLossModule):
         vocab_sizes: list[int],
         seed: int,
         backward: Backward = mean_backward,
+        empty_backward: EmptyBackward | None = None,
         in_order: float = 0.5,
         total_steps: int = 1,
     ) -> None:
-        super().__init__(net, optimizer, backward=backward, total_steps=total_steps)
+        super().__init__(
+            net, optimizer, backward=backward, empty_backward=empty_backward,
+            total_steps=total_steps,
+        )  # fmt: skip
         self.vocab_sizes = vocab_sizes
         self.in_order = in_order
         self.mask_generator = torch.Generator().manual_seed(seed)
@@ -141,6 +157,7 @@ class AnyOrderModule(PerRowLossModule):
         assert not isinstance(optimizer, list)
         optimizer.zero_grad()
         if n_rows == 0:  # Poisson sampling at batch sizes >= 64: probability < e^-64
+            self.step_empty(optimizer)
             return
         hidden = hidden_columns(n_rows, n_columns, self.mask_generator, in_order=self.in_order).to(
             tokens.device

@@ -10,6 +10,7 @@ DP-SGD's noise is then solved for the composed epsilon, as for tables.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -21,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from training import privacy
 from training.budget import SELECTION_DELTA_SHARE, PreprocessingBudget
+from training.distributed import DPSGDRun, steps_taken, train_ddp
 from training.dp import mechanisms as mech
 from training.errors import TrainingError
 from training.generators.any_order_module import PerRowLossModule, mean_backward
@@ -35,6 +37,7 @@ __all__ = ["LabelHistogram", "fit_image_ar", "private_label_histogram"]
 
 logger = logging.getLogger(__name__)
 MIN_IMAGES = 100
+GRAD_SAMPLE_MODE = "hooks"  # Opacus' per-sample gradient mode for the PixelCNN
 
 
 class LabelHistogram:
@@ -122,8 +125,24 @@ class ImageModule(PerRowLossModule):
         assert not isinstance(optimizer, list)
         optimizer.zero_grad()
         if levels.shape[0] == 0:  # Poisson sampling at batch sizes >= 64: probability < e^-64
+            self.step_empty(optimizer)
             return
         self.step(optimizer, per_image_loss(self.net(levels, label), levels))
+
+
+def _image_rank(
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    private: privacy.PrivateTraining,
+    rank: int,
+    *,
+    total_steps: int,
+) -> ImageModule:
+    """The Lightning module of one DP-SGD process."""
+    return ImageModule(
+        module, optimizer, backward=private.backward, empty_backward=private.empty_backward,
+        total_steps=total_steps,
+    )  # fmt: skip
 
 
 def fit_image_ar(
@@ -158,42 +177,53 @@ def fit_image_ar(
     dataset = TensorDataset(levels, label_tensor)
     budget = histogram.budget
     callbacks: list[pl.Callback] = []
+    epoch_losses: list[float] = []
     if dp.enabled:
         assert dp.epsilon is not None
         plan = privacy.plan_dp_sgd(
             dataset, batch_size=batch_size, rows=rows, epochs=epochs, target_epsilon=dp.epsilon,
             delta=budget.delta_accountant, prior=budget.history, accountant=dp.accountant,
         )  # fmt: skip
-        loader: DataLoader[Any] = plan.loader
         sample_rate, steps, z = plan.sample_rate, plan.steps, plan.noise_multiplier
-        private = privacy.make_private(
-            module=net, optimizer=optimizer, noise_multiplier=z, max_grad_norm=dp.max_grad_norm,
-            expected_batch_size=batch_size, sample_rate=sample_rate, accountant=dp.accountant,
-            prior=budget.history, grad_sample_mode="hooks",
-        )  # fmt: skip
-        module = ImageModule(
-            private.module, private.optimizer, backward=private.backward, total_steps=steps
-        )
-
-        def spent() -> float | None:
-            return privacy.accountant_epsilon(private.accountant, delta=budget.delta_accountant)
-
         logger.info("DP-SGD: noise=%.3f sample_rate=%.4f steps=%d", z, sample_rate, steps)
+        if spec.devices > 1:
+            run = DPSGDRun(
+                noise_multiplier=z, sample_rate=sample_rate, epochs=epochs,
+                batch_size=batch_size, max_grad_norm=dp.max_grad_norm, accountant=dp.accountant,
+                prior=budget.history, delta=budget.delta_accountant, learning_rate=lr,
+                grad_sample_mode=GRAD_SAMPLE_MODE, accelerator=spec.accelerator,
+                devices=spec.devices,
+            )  # fmt: skip
+            relay = (lambda e, n, eps: progress(e, n, float("nan"), eps)) if progress else None
+            factory = functools.partial(_image_rank, total_steps=steps)
+            results = train_ddp(net, (levels, label_tensor), run, factory, progress=relay)
+            steps = steps_taken(results, budget.history)
+        else:
+            private = privacy.make_private(
+                module=net, optimizer=optimizer, noise_multiplier=z,
+                max_grad_norm=dp.max_grad_norm, expected_batch_size=batch_size,
+                sample_rate=sample_rate, accountant=dp.accountant, prior=budget.history,
+                grad_sample_mode=GRAD_SAMPLE_MODE,
+            )  # fmt: skip
+            module = _image_rank(private.module, private.optimizer, private, 0, total_steps=steps)
+
+            def spent() -> float | None:
+                return privacy.accountant_epsilon(private.accountant, delta=budget.delta_accountant)
+
+            if progress:
+                callbacks.append(_ProgressCallback(epochs, progress, spent))
+            _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=plan.loader)
+            history = private.accountant.history
+            steps = sum(s for *_, s in history) - sum(s for *_, s in budget.history)
     else:
         generator = torch.Generator().manual_seed(spec.seed)
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)
         steps, z, sample_rate = len(loader) * epochs, None, None
         module = ImageModule(net, optimizer, backward=mean_backward, total_steps=steps)
-
-        def spent() -> float | None:
-            return None
-
-    if progress:
-        callbacks.append(_ProgressCallback(epochs, progress, spent))
-    _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
-    if dp.enabled:
-        history = private.accountant.history
-        steps = sum(s for *_, s in history) - sum(s for *_, s in budget.history)
+        if progress:
+            callbacks.append(_ProgressCallback(epochs, progress, lambda: None))
+        _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
+        epoch_losses = module.epoch_losses
     public = ["pixel levels", *(["classes"] if public_classes else [])]
     private_meta = ["class frequencies", *([] if public_classes else ["classes"])]
     privacy_report, summary = account(
@@ -204,7 +234,7 @@ def fit_image_ar(
     )  # fmt: skip
     record: dict[str, Any] = {"spec": spec.model_dump(mode="json")}
     if not dp.enabled:  # losses are unnoised averages over real images: kept out of DP runs
-        record["epoch_losses"] = module.epoch_losses
+        record["epoch_losses"] = epoch_losses
     net.cpu().eval()
     total = sum(histogram.counts)
     return ImageARGenerator(

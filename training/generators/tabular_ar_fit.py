@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -16,14 +17,15 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from training import privacy
 from training.budget import PreprocessingBudget
+from training.distributed import DPSGDRun, steps_taken, train_ddp
 from training.generators.any_order_module import AnyOrderModule
-from training.generators.fit_common import finish_table_fit, prepare_table
+from training.generators.fit_common import PreparedTable, finish_table_fit, prepare_table
 from training.generators.tabular_ar import TabularARGenerator
 from training.models.tabular_ar import TabularAR, TabularARConfig
 from training.schema import TableSchema
 from training.spec import TrainSpec
 
-__all__ = ["EpochProgress", "fit_tabular_ar"]
+__all__ = ["EpochProgress", "fit_prepared", "fit_tabular_ar"]
 
 logger = logging.getLogger(__name__)
 EpochProgress = Callable[[int, int, float, float | None], None]
@@ -78,7 +80,18 @@ def fit_tabular_ar(
 ) -> TabularARGenerator:
     """Fit tabular-ar on ``df``; every look at the data is charged to ``spec.dp``."""
     started = time.perf_counter()
-    table = prepare_table(df, spec, schema)
+    return fit_prepared(prepare_table(df, spec, schema), spec, started=started, progress=progress)
+
+
+def fit_prepared(
+    table: PreparedTable,
+    spec: TrainSpec,
+    *,
+    started: float,
+    progress: EpochProgress | None = None,
+) -> TabularARGenerator:
+    """The fit after preprocessing: what one table's runs with different performance
+    settings (one process or several) share, and so account identically."""
     dp, budget, fitted = spec.dp, table.budget, table.fitted
     tokens, rows = table.tokens, table.rows
     encoder = fitted.encoder
@@ -155,25 +168,56 @@ def _train_private(
         accountant=dp.accountant,
     )  # fmt: skip
     loader, sample_rate, steps, z = plan.loader, plan.sample_rate, plan.steps, plan.noise_multiplier
+    logger.info("DP-SGD: noise_multiplier=%.3f sample_rate=%.4f steps=%d", z, sample_rate, steps)
+    if spec.devices > 1:
+        run = DPSGDRun(
+            noise_multiplier=z, sample_rate=sample_rate, epochs=epochs, batch_size=batch_size,
+            max_grad_norm=dp.max_grad_norm, accountant=dp.accountant, prior=budget.releases,
+            delta=budget.delta_accountant, learning_rate=optimizer.defaults["lr"],
+            grad_sample_mode=spec.grad_sample_mode, accelerator=spec.accelerator,
+            devices=spec.devices,
+        )  # fmt: skip
+        factory = functools.partial(
+            _any_order_rank, vocab_sizes=net.config.vocab_sizes, seed=spec.seed, total_steps=steps
+        )
+        relay = (lambda e, n, eps: progress(e, n, float("nan"), eps)) if progress else None
+        results = train_ddp(net, (tokens,), run, factory, progress=relay)
+        return _Trained(steps_taken(results, budget.releases), [], z, sample_rate)
     private = privacy.make_private(
         module=net, optimizer=optimizer, noise_multiplier=z, max_grad_norm=dp.max_grad_norm,
         expected_batch_size=batch_size, sample_rate=sample_rate, accountant=dp.accountant,
         prior=budget.releases, grad_sample_mode=spec.grad_sample_mode,
     )  # fmt: skip
-    module = AnyOrderModule(
-        private.module, private.optimizer, vocab_sizes=net.config.vocab_sizes, seed=spec.seed,
-        backward=private.backward, total_steps=steps,
+    module = _any_order_rank(
+        private.module, private.optimizer, private, 0, vocab_sizes=net.config.vocab_sizes,
+        seed=spec.seed, total_steps=steps,
     )  # fmt: skip
 
     def spent() -> float:
         return privacy.accountant_epsilon(private.accountant, delta=budget.delta_accountant)
 
     callbacks: list[pl.Callback] = [_ProgressCallback(epochs, progress, spent)] if progress else []
-    logger.info("DP-SGD: noise_multiplier=%.3f sample_rate=%.4f steps=%d", z, sample_rate, steps)
     _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
     # steps the accountant recorded beyond the preprocessing release (empty batches skip)
     taken = sum(s for *_, s in private.accountant.history) - sum(s for *_, s in budget.releases)
     return _Trained(taken, module.epoch_losses, z, sample_rate)
+
+
+def _any_order_rank(
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    private: privacy.PrivateTraining,
+    rank: int,
+    *,
+    vocab_sizes: list[int],
+    seed: int,
+    total_steps: int,
+) -> AnyOrderModule:
+    """The Lightning module of one DP-SGD process; each rank hides its own columns."""
+    return AnyOrderModule(
+        module, optimizer, vocab_sizes=vocab_sizes, seed=seed + rank, backward=private.backward,
+        empty_backward=private.empty_backward, total_steps=total_steps,
+    )  # fmt: skip
 
 
 def _train_plain(
