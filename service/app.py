@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api import audit_log, datasets, jobs, models, releases, schedules, system
 from service.db import make_engine, make_sessionmaker
 from service.migrate import upgrade
+from service.object_store import from_settings
 from service.problems import PROBLEM_RESPONSES, install_problem_handlers
 from service.runner import CeleryRunner, JobContext, LocalRunner, Runner
 from service.samplers import SamplerPool
@@ -63,6 +64,7 @@ class CountRequests:
 def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> FastAPI:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    objects = from_settings(settings)  # before a key file could be made for a shared bucket
     if settings.is_sqlite:
         upgrade(settings.sqlalchemy_url)  # PostgreSQL: `sanitas db upgrade`
     engine = make_engine(settings.sqlalchemy_url)
@@ -71,7 +73,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     sessions = make_sessionmaker(engine)
     key = load_key(settings.encryption_key, settings.data_dir)
     sweep(settings.data_dir, sessions, stale_seconds=settings.partial_stale_seconds)
-    ctx = JobContext(settings=settings, sessions=sessions, key=key)
+    ctx = JobContext(settings=settings, sessions=sessions, key=key, objects=objects)
     runner: Runner = (
         CeleryRunner(settings.broker_url)
         if settings.broker_url
@@ -110,6 +112,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     )
     app.state.settings, app.state.sessions, app.state.key = settings, sessions, key
     app.state.runner, app.state.ctx, app.state.metrics = runner, ctx, Metrics()
+    app.state.objects = objects
     app.state.samplers = asyncio.Semaphore(settings.max_concurrent_samplers)
     app.state.sampler_pool = sampler_pool
     app.state.engine, app.state.key_reader = engine, key_reader

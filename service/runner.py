@@ -13,13 +13,12 @@ import json
 import logging
 import os
 import queue
-import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.auto_release import release_if_scheduled
 from service.budget import refund
 from service.db import Dataset, DatasetVersion, Job, JobState, Model, now
+from service.object_store import ObjectStore, from_settings
 from service.settings import Settings
 from service.storage import decrypt_to
 from service.sweep import remove_job_plaintext
@@ -53,6 +53,11 @@ class JobContext:
     settings: Settings
     sessions: sessionmaker
     key: bytes
+    objects: ObjectStore = field(default=None)  # type: ignore[assignment]  # set below
+
+    def __post_init__(self) -> None:
+        if self.objects is None:
+            object.__setattr__(self, "objects", from_settings(self.settings))
 
 
 class Runner(Protocol):
@@ -127,7 +132,8 @@ def execute_job(ctx: JobContext, job_id: str) -> None:
         data = work / f"data.{version.format}"
         spec = _job_spec(job, dataset, version, data)
     try:
-        decrypt_to(ctx.key, ctx.settings.data_dir / version.path, data)
+        with ctx.objects.fetched(version.path, work / "data.enc") as encrypted:
+            decrypt_to(ctx.key, encrypted, data)
         (work / "spec.json").write_text(json.dumps(spec))
         state, error = _run_child(ctx, job_id, work)
     except Exception as e:
@@ -193,14 +199,9 @@ def _run_child(ctx: JobContext, job_id: str, work: Path) -> tuple[JobState, str 
 def _register_model(ctx: JobContext, s: Session, job: Job, work: Path) -> str:
     result = json.loads((work / "result.json").read_text())
     model_id = job.id  # one model per job
-    target = ctx.settings.data_dir / "models" / model_id
-    shutil.rmtree(target, ignore_errors=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(work / "model"), target)
-    report = ctx.settings.data_dir / "reports" / model_id
-    shutil.rmtree(report, ignore_errors=True)
-    report.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(work / "report"), report)
+    target, report = f"models/{model_id}", f"reports/{model_id}"
+    ctx.objects.adopt_dir(work / "model", target)
+    ctx.objects.adopt_dir(work / "report", report)
     s.add(
         Model(
             id=model_id,
@@ -208,11 +209,11 @@ def _register_model(ctx: JobContext, s: Session, job: Job, work: Path) -> str:
             dataset_id=job.dataset_id,
             job_id=job.id,
             generator=result["generator"],
-            path=str(target.relative_to(ctx.settings.data_dir)),
+            path=target,
             privacy=result["privacy"],
             schema_json=result["schema"],
             gates={"gates": result["gates"], "passed": result["passed"]},
-            report_path=str(report.relative_to(ctx.settings.data_dir)),
+            report_path=report,
         )
     )
     return model_id

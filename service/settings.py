@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,13 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./sanitas-data")
     # default: SQLite under data_dir; PostgreSQL: postgresql+psycopg://user@host/db
     database_url: str | None = None
+    # datasets (encrypted), models and reports: data_dir when unset; an S3-compatible
+    # bucket with s3://bucket/prefix (pip install 'sanitas[s3]'), then data_dir holds
+    # only the node's cache and job scratch. Options go to fsspec, e.g.
+    # SANITAS_STORAGE_OPTIONS='{"endpoint_url": "http://minio:9000"}'; credentials come
+    # from the usual AWS_* variables
+    storage_url: str | None = None
+    storage_options: dict[str, Any] = Field(default_factory=dict)
     # 32 random bytes, base64 (urlsafe); without it the embedded server makes one in
     # data_dir/secret.key (0600) on first start and says so in the log
     encryption_key: str | None = None

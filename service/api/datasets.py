@@ -60,7 +60,7 @@ def _store(request: Request, file: UploadFile) -> Any:
     app = request.app.state
     fmt = Path(file.filename or "").suffix.lower().lstrip(".")
     if fmt in IMAGE_FORMATS:
-        return store_images(
+        stored = store_images(
             file.file,
             fmt,
             key=app.key,
@@ -68,13 +68,16 @@ def _store(request: Request, file: UploadFile) -> Any:
             max_bytes=app.settings.max_upload_bytes,
             max_ratio=app.settings.max_zip_ratio,
         )
-    return store_table(
-        file.file,
-        file.filename,
-        key=app.key,
-        data_dir=app.settings.data_dir,
-        max_bytes=app.settings.max_upload_bytes,
-    )
+    else:
+        stored = store_table(
+            file.file,
+            file.filename,
+            key=app.key,
+            data_dir=app.settings.data_dir,
+            max_bytes=app.settings.max_upload_bytes,
+        )
+    app.objects.adopt(str(stored.path))  # into the bucket when there is one
+    return stored
 
 
 @router.post("", status_code=201)
@@ -226,7 +229,7 @@ def add_version(
     stored = _store(request, file)
     mismatch = _mismatch(d.schema_json, stored.schema)
     if mismatch:
-        (request.app.state.settings.data_dir / stored.path).unlink(missing_ok=True)
+        request.app.state.objects.delete(str(stored.path))
         raise Problem(422, "Schema Mismatch", mismatch)
     number = (latest_version(s, d.id).number if latest_version(s, d.id) else 0) + 1  # type: ignore[union-attr]
     version = DatasetVersion(

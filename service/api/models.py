@@ -53,7 +53,7 @@ def get_report(
     m = get_scoped(s, Model, model_id, who)
     if m.report_path is None:
         raise Problem(404, "Not Found", f"model {m.id} has no report")
-    path = request.app.state.settings.data_dir / m.report_path / f"report.{format}"
+    path = request.app.state.objects.local_dir(m.report_path) / f"report.{format}"
     if not path.is_file():
         raise Problem(404, "Not Found", f"model {m.id} has no {format} report")
     audit(s, who, "report.read", project_id=m.project_id, target=m.id, format=format)

@@ -215,8 +215,10 @@ async def samples(
     model_path, conditions, rid = await run_in_threadpool(
         _authorize_download, request.app.state.sessions, release_id, who, n, format, where, label
     )
+    # the artifact on this replica's disk: the data directory, or the bucket's cache
+    model_dir = await run_in_threadpool(request.app.state.objects.local_dir, model_path)
     request_line = {
-        "model_dir": str(settings.data_dir / model_path),
+        "model_dir": str(model_dir),
         "n": n,
         "format": format,
         "where": conditions,

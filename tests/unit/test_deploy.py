@@ -2,6 +2,7 @@
 settings and routes that exist. No Docker engine or cluster here: this checks what can
 drift from the code (a renamed setting or command), not that the images build."""
 
+import json
 import re
 from pathlib import Path
 
@@ -37,14 +38,15 @@ def _routes() -> set[str]:
 def test_compose_services_use_real_commands_and_settings():
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"api", "worker", "scheduler", "migrate", "postgres", "redis"} <= set(services)
+    assert {"api", "worker", "scheduler", "migrate", "postgres", "redis", "minio"} <= set(services)
     for name in ("api", "worker", "scheduler", "migrate"):
         service = services[name]
         assert _runs(service["command"]), name
         assert set(service["environment"]) <= SETTINGS, name
-        assert {"SANITAS_DATABASE_URL", "SANITAS_BROKER_URL", "SANITAS_ENCRYPTION_KEY"} <= set(
-            service["environment"]
-        )
+        assert {"SANITAS_DATABASE_URL", "SANITAS_BROKER_URL", "SANITAS_ENCRYPTION_KEY",
+                "SANITAS_STORAGE_URL"} <= set(service["environment"])  # fmt: skip
+        options = json.loads(service["environment"]["SANITAS_STORAGE_OPTIONS"])
+        assert options["endpoint_url"] == "http://minio:9000"
 
 
 def test_kubernetes_objects_use_real_commands_settings_and_routes():
@@ -101,7 +103,8 @@ def test_dockerfile_runs_as_a_user_checks_health_and_installs_cpu_torch_first(do
     assert users and users[-1] not in ("root", "0")
     health = re.search(r"HEALTHCHECK.*?'http://127\.0\.0\.1:8000(/\w+)'", dockerfile, re.S)
     assert health and health.group(1) in _routes()
-    assert dockerfile.index("torch==2.13.0") < dockerfile.index("pip install --no-cache-dir .")
+    install = "pip install --no-cache-dir '.[s3]'"
+    assert dockerfile.index("torch==2.13.0") < dockerfile.index(install)
     command = re.search(r"^CMD\s+(\[.*\])", dockerfile, flags=re.M)
     assert command and _runs(yaml.safe_load(command.group(1)))
 
@@ -112,7 +115,7 @@ def test_cuda_image_is_a_non_root_gpu_worker_with_the_pinned_cuda_torch():
     assert users and users[-1] not in ("root", "0")
     assert re.search(r"pip install --no-cache-dir torch==2\.13\.0\s*$", cuda, flags=re.M)
     assert "whl/cpu" not in cuda  # the CUDA build, not the CPU one
-    assert cuda.index("torch==2.13.0") < cuda.index("pip install --no-cache-dir .")
+    assert cuda.index("torch==2.13.0") < cuda.index("pip install --no-cache-dir '.[s3]'")
     health = re.search(r"HEALTHCHECK.*?CMD (.*)$", cuda, flags=re.M | re.S)
     assert health and "torch.cuda.is_available()" in health.group(1)
     assert "SANITAS_BROKER_URL" in health.group(1) and "SANITAS_BROKER_URL" in SETTINGS
