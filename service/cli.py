@@ -263,8 +263,48 @@ def report(
 
 db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+encryption_app = typer.Typer(help="The key datasets are encrypted under.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(encryption_app, name="encryption")
+
+
+@encryption_app.command("new-key")
+def encryption_new_key() -> None:
+    """Print a fresh key for SANITAS_ENCRYPTION_KEY (32 random bytes, base64)."""
+    import base64
+    import secrets
+
+    typer.echo(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+
+
+@encryption_app.command("rotate")
+def encryption_rotate() -> None:
+    """Re-encrypt every dataset under SANITAS_ENCRYPTION_KEY that is still under one of
+    SANITAS_PREVIOUS_ENCRYPTION_KEYS. Safe to interrupt and run again; once it reports
+    none left, drop the previous keys from every node (docs/operations.md)."""
+    from service.key_rotation import rotate
+    from service.object_store import from_settings
+    from service.settings import Settings
+    from service.storage import StorageError, decode_key
+
+    settings = Settings()
+    if not settings.encryption_key:
+        raise typer.BadParameter("set SANITAS_ENCRYPTION_KEY to the new key")
+    if not settings.previous_encryption_keys:
+        raise typer.BadParameter("set SANITAS_PREVIOUS_ENCRYPTION_KEYS to the old key(s)")
+    try:
+        current = decode_key(settings.encryption_key)
+        previous = [decode_key(k) for k in settings.previous_encryption_keys]
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+    try:
+        result = rotate(_sessions(), from_settings(settings), current=current,
+                        previous=previous, scratch=settings.data_dir / "rotation")  # fmt: skip
+    except StorageError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    typer.echo(json.dumps({"rotated": result.rotated, "already_current": result.current}))
 
 
 @db_app.command("upgrade")

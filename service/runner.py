@@ -31,7 +31,7 @@ from service.budget import refund
 from service.db import Dataset, DatasetVersion, Job, JobState, Model, now
 from service.object_store import ObjectStore, from_settings
 from service.settings import Settings
-from service.storage import decrypt_to
+from service.storage import decode_key, decrypt_to, key_for
 from service.sweep import remove_job_plaintext
 
 __all__ = [
@@ -58,6 +58,11 @@ class JobContext:
     def __post_init__(self) -> None:
         if self.objects is None:
             object.__setattr__(self, "objects", from_settings(self.settings))
+
+    @property
+    def keys(self) -> list[bytes]:
+        """The current key, then keys being rotated out (settings.previous_encryption_keys)."""
+        return [self.key, *(decode_key(k) for k in self.settings.previous_encryption_keys)]
 
 
 class Runner(Protocol):
@@ -133,7 +138,7 @@ def execute_job(ctx: JobContext, job_id: str) -> None:
         spec = _job_spec(job, dataset, version, data)
     try:
         with ctx.objects.fetched(version.path, work / "data.enc") as encrypted:
-            decrypt_to(ctx.key, encrypted, data)
+            decrypt_to(key_for(ctx.keys, encrypted), encrypted, data)
         (work / "spec.json").write_text(json.dumps(spec))
         state, error = _run_child(ctx, job_id, work)
     except Exception as e:

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # 32 random bytes, base64 (urlsafe); without it the embedded server makes one in
     # data_dir/secret.key (0600) on first start and says so in the log
     encryption_key: str | None = None
+    # keys being rotated out (same format, a JSON list): datasets still under one of
+    # them stay readable until `sanitas encryption rotate` has moved them to the key above
+    previous_encryption_keys: list[str] = Field(default_factory=list)
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
     max_zip_ratio: float = Field(default=100.0, gt=1)
     broker_url: str | None = None  # Celery over Redis when set; in-process worker otherwise

@@ -24,9 +24,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 __all__ = [
     "EncryptedWriter",
     "StorageError",
+    "decode_key",
     "decrypt_to",
     "iter_decrypted",
+    "key_for",
     "load_key",
+    "reencrypt",
     "store_encrypted",
 ]
 
@@ -42,10 +45,7 @@ class StorageError(Exception):
 def load_key(configured: str | None, data_dir: Path) -> bytes:
     """The configured key, or the embedded server's own key file (made on first start)."""
     if configured:
-        key = base64.urlsafe_b64decode(configured.encode())
-        if len(key) != 32:
-            raise ValueError("SANITAS_ENCRYPTION_KEY must be 32 bytes, base64-encoded")
-        return key
+        return decode_key(configured)
     path = data_dir / "secret.key"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -54,6 +54,13 @@ def load_key(configured: str | None, data_dir: Path) -> bytes:
             f.write(base64.urlsafe_b64encode(secrets.token_bytes(32)))
         logger.warning("no SANITAS_ENCRYPTION_KEY: made %s; back it up with the data", path)
     return base64.urlsafe_b64decode(path.read_bytes())
+
+
+def decode_key(configured: str) -> bytes:
+    key = base64.urlsafe_b64decode(configured.encode())
+    if len(key) != 32:
+        raise ValueError("an encryption key must be 32 bytes, base64-encoded")
+    return key
 
 
 def _nonce(prefix: bytes, counter: int) -> bytes:
@@ -113,6 +120,51 @@ def iter_decrypted(key: bytes, path: Path) -> Iterator[bytes]:
             counter += 1
             if last:
                 return
+
+
+def key_for(keys: list[bytes], path: Path) -> bytes:
+    """The key among ``keys`` that ``path`` is encrypted under (its first record decides).
+
+    During a key rotation files are under the new key or an old one; trying the keys
+    on the first record only means a file corrupt further on still fails as corrupt.
+    """
+    with path.open("rb") as f:
+        head = f.read(len(MAGIC) + 8)
+        if head[: len(MAGIC)] != MAGIC:
+            raise StorageError(f"{path.name} is not a Sanitas encrypted file")
+        size_bytes = f.read(4)
+        if len(size_bytes) < 4:
+            raise StorageError(f"{path.name} is truncated")
+        sealed = f.read(struct.unpack(">I", size_bytes)[0])
+    nonce = _nonce(head[len(MAGIC) :], 0)
+    for key in keys:
+        for associated in (b"", b"L"):
+            try:
+                AESGCM(key).decrypt(nonce, sealed, associated)
+                return key
+            except InvalidTag:
+                continue
+    raise StorageError(f"{path.name} is corrupt or under none of the {len(keys)} keys given")
+
+
+def reencrypt(old: bytes, new: bytes, source: Path, data_dir: Path, suffix: str) -> Path:
+    """``source`` (under ``old``) written again under ``new`` as a fresh dataset file;
+    returns its path relative to data_dir. The plaintext exists only in memory, one
+    record at a time."""
+    relative = Path("datasets") / f"{secrets.token_hex(16)}{suffix}.enc"
+    target = data_dir / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    try:
+        with partial.open("wb") as sink:
+            writer = EncryptedWriter(new, sink)
+            for plain in iter_decrypted(old, source):
+                writer.write(plain)
+            writer.close()
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return relative
 
 
 def decrypt_to(key: bytes, source: Path, target: Path) -> None:

@@ -1,0 +1,65 @@
+"""Move every dataset file from the keys being retired to the current key.
+
+The order makes a crash at any point safe and a re-run finish the work: the file is
+written again under the new key as a new object, the database row is pointed at it
+in its own transaction, and only then is the old object deleted. Until the run ends,
+files under an old key stay readable because the workers are given the old keys too
+(``SANITAS_PREVIOUS_ENCRYPTION_KEYS``). A crash between the steps leaves at most one
+orphan object, which nothing points at.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.db import DatasetVersion
+from service.object_store import ObjectStore
+from service.storage import key_for, reencrypt
+
+__all__ = ["RotationResult", "rotate"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    rotated: int  # files moved to the current key by this run
+    current: int  # files already under it
+
+
+def rotate(
+    sessions: sessionmaker[Session],
+    objects: ObjectStore,
+    *,
+    current: bytes,
+    previous: list[bytes],
+    scratch: Path,
+) -> RotationResult:
+    """Re-encrypt every dataset version not under ``current``; raises StorageError (and
+    stops) at a file under none of the keys, leaving the rest as they are."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    with sessions() as s:
+        versions = [(v.id, v.path, v.format) for v in s.scalars(select(DatasetVersion))]
+    rotated = already = 0
+    for version_id, path, fmt in versions:
+        with objects.fetched(path, scratch / "rotating.enc") as encrypted:
+            key = key_for([current, *previous], encrypted)
+            if key == current:
+                already += 1
+                continue
+            fresh = reencrypt(key, current, encrypted, objects.data_dir, f".{fmt}")
+        objects.adopt(str(fresh))
+        with sessions() as s:
+            row = s.get(DatasetVersion, version_id)
+            assert row is not None
+            row.path = str(fresh)
+            s.commit()
+        objects.delete(path)
+        rotated += 1
+        logger.info("dataset version %s: now under the current key", version_id)
+    return RotationResult(rotated, already)
