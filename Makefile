@@ -43,6 +43,8 @@ bench-setup: setup
 	.venv-bench/bin/python -c "import torch" 2>/dev/null || .venv-bench/bin/pip install -q torch==2.13.0
 	# the peers alone (not Sanitas: its pins drag in an old scikit-learn that has to compile)
 	.venv-bench/bin/pip install -q smartnoise-synth pandas scikit-learn packaging
+	# Fashion-MNIST (70,000 real 28x28 images) for benchmarks/image_quality.py
+	test -d /usr/share/datasets/fashion-mnist || apt-get install -y -q dataset-fashion-mnist
 
 bench: bench-setup
 	$(BIN)/python benchmarks/dp_overhead.py

@@ -98,6 +98,7 @@ class PerRowLossModule(pl.LightningModule):
         self._optimizer = optimizer
         self._backward = backward
         self._empty_backward = empty_backward
+        self.after_step: Callable[[], None] | None = None  # DDP: training.distributed
         self.total_steps = total_steps
         self.epoch_losses: list[float] = []
         self._running: list[float] = []
@@ -106,6 +107,11 @@ class PerRowLossModule(pl.LightningModule):
         self._backward(loss_per_row)
         self._running.append(float(loss_per_row.detach().mean()))
         optimizer.step()
+        self._finish_step()
+
+    def _finish_step(self) -> None:
+        if self.after_step is not None:
+            self.after_step()
         self._scheduler.step()
 
     def step_empty(self, optimizer: LightningOptimizer) -> None:
@@ -113,7 +119,7 @@ class PerRowLossModule(pl.LightningModule):
             return
         self._empty_backward()
         optimizer.step()
-        self._scheduler.step()
+        self._finish_step()
 
     def on_train_epoch_end(self) -> None:
         if self._running:
