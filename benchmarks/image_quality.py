@@ -47,7 +47,7 @@ def _idx(name: str, offset: int) -> np.ndarray:
     path = FASHION / name
     if not path.exists():
         raise SystemExit(f"{path} missing: apt-get install dataset-fashion-mnist")
-    return np.frombuffer(gzip.decompress(path.read_bytes()), dtype=np.uint8, offset=offset)
+    return np.frombuffer(gzip.decompress(path.read_bytes()), dtype=np.uint8, offset=offset).copy()
 
 
 def fashion_mnist(held_out: int = 2000) -> tuple[ImageSet, ImageSet]:
