@@ -415,6 +415,7 @@ def worker(
     """Run a Celery worker for SANITAS_BROKER_URL (scale-out)."""
     from service.celery_app import make_celery
     from service.db import make_engine, make_sessionmaker
+    from service.object_store import from_settings
     from service.runner import JobContext
     from service.settings import Settings
     from service.storage import load_key
@@ -423,7 +424,8 @@ def worker(
     if not settings.broker_url:
         raise typer.BadParameter("set SANITAS_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
     ctx = JobContext(settings, make_sessionmaker(make_engine(settings.sqlalchemy_url)),
-                     load_key(settings.encryption_key, settings.data_dir))  # fmt: skip
+                     load_key(settings.encryption_key, settings.data_dir),
+                     from_settings(settings))  # fmt: skip
     celery = make_celery(settings.broker_url, ctx)
     celery.worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}",
                         "--pool=threads", "--without-gossip", "--without-mingle"])  # fmt: skip
@@ -437,6 +439,7 @@ def scheduler(
     import threading
 
     from service.db import make_engine, make_sessionmaker
+    from service.object_store import from_settings
     from service.runner import CeleryRunner, JobContext, LocalRunner, Runner
     from service.scheduler import run_loop
     from service.settings import Settings
@@ -444,7 +447,8 @@ def scheduler(
 
     settings = Settings()
     ctx = JobContext(settings, make_sessionmaker(make_engine(settings.sqlalchemy_url)),
-                     load_key(settings.encryption_key, settings.data_dir))  # fmt: skip
+                     load_key(settings.encryption_key, settings.data_dir),
+                     from_settings(settings))  # fmt: skip
     runner: Runner = (CeleryRunner(settings.broker_url) if settings.broker_url
                       else LocalRunner(ctx, settings.worker_threads))  # fmt: skip
     runner.start()

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.auto_release import release_if_scheduled
 from service.budget import refund
 from service.db import Dataset, DatasetVersion, Job, JobState, Model, now
-from service.object_store import ObjectStore, from_settings
+from service.object_store import ObjectStore
 from service.settings import Settings
 from service.storage import decode_key, decrypt_to, key_for
 from service.sweep import remove_job_plaintext
@@ -53,11 +53,7 @@ class JobContext:
     settings: Settings
     sessions: sessionmaker
     key: bytes
-    objects: ObjectStore = field(default=None)  # type: ignore[assignment]  # set below
-
-    def __post_init__(self) -> None:
-        if self.objects is None:
-            object.__setattr__(self, "objects", from_settings(self.settings))
+    objects: ObjectStore
 
     @property
     def keys(self) -> list[bytes]:

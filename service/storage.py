@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -95,18 +95,27 @@ class EncryptedWriter:
         self._counter += 1
 
 
+def _read_prefix(f: BinaryIO, name: str) -> bytes:
+    """The file's nonce prefix, after checking it is one of ours."""
+    head = f.read(len(MAGIC) + 8)
+    if head[: len(MAGIC)] != MAGIC:
+        raise StorageError(f"{name} is not a Sanitas encrypted file")
+    return head[len(MAGIC) :]
+
+
+def _read_sealed(f: BinaryIO, name: str) -> bytes:
+    size_bytes = f.read(4)
+    if len(size_bytes) < 4:
+        raise StorageError(f"{name} is truncated")
+    return f.read(struct.unpack(">I", size_bytes)[0])
+
+
 def iter_decrypted(key: bytes, path: Path) -> Iterator[bytes]:
     aead = AESGCM(key)
     with path.open("rb") as f:
-        head = f.read(len(MAGIC) + 8)
-        if head[: len(MAGIC)] != MAGIC:
-            raise StorageError(f"{path.name} is not a Sanitas encrypted file")
-        prefix, counter = head[len(MAGIC) :], 0
+        prefix, counter = _read_prefix(f, path.name), 0
         while True:
-            size_bytes = f.read(4)
-            if len(size_bytes) < 4:
-                raise StorageError(f"{path.name} is truncated")
-            sealed = f.read(struct.unpack(">I", size_bytes)[0])
+            sealed = _read_sealed(f, path.name)
             nonce = _nonce(prefix, counter)
             try:
                 plain = aead.decrypt(nonce, sealed, b"")
@@ -129,14 +138,8 @@ def key_for(keys: list[bytes], path: Path) -> bytes:
     on the first record only means a file corrupt further on still fails as corrupt.
     """
     with path.open("rb") as f:
-        head = f.read(len(MAGIC) + 8)
-        if head[: len(MAGIC)] != MAGIC:
-            raise StorageError(f"{path.name} is not a Sanitas encrypted file")
-        size_bytes = f.read(4)
-        if len(size_bytes) < 4:
-            raise StorageError(f"{path.name} is truncated")
-        sealed = f.read(struct.unpack(">I", size_bytes)[0])
-    nonce = _nonce(head[len(MAGIC) :], 0)
+        nonce = _nonce(_read_prefix(f, path.name), 0)
+        sealed = _read_sealed(f, path.name)
     for key in keys:
         for associated in (b"", b"L"):
             try:
@@ -151,20 +154,7 @@ def reencrypt(old: bytes, new: bytes, source: Path, data_dir: Path, suffix: str)
     """``source`` (under ``old``) written again under ``new`` as a fresh dataset file;
     returns its path relative to data_dir. The plaintext exists only in memory, one
     record at a time."""
-    relative = Path("datasets") / f"{secrets.token_hex(16)}{suffix}.enc"
-    target = data_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    try:
-        with partial.open("wb") as sink:
-            writer = EncryptedWriter(new, sink)
-            for plain in iter_decrypted(old, source):
-                writer.write(plain)
-            writer.close()
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return relative
+    return _write_dataset_file(new, iter_decrypted(old, source), data_dir, suffix)
 
 
 def decrypt_to(key: bytes, source: Path, target: Path) -> None:
@@ -183,20 +173,33 @@ def store_encrypted(
     looks whole (the start-up sweep removes partials). Returns the path relative to
     data_dir and the SHA-256 of the plaintext.
     """
+    digest = hashlib.sha256()
+    source.seek(0)
+
+    def blocks() -> Iterator[bytes]:
+        while block := source.read(chunk):
+            digest.update(block)
+            yield block
+
+    return _write_dataset_file(key, blocks(), data_dir, suffix), digest.hexdigest()
+
+
+def _write_dataset_file(
+    key: bytes, plaintext: Iterable[bytes], data_dir: Path, suffix: str
+) -> Path:
+    """Encrypt ``plaintext`` to a fresh ``datasets/<random><suffix>.enc``; its path
+    relative to data_dir. Written as ``.partial`` and renamed when complete."""
     relative = Path("datasets") / f"{secrets.token_hex(16)}{suffix}.enc"
     target = data_dir / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
-    digest = hashlib.sha256()
-    source.seek(0)
     try:
         with partial.open("wb") as sink:
             writer = EncryptedWriter(key, sink)
-            while block := source.read(chunk):
-                digest.update(block)
+            for block in plaintext:
                 writer.write(block)
             writer.close()
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
-    return relative, digest.hexdigest()
+    return relative

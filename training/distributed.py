@@ -54,8 +54,9 @@ History = list[tuple[float, float, int]]
 ModuleFactory = Callable[
     [nn.Module, torch.optim.Optimizer, privacy.PrivateTraining, int], PerRowLossModule
 ]
-# (epoch, epochs, epsilon spent so far)
-Progress = Callable[[int, int, float | None], None]
+# (epoch, epochs, loss, epsilon spent so far): the fits' callback; the ranks' losses stay
+# in the ranks, so the loss is NaN
+Progress = Callable[[int, int, float, float | None], None]
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class _RankProgress(pl.Callback):
         self.sink, self.epochs, self.spent = sink, epochs, spent
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self.sink.put((trainer.current_epoch + 1, self.epochs, self.spent()))
+        self.sink.put((trainer.current_epoch + 1, self.epochs, float("nan"), self.spent()))
 
 
 def _rank_main(
@@ -269,8 +270,3 @@ def _check_agreement(results: list[RankResult]) -> None:
                 f"DDP ranks 0 and {other.rank} ended with different weights (largest "
                 f"absolute difference per tensor: {differing})"
             )
-
-
-def steps_taken(results: list[RankResult], prior: History) -> int:
-    """Steps the accountant recorded beyond the preprocessing release."""
-    return sum(s for *_, s in results[0].history) - sum(s for *_, s in prior)

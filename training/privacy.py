@@ -40,6 +40,7 @@ __all__ = [
     "poisson_loader",
     "solve_preprocessing_noise",
     "solve_training_noise",
+    "steps_beyond",
 ]
 
 History = list[tuple[float, float, int]]
@@ -76,6 +77,11 @@ def _accountant(name: str, history: History) -> IAccountant:
     accountant = create_accountant(name)
     accountant.history = list(history)
     return accountant
+
+
+def steps_beyond(history: History, prior: History) -> int:
+    """DP-SGD steps an accountant recorded on top of the releases it started with."""
+    return sum(s for *_, s in history) - sum(s for *_, s in prior)
 
 
 def epsilon_of(history: History, *, delta: float, accountant: str) -> float:

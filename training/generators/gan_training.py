@@ -177,6 +177,5 @@ def run_gan(
     _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
     if not dp.enabled:
         return GANRun(module, len(loader) * epochs, None, None)
-    history = private.accountant.history
-    steps = sum(s for *_, s in history) - sum(s for *_, s in budget.releases)
+    steps = privacy.steps_beyond(private.accountant.history, budget.releases)
     return GANRun(module, steps, plan.noise_multiplier, plan.sample_rate)

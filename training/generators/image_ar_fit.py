@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from training import privacy
 from training.budget import SELECTION_DELTA_SHARE, PreprocessingBudget
-from training.distributed import DPSGDRun, steps_taken, train_ddp
+from training.distributed import DPSGDRun, train_ddp
 from training.dp import mechanisms as mech
 from training.errors import TrainingError
 from training.generators.any_order_module import PerRowLossModule, mean_backward
@@ -194,10 +194,9 @@ def fit_image_ar(
                 grad_sample_mode=GRAD_SAMPLE_MODE, accelerator=spec.accelerator,
                 devices=spec.devices,
             )  # fmt: skip
-            relay = (lambda e, n, eps: progress(e, n, float("nan"), eps)) if progress else None
             factory = functools.partial(_image_rank, total_steps=steps)
-            results = train_ddp(net, (levels, label_tensor), run, factory, progress=relay)
-            steps = steps_taken(results, budget.history)
+            results = train_ddp(net, (levels, label_tensor), run, factory, progress=progress)
+            steps = privacy.steps_beyond(results[0].history, budget.history)
         else:
             private = privacy.make_private(
                 module=net, optimizer=optimizer, noise_multiplier=z,
@@ -213,8 +212,7 @@ def fit_image_ar(
             if progress:
                 callbacks.append(_ProgressCallback(epochs, progress, spent))
             _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=plan.loader)
-            history = private.accountant.history
-            steps = sum(s for *_, s in history) - sum(s for *_, s in budget.history)
+            steps = privacy.steps_beyond(private.accountant.history, budget.history)
     else:
         generator = torch.Generator().manual_seed(spec.seed)
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from training import privacy
 from training.budget import PreprocessingBudget
-from training.distributed import DPSGDRun, steps_taken, train_ddp
+from training.distributed import DPSGDRun, train_ddp
 from training.generators.any_order_module import AnyOrderModule
 from training.generators.fit_common import PreparedTable, finish_table_fit, prepare_table
 from training.generators.tabular_ar import TabularARGenerator
@@ -180,9 +180,9 @@ def _train_private(
         factory = functools.partial(
             _any_order_rank, vocab_sizes=net.config.vocab_sizes, seed=spec.seed, total_steps=steps
         )
-        relay = (lambda e, n, eps: progress(e, n, float("nan"), eps)) if progress else None
-        results = train_ddp(net, (tokens,), run, factory, progress=relay)
-        return _Trained(steps_taken(results, budget.releases), [], z, sample_rate)
+        results = train_ddp(net, (tokens,), run, factory, progress=progress)
+        taken = privacy.steps_beyond(results[0].history, budget.releases)
+        return _Trained(taken, [], z, sample_rate)
     private = privacy.make_private(
         module=net, optimizer=optimizer, noise_multiplier=z, max_grad_norm=dp.max_grad_norm,
         expected_batch_size=batch_size, sample_rate=sample_rate, accountant=dp.accountant,
@@ -198,8 +198,7 @@ def _train_private(
 
     callbacks: list[pl.Callback] = [_ProgressCallback(epochs, progress, spent)] if progress else []
     _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
-    # steps the accountant recorded beyond the preprocessing release (empty batches skip)
-    taken = sum(s for *_, s in private.accountant.history) - sum(s for *_, s in budget.releases)
+    taken = privacy.steps_beyond(private.accountant.history, budget.releases)
     return _Trained(taken, module.epoch_losses, z, sample_rate)
 
 
