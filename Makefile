@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 OUT ?= out/demo
 export PYTHONHASHSEED := 0
 
-.PHONY: setup lint test demo bench bench-setup soak clean
+.PHONY: setup lint test test-packages demo bench bench-setup soak clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "python3.11 not found"; exit 1; }
@@ -31,8 +31,17 @@ lint: setup
 TEST_WORKERS ?= 2
 # one math thread per process: two workers (and their job children) each spinning two
 # OpenMP threads on two cores ran the image and tabular tests 2.5x slower (4m26 vs 1m48)
-test: lint
+test: lint test-packages
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
+# Debian packages the tests read: chromium (the report test draws the HTML headless) and
+# dataset-fashion-mnist (70,000 real 28x28 images for the image tests)
+TEST_PACKAGES := chromium dataset-fashion-mnist
+test-packages:
+	@command -v chromium >/dev/null && test -d /usr/share/datasets/fashion-mnist || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q $(TEST_PACKAGES) >/dev/null 2>&1 || \
+	  { apt-get update -q && apt-get install -y -q $(TEST_PACKAGES); }; }
 
 demo: setup
 	$(BIN)/python -m service.demo --out $(OUT)

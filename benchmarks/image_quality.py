@@ -9,7 +9,7 @@ evaluate: TSTR vs TRTR accuracy (small CNN), the Frechet distance in that CNN's 
 space (synthetic vs holdout, beside train vs holdout), the DCR share.
 
     python benchmarks/image_quality.py [--dataset digits|fashion-mnist] [--epsilons 10 1]
-        [--samples 2000] [--generators image-ar image-gan] [--epochs N]
+        [--samples 2000] [--generators image-ar image-gan] [--epochs N] [--batch-size B]
 
 Target (issue 5): TSTR at least 0.80 of TRTR at epsilon 10, trained on CPU in 10 min.
 """
@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--generators", nargs="+", default=["image-ar", "image-gan"])
     parser.add_argument("--dataset", choices=["digits", "fashion-mnist"], default="digits")
     parser.add_argument("--epochs", type=int, default=None, help="default: the generator's")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the generator's")
     args = parser.parse_args()
     train, held = digits() if args.dataset == "digits" else fashion_mnist()
     print(f"{args.dataset}: {len(train):,} training images {train.images.shape[1:]}, "
@@ -81,7 +82,7 @@ def main() -> None:
     for generator, eps in [(g, e) for g in args.generators for e in args.epsilons]:
         spec = training.TrainSpec(
             generator=generator, dp=training.DPConfig(epsilon=eps), seed=args.seed,
-            epochs=args.epochs,
+            epochs=args.epochs, batch_size=args.batch_size,
         )  # fmt: skip
         started = time.perf_counter()
         model = training.fit_images(train, spec)

@@ -35,13 +35,25 @@ __all__ = ["fit_image_gan"]
 logger = logging.getLogger(__name__)
 
 
+# Under DP the number of discriminator steps, not the batch, is what a GAN runs short of:
+# with many images the noise multiplier is already small at a small batch (z 0.39 for
+# Fashion-MNIST's 60,000 at epsilon 10, batch 64), so a small batch buys the most steps
+# per CPU second. Fashion-MNIST at epsilon 10: batch 64 for 2,812 steps gave TSTR/TRTR
+# 0.81 and 0.85 (two seeds) in 185 s; batch 512 for 351 steps 0.54 in 417 s.
+DP_BATCH_SIZE = 64
+DP_STEPS = 3_000
+
+
 def auto_batch_size(rows: float, *, dp: bool) -> int:
-    """About 1/25 of the images per step under DP (64 to 512): a GAN needs many steps."""
-    return int(np.clip(round(rows / 25), 64, 512)) if dp else 128
+    return DP_BATCH_SIZE if dp else 128
 
 
 def auto_epochs(rows: float, *, dp: bool) -> int:
-    return 100 if dp else int(np.clip(round(300_000 / max(rows, 1)), 30, 300))
+    """About ``DP_STEPS`` discriminator steps under DP, at most 100 epochs (the 1,400
+    digits: 100 epochs, 2,200 steps; 60,000 images: 3 epochs, 2,800 steps)."""
+    if dp:
+        return int(np.clip(round(DP_STEPS * DP_BATCH_SIZE / max(rows, 1)), 1, 100))
+    return int(np.clip(round(300_000 / max(rows, 1)), 30, 300))
 
 
 class ImageGANModule(GANModule):

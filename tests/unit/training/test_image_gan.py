@@ -7,6 +7,8 @@ from sklearn.linear_model import LogisticRegression
 
 import training
 from training.errors import ArtifactError, ConditionError
+from training.generators.image_gan_fit import auto_batch_size, auto_epochs
+from training.images import ImageSet
 
 pytestmark = pytest.mark.slow
 
@@ -64,3 +66,23 @@ def test_dp_run_reports_at_most_its_epsilon(digits_split):
     assert "class frequencies" in p.private_metadata
     with pytest.raises(training.TrainingError, match="trains on images"):
         training.fit(None, spec)
+
+
+def test_fashion_mnist_at_28x28_under_dp(fashion_mnist):
+    """The 28x28 path on real clothing images: one DP epoch over 6,000 of them (quality at
+    the defaults is benchmarks/image_quality.py's: TSTR/TRTR 0.81-0.85 at epsilon 10)."""
+    subset = ImageSet(fashion_mnist.images[:6000], fashion_mnist.labels[:6000],
+                      fashion_mnist.classes)  # fmt: skip
+    spec = training.TrainSpec(
+        generator="image-gan", dp=training.DPConfig(epsilon=10.0), epochs=1, seed=0
+    )
+    model = training.fit_images(subset, spec)
+    p = model.privacy
+    assert p.epsilon <= 10.0 + 1e-9 and model.summary.batch_size == 64
+    assert abs(p.steps - 6000 / 64) <= 2  # one epoch of Poisson steps at rate 64/N (DP N)
+    drawn = model.sample(50, label="trouser", seed=0)
+    assert drawn.images.shape == (50, 28, 28, 1) and drawn.images.dtype == np.uint8
+    assert {model.classes[k] for k in drawn.labels} == {"trouser"}
+    # the defaults plan about 3,000 discriminator steps on the full 60,000
+    epochs = auto_epochs(len(fashion_mnist), dp=True)
+    assert 2_500 <= epochs * len(fashion_mnist) / auto_batch_size(60_000, dp=True) <= 3_500
