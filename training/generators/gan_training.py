@@ -30,7 +30,7 @@ Hooks = Callable[[bool], None]
 # (discriminator as trained, its optimizer, its backward, the hook switch) -> the module
 MakeModule = Callable[
     [torch.nn.Module, torch.optim.Optimizer, Callable[[torch.Tensor], None], Hooks | None],
-    pl.LightningModule,
+    "GANModule",
 ]
 
 
@@ -40,6 +40,8 @@ class GANModule(pl.LightningModule):
     Subclasses say what the discriminator sees: ``real`` (a batch of data, or None when
     Poisson sampling drew nothing), ``fakes`` (with any extra loss the generator must
     also minimize) and ``score``. ``extra`` is what rides along (labels), or None.
+    With ``ema_decay`` the generator ends with the moving average of its weights over
+    the run (post-processing of the DP steps, so free under DP).
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class GANModule(pl.LightningModule):
         fake_batch: int,
         d_backward: Callable[[torch.Tensor], None],
         hooks: Hooks | None = None,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -61,6 +64,9 @@ class GANModule(pl.LightningModule):
         self.fake_batch, self.d_backward, self.hooks = fake_batch, d_backward, hooks
         self.epoch_losses: list[float] = []
         self._running: list[float] = []
+        self.ema_decay = ema_decay
+        self._ema: list[torch.Tensor] = []
+        self._averaged = 0
 
     def real(self, batch: list[torch.Tensor]) -> tuple[torch.Tensor, Any] | None:
         raise NotImplementedError
@@ -99,9 +105,29 @@ class GANModule(pl.LightningModule):
             p.grad = grad
         g_optimizer.step()
         g_optimizer.zero_grad()
+        if self.ema_decay is not None:
+            self._average(params)
         if self.hooks is not None:
             self.hooks(True)
         self._running.append(float(g_loss.detach()))
+
+    def on_fit_start(self) -> None:
+        if self.ema_decay is not None:  # on the training device, after Lightning moved it
+            self._ema = [p.detach().clone() for p in self.generator.parameters()]
+
+    def _average(self, params: list[torch.Tensor]) -> None:
+        # warm-up (TensorFlow's ExponentialMovingAverage with num_updates): a short run
+        # averages its last few steps rather than keeping its initial weights
+        self._averaged += 1
+        decay = min(self.ema_decay or 0.0, (1 + self._averaged) / (10 + self._averaged))
+        with torch.no_grad():
+            torch._foreach_lerp_(self._ema, params, 1 - decay)
+
+    def use_average(self) -> None:
+        """Give the generator the moving average of its weights (when kept)."""
+        with torch.no_grad():
+            for p, average in zip(self.generator.parameters(), self._ema, strict=False):
+                p.copy_(average)
 
     def on_train_epoch_end(self) -> None:
         if self._running:
@@ -175,6 +201,7 @@ def run_gan(
 
     callbacks: list[pl.Callback] = [_ProgressCallback(epochs, progress, spent)] if progress else []
     _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
+    module.use_average()
     if not dp.enabled:
         return GANRun(module, len(loader) * epochs, None, None)
     steps = privacy.steps_beyond(private.accountant.history, budget.releases)
