@@ -17,7 +17,6 @@ Target (issue 5): TSTR at least 0.80 of TRTR at epsilon 10, trained on CPU in 10
 from __future__ import annotations
 
 import argparse
-import gzip
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from sklearn.datasets import load_digits
 
 import training
 from evaluation.images import LabeledImages, evaluate_images
-from training.images import ImageSet
+from training.images import ImageSet, load_idx
 
 
 def digits() -> tuple[ImageSet, ImageSet]:
@@ -43,21 +42,16 @@ FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", 
                    "sneaker", "bag", "ankle boot"]  # fmt: skip
 
 
-def _idx(name: str, offset: int) -> np.ndarray:
-    path = FASHION / name
-    if not path.exists():
-        raise SystemExit(f"{path} missing: apt-get install dataset-fashion-mnist")
-    return np.frombuffer(gzip.decompress(path.read_bytes()), dtype=np.uint8, offset=offset).copy()
-
-
 def fashion_mnist(held_out: int = 2000) -> tuple[ImageSet, ImageSet]:
-    """The IDX files as shipped: a 16-byte header before images, 8 before labels."""
-    parts = []
-    for prefix, keep in (("train", None), ("t10k", held_out)):
-        images = _idx(f"{prefix}-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
-        labels = _idx(f"{prefix}-labels-idx1-ubyte.gz", 8).astype(np.int64)
-        parts.append(ImageSet(images[:keep], labels[:keep], FASHION_CLASSES))
-    return parts[0], parts[1]
+    """The 60,000 training images, and the first ``held_out`` test images."""
+    if not FASHION.exists():
+        raise SystemExit(f"{FASHION} missing: apt-get install dataset-fashion-mnist")
+    train, test = (
+        load_idx(FASHION / f"{prefix}-images-idx3-ubyte.gz",
+                 FASHION / f"{prefix}-labels-idx1-ubyte.gz", FASHION_CLASSES)
+        for prefix in ("train", "t10k")
+    )  # fmt: skip
+    return train, ImageSet(test.images[:held_out], test.labels[:held_out], FASHION_CLASSES)
 
 
 def labeled(data: ImageSet) -> LabeledImages:

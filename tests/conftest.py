@@ -77,19 +77,12 @@ FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", 
 
 @pytest.fixture(scope="session")
 def fashion_mnist():
-    """Zalando's 60,000 real 28x28 Fashion-MNIST training images, read from the IDX files
-    as Debian ships them (16-byte header before the pixels, 8 before the labels)."""
-    import gzip
+    """Zalando's 60,000 real 28x28 Fashion-MNIST training images (IDX files as Debian
+    ships them)."""
     from pathlib import Path
 
-    import numpy as np
+    from training.images import load_idx
 
-    from training.images import ImageSet
-
-    def idx(name: str, offset: int) -> np.ndarray:
-        raw = gzip.decompress((Path(FASHION_MNIST) / name).read_bytes())
-        return np.frombuffer(raw, dtype=np.uint8, offset=offset).copy()
-
-    images = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
-    labels = idx("train-labels-idx1-ubyte.gz", 8).astype(np.int64)
-    return ImageSet(images, labels, FASHION_CLASSES)
+    root = Path(FASHION_MNIST)
+    return load_idx(root / "train-images-idx3-ubyte.gz", root / "train-labels-idx1-ubyte.gz",
+                    FASHION_CLASSES)  # fmt: skip

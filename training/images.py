@@ -7,6 +7,8 @@ can carry arrays only, never code.
 
 from __future__ import annotations
 
+import gzip
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ __all__ = [
     "ImageSet",
     "dequantize",
     "grid",
+    "load_idx",
     "load_npz",
     "png_bytes",
     "quantize",
@@ -86,6 +89,32 @@ def load_npz(path: str | Path) -> ImageSet:
     else:
         classes = [str(c) for c in range(int(labels.max(initial=-1)) + 1)]
     return ImageSet(images, labels, classes)
+
+
+def load_idx(images: str | Path, labels: str | Path, classes: list[str]) -> ImageSet:
+    """An images/labels pair of IDX files, gzipped or not: the form MNIST and
+    Fashion-MNIST ship in (Debian's ``dataset-fashion-mnist`` among them)."""
+    pixels, label_values = _idx_array(images), _idx_array(labels)
+    if pixels.ndim != 3 or label_values.ndim != 1 or len(pixels) != len(label_values):
+        raise ImageDataError(
+            f"{images} and {labels} are not N x H x W images with N labels: "
+            f"{pixels.shape}, {label_values.shape}"
+        )
+    return ImageSet(pixels[..., None], label_values.astype(np.int64), classes)
+
+
+def _idx_array(path: str | Path) -> np.ndarray:
+    """IDX: two zero bytes, type 0x08 (unsigned byte), the rank, big-endian int32 sizes."""
+    raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+        raise ImageDataError(f"{path} is not an IDX file of unsigned bytes")
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">i4", count=raw[3], offset=4))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * len(shape))
+    if data.size != math.prod(shape):
+        raise ImageDataError(f"{path} holds {data.size} bytes for a {shape} array")
+    return data.reshape(shape).copy()  # writable: torch warns on read-only buffers
 
 
 def save_npz(path: str | Path, data: ImageSet) -> Path:

@@ -125,8 +125,10 @@ class GANModule(pl.LightningModule):
 
     def use_average(self) -> None:
         """Give the generator the moving average of its weights (when kept)."""
+        if self.ema_decay is None:
+            return
         with torch.no_grad():
-            for p, average in zip(self.generator.parameters(), self._ema, strict=False):
+            for p, average in zip(self.generator.parameters(), self._ema, strict=True):
                 p.copy_(average)
 
     def on_train_epoch_end(self) -> None:

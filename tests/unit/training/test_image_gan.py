@@ -1,6 +1,8 @@
 """image-gan on scikit-learn's real 8x8 digits: class-conditional samples, DP accounting,
 artifacts."""
 
+import gzip
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -86,3 +88,25 @@ def test_fashion_mnist_at_28x28_under_dp(fashion_mnist):
     # the defaults plan about 3,000 discriminator steps on the full 60,000
     epochs = auto_epochs(len(fashion_mnist), dp=True)
     assert 2_500 <= epochs * len(fashion_mnist) / auto_batch_size(60_000, dp=True) <= 3_500
+
+
+def test_idx_reader_refuses_a_truncated_or_foreign_file(tmp_path):
+    """load_idx reads the shipped files by their headers; a cut copy or a non-IDX file
+    is an ImageDataError that names the file, not a reshape error."""
+    from pathlib import Path
+
+    from tests.conftest import FASHION_MNIST
+    from training.images import ImageDataError, load_idx
+
+    labels = Path(FASHION_MNIST) / "t10k-labels-idx1-ubyte.gz"
+    raw = gzip.decompress((Path(FASHION_MNIST) / "t10k-images-idx3-ubyte.gz").read_bytes())
+    cut = tmp_path / "cut-images"
+    cut.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ImageDataError, match="cut-images holds"):
+        load_idx(cut, labels, [])
+    headless = tmp_path / "headless-images"
+    headless.write_bytes(raw[16:])  # the pixels without their header
+    with pytest.raises(ImageDataError, match="headless-images is not an IDX file"):
+        load_idx(headless, labels, [])
+    whole = load_idx(Path(FASHION_MNIST) / "t10k-images-idx3-ubyte.gz", labels, ["x"] * 10)
+    assert whole.images.shape == (10_000, 28, 28, 1) and len(whole.labels) == 10_000
