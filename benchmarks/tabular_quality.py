@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,15 @@ class Table:
     frame: pd.DataFrame
     target: str
     task: str
+    # the table TSTR sees, when its target is derived from the modelled columns
+    utility_view: Callable[[pd.DataFrame], pd.DataFrame] = lambda frame: frame
+
+
+def _had_affair(frame: pd.DataFrame) -> pd.DataFrame:
+    """statsmodels' own analysis of fair: whether any time was spent in affairs (32% of
+    rows). rate_marriage, the earlier target, left every method, real data included, at
+    the majority-class accuracy (TRTR 0.42), so TSTR could not order them."""
+    return frame.assign(affair=(frame["affairs"] > 0).astype(int)).drop(columns="affairs")
 
 
 def load_tables(names: list[str]) -> list[Table]:
@@ -45,7 +55,11 @@ def load_tables(names: list[str]) -> list[Table]:
 
     tables = {
         "fair": lambda: Table(
-            "fair (statsmodels)", sm.datasets.fair.load_pandas().data, "rate_marriage", "multiclass"
+            "fair (statsmodels)",
+            sm.datasets.fair.load_pandas().data,
+            "affair",
+            "binary",
+            utility_view=_had_affair,
         ),
         "cps": lambda: Table(
             "CPS1988 (AER)",
@@ -77,7 +91,10 @@ def score(
     types = evaluation.sdtypes(table.frame)
     quality = evaluation.quality_report(holdout, synthetic, types)
     marginals = evaluation.marginal_accuracy(holdout, synthetic, types)
-    utility = evaluation.tstr(train, synthetic, holdout, target=table.target, task=table.task)
+    view = table.utility_view
+    utility = evaluation.tstr(
+        view(train), view(synthetic), view(holdout), target=table.target, task=table.task
+    )
     return {
         "quality": quality.overall, "shapes": quality.column_shapes,
         "pairs": quality.column_pair_trends, "marginals": marginals["overall"],

@@ -74,6 +74,11 @@ class TabularAR(nn.Module):
         return list(torch.split(logits, self.config.vocab_sizes, dim=1))
 
 
+# share one network pass among rows whose filled columns agree while there are at most
+# this many rows per distinct prefix on average (fair at 16k rows: 5 of 9 columns)
+SHARED_PREFIX_RATIO = 4
+
+
 @torch.no_grad()
 def generate(
     model: TabularAR,
@@ -87,33 +92,57 @@ def generate(
 
     ``tokens`` holds MASK ids at the columns to fill and fixed tokens elsewhere. The
     input projection is linear in the per-column embeddings, so it is kept as a running
-    sum of per-token rows and updated as each column is filled.
+    sum of per-token rows and updated as each column is filled. While few distinct
+    prefixes exist (the first columns of rows that start alike: the first column has
+    one, the next at most V_1), the network runs once per prefix, not once per row.
     """
     config = model.config
-    c, e = len(config.vocab_sizes), config.embedding_dim
-    w = model.proj.weight.view(config.hidden_size, c, e)  # (H, C, E)
+    n, c = tokens.shape
+    w = model.proj.weight.view(config.hidden_size, c, config.embedding_dim)  # (H, C, E)
     column_of = torch.repeat_interleave(
         torch.arange(c, device=tokens.device),
         torch.tensor(config.vocab_sizes, device=tokens.device) + 1,
     )
     table = torch.einsum("gE,gHE->gH", model.embed.weight, w.permute(1, 0, 2)[column_of])
-    h0 = model.proj.bias.expand(len(tokens), -1).clone()  # (N, H)
+    mask_rows = table[model.mask_ids + model.offsets]  # (C, H)
+    delta = table - mask_rows[column_of]  # filling a column adds its token's row of delta
+    h0 = (model.proj.bias + mask_rows.sum(0)).expand(n, -1).clone()  # (N, H)
     for k in range(c):  # column by column: an (N, C, H) gather would cost C times the memory
-        h0 += table[tokens[:, k] + model.offsets[k]]
+        if bool((tokens[:, k] != model.mask_ids[k]).any()):
+            h0 += delta[tokens[:, k] + model.offsets[k]]
+    # rows' prefix ids in mixed radix; None once the prefixes are too many to share
+    prefix: torch.Tensor | None = None
+    if n and bool((tokens == tokens[0]).all()):
+        prefix = torch.zeros(n, dtype=torch.long, device=tokens.device)
+    n_prefixes = 1
     heads_w = torch.split(model.head.weight, config.vocab_sizes, dim=0)
     heads_b = torch.split(model.head.bias, config.vocab_sizes, dim=0)
     for j in order:
-        h = model.norm(model.blocks(h0))  # (N, H)
-        logits = torch.addmm(heads_b[j], h, heads_w[j].T)  # (N, V_j)
+        inverse = None
+        rows = h0
+        if prefix is not None:
+            distinct, inverse = torch.unique(prefix, return_inverse=True)
+            first = torch.empty(len(distinct), dtype=torch.long, device=tokens.device)
+            first.scatter_(0, inverse, torch.arange(n, device=tokens.device))
+            rows = h0[first]
+        h = model.norm(model.blocks(rows))  # (N or prefixes, H)
+        logits = torch.addmm(heads_b[j], h, heads_w[j].T)  # (N or prefixes, V_j)
         if banned[j]:
             logits[:, banned[j]] = float("-inf")
         # unnormalized CDF: the draw scales u by the total instead of dividing by it
-        cdf = logits.sub_(logits.amax(1, keepdim=True)).exp_().cumsum_(1)  # (N, V_j)
-        u = torch.rand(len(tokens), 1, generator=generator, device=tokens.device)
+        cdf = logits.sub_(logits.amax(1, keepdim=True)).exp_().cumsum_(1)
+        if inverse is not None:
+            cdf = cdf[inverse]  # (N, V_j)
+        u = torch.rand(n, 1, generator=generator, device=tokens.device)
         drawn = torch.searchsorted(cdf, u.mul_(cdf[:, -1:])).squeeze_(1)
         drawn.clamp_(max=config.vocab_sizes[j] - 1)
-        h0 += table[drawn + model.offsets[j]] - table[model.mask_ids[j] + model.offsets[j]]
+        h0 += delta.index_select(0, drawn + model.offsets[j])
         tokens[:, j] = drawn
+        n_prefixes *= config.vocab_sizes[j]
+        if prefix is not None and n_prefixes * SHARED_PREFIX_RATIO <= n:
+            prefix = prefix * config.vocab_sizes[j] + drawn
+        else:
+            prefix = None
     return tokens
 
 

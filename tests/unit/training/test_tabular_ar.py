@@ -141,6 +141,22 @@ def test_sampling_is_seeded_and_streams_in_chunks(dp_model):
     assert b.shape == a.shape
 
 
+@pytest.mark.parametrize("where", [{}, {"children": 2.0}])
+def test_shared_prefix_passes_draw_what_per_row_passes_draw(dp_model, where, monkeypatch):
+    """The network runs once per distinct prefix while prefixes are few; the rows must
+    be the ones a pass per row would give from the same random numbers."""
+    import torch
+
+    from training.models import tabular_ar
+
+    fixed = dp_model._fixed_tokens(where)
+    shared = dp_model.draw(8_192, fixed, torch.Generator().manual_seed(11))
+    monkeypatch.setattr(tabular_ar, "SHARED_PREFIX_RATIO", 10**9)  # never share
+    per_row = dp_model.draw(8_192, fixed, torch.Generator().manual_seed(11))
+    assert torch.equal(shared, per_row)
+    assert len(torch.unique(shared, dim=0)) > 1_000  # varied rows, not one prefix repeated
+
+
 def test_dtypes_come_back_as_in_the_input(dp_model, fair_split):
     train, _ = fair_split
     out = dp_model.sample(500, seed=4)
