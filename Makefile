@@ -46,12 +46,23 @@ test-packages:
 demo: setup
 	$(BIN)/python -m service.demo --out $(OUT)
 
-# Peers (smartnoise-synth AIM/MST) live in their own venv: their pins conflict with ours.
+# Peers live in venvs of their own: their pins conflict with ours and with each other.
+# Each venv gets the CPU torch first, so that nothing pulls a CUDA build.
+PEER_VENVS := .venv-bench .venv-argn .venv-sdv
 bench-setup: setup
-	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
-	.venv-bench/bin/python -c "import torch" 2>/dev/null || .venv-bench/bin/pip install -q torch==2.13.0
-	# the peers alone (not Sanitas: its pins drag in an old scikit-learn that has to compile)
+	for v in $(PEER_VENVS); do \
+		test -x $$v/bin/python || $(PYTHON) -m venv $$v; \
+		$$v/bin/python -c "import torch" 2>/dev/null || $$v/bin/pip install -q torch==2.13.0; \
+	done
+	# smartnoise-synth (AIM, MST, DP-CTGAN) alone, not Sanitas: its pins drag in an old
+	# scikit-learn that has to compile
 	.venv-bench/bin/pip install -q smartnoise-synth pandas scikit-learn packaging
+	# MOSTLY AI's TabularARGN. Its torchvision/torchaudio wheels are CUDA builds that do
+	# not load beside the CPU torch, and its tabular model needs neither
+	.venv-argn/bin/pip install -q mostlyai-engine
+	.venv-argn/bin/pip uninstall -y -q torchvision torchaudio
+	# SDV GaussianCopula and CTGAN: non-private references (Business Source License)
+	.venv-sdv/bin/pip install -q sdv
 	# Fashion-MNIST (70,000 real 28x28 images) for benchmarks/image_quality.py
 	test -d /usr/share/datasets/fashion-mnist || apt-get install -y -q dataset-fashion-mnist
 
@@ -67,4 +78,4 @@ soak: setup
 		--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 clean:
-	rm -rf $(VENV) .venv-bench out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEER_VENVS) out .pytest_cache .mypy_cache .ruff_cache

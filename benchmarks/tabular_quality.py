@@ -1,12 +1,15 @@
 """Side-by-side quality of tabular-ar and DP peers on real tables shipped in packages.
 
 Every method gets the same public metadata (category domains and numeric bounds, as a
-codebook would publish them) and the same 80/20 split (seed 0). Peers run inside
-.venv-bench (their pins conflict with ours) through benchmarks/peers/run_peer.py.
-Prints a markdown table; docs/benchmarks.md keeps the latest one.
+codebook would publish them) and the same 80/20 split (seed 0). Peers run in their own
+venvs (their pins conflict with ours and each other; `make bench-setup`) through
+benchmarks/peers/run_peer.py. GaussianCopula and CTGAN (SDV) are non-private
+references and run once per table, without DP. Prints a markdown table;
+docs/benchmarks.md keeps the latest one.
 
     python benchmarks/tabular_quality.py [--tables fair cps] [--epsilons 1 3]
-        [--ours tabular-ar tabular-gan] [--peers aim mst dpctgan]
+        [--ours tabular-ar tabular-gan]
+        [--peers aim mst dpctgan tabularargn gaussiancopula ctgan]
 """
 
 from __future__ import annotations
@@ -28,7 +31,11 @@ import evaluation
 import training
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+PEER_VENVS = {
+    "aim": ".venv-bench", "mst": ".venv-bench", "dpctgan": ".venv-bench",
+    "tabularargn": ".venv-argn", "gaussiancopula": ".venv-sdv", "ctgan": ".venv-sdv",
+}  # fmt: skip
+NON_DP_PEERS = ("gaussiancopula", "ctgan")
 PEER_TIMEOUT_S = 1200
 
 
@@ -114,14 +121,15 @@ def run_ours(
     started = time.perf_counter()
     big = model.sample(200_000, seed=0)
     rate = len(big) / (time.perf_counter() - started)
-    return model.sample(n, seed=1), model.summary.fit_seconds, rate
+    return model.sample(n, seed=1), model.summary.fit_seconds, rate, generator
 
 
 def run_peer(
-    method: str, train: pd.DataFrame, schema: training.TableSchema, epsilon: float, n: int
+    method: str, train: pd.DataFrame, schema: training.TableSchema, epsilon: float | None, n: int
 ):
-    if not BENCH_PYTHON.exists():
-        raise RuntimeError("peers not installed: run `make bench-setup`")
+    python = ROOT / PEER_VENVS[method] / "bin" / "python"
+    if not python.exists():
+        raise RuntimeError(f"{method} is not installed ({python}): run `make bench-setup`")
     with tempfile.TemporaryDirectory() as tmp:
         train_csv, out_csv, spec_json = (Path(tmp) / f for f in ("t.csv", "s.csv", "spec.json"))
         train.to_csv(train_csv, index=False)
@@ -133,8 +141,9 @@ def run_peer(
         }  # fmt: skip
         spec_json.write_text(json.dumps(spec))
         done = subprocess.run(
-            [str(BENCH_PYTHON), str(ROOT / "benchmarks/peers/run_peer.py"), method,
-             str(train_csv), str(out_csv), "--epsilon", str(epsilon), "--spec", str(spec_json)],
+            [str(python), str(ROOT / "benchmarks/peers/run_peer.py"), method,
+             str(train_csv), str(out_csv), "--spec", str(spec_json),
+             *(["--epsilon", str(epsilon)] if epsilon is not None else [])],
             capture_output=True, text=True, timeout=PEER_TIMEOUT_S,
         )  # fmt: skip
         if done.returncode != 0:
@@ -143,7 +152,9 @@ def run_peer(
         synthetic = pd.read_csv(out_csv)
     for col in train.columns:  # CSV round trip: restore the real dtypes
         synthetic[col] = synthetic[col].astype(train[col].dtype, errors="ignore")
-    return synthetic, info["fit_seconds"], float("nan")
+    # a peer that trains until it would pass the target says where it stopped
+    label = f"{method} (reached {info['epsilon']:.2f})" if "epsilon" in info else method
+    return synthetic, info["fit_seconds"], float("nan"), label
 
 
 def main() -> None:
@@ -151,7 +162,7 @@ def main() -> None:
     parser.add_argument("--tables", nargs="+", default=["fair", "cps"])
     parser.add_argument("--epsilons", nargs="+", type=float, default=[1.0, 3.0])
     parser.add_argument("--ours", nargs="+", default=["tabular-ar", "tabular-gan"])
-    parser.add_argument("--peers", nargs="*", default=["aim", "mst", "dpctgan"])
+    parser.add_argument("--peers", nargs="*", default=[*PEER_VENVS])
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
@@ -164,16 +175,15 @@ def main() -> None:
         holdout = table.frame.drop(train.index)
         schema = public_schema(table.frame)
         runs = [(g, e) for g in args.ours for e in [*args.epsilons, None]]
-        runs += [(p, e) for p in args.peers for e in args.epsilons]
+        runs += [
+            (p, e) for p in args.peers for e in ([None] if p in NON_DP_PEERS else args.epsilons)
+        ]
         for method, epsilon in runs:
             try:
-                if method in args.ours:
-                    synthetic, fit_s, rate = run_ours(method, train, schema, epsilon, len(train))
-                else:
-                    assert epsilon is not None
-                    synthetic, fit_s, rate = run_peer(method, train, schema, epsilon, len(train))
+                run = run_ours if method in args.ours else run_peer
+                synthetic, fit_s, rate, label = run(method, train, schema, epsilon, len(train))
                 s = score(table, train, holdout, synthetic)
-                row = (f"| {table.name} | {method} | {epsilon or 'no DP'} | {s['quality']:.3f} | "
+                row = (f"| {table.name} | {label} | {epsilon or 'no DP'} | {s['quality']:.3f} | "
                        f"{s['shapes']:.3f} | {s['pairs']:.3f} | {s['marginals']:.3f} | "
                        f"{s['tstr']:.3f} | {s['trtr']:.3f} ({s['metric']}) | {fit_s:.1f} | "
                        f"{rate:,.0f} |")  # fmt: skip
