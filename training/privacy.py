@@ -29,6 +29,7 @@ from opacus.validators import ModuleValidator
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 from torch.utils.data._utils.collate import default_collate
 
+from training.dp.bookkeeping import BookkeepingClipper
 from training.errors import PrivacyConfigError
 
 __all__ = [
@@ -166,20 +167,29 @@ class PrivateTraining:
     accountant: IAccountant
     noise_multiplier: float
     sample_rate: float
-    ghost: bool
+    ghost: bool  # the optimizer receives clipped sums in p.grad (ghost or bookkeeping)
+    clipper: BookkeepingClipper | None = None
 
     def backward(self, loss_per_row: torch.Tensor) -> None:
         """Backpropagate the batch-mean loss so the optimizer can clip each row.
 
         With ghost clipping this runs Opacus' two passes: per-row gradient norms
-        without materialising per-row gradients, then the reweighted loss.
+        without materialising per-row gradients, then the reweighted loss. With
+        bookkeeping, one pass (training.dp.bookkeeping).
         """
-        if self.ghost:
+        if self.clipper is not None:
+            self.clipper.backward(loss_per_row)
+        elif self.ghost:
             DPTensorFastGradientClipping(
                 self.module, self.optimizer, loss_per_row, loss_reduction="mean"
             ).backward()
         else:
             loss_per_row.mean().backward()
+
+    def release(self) -> None:
+        """Remove what training hung on the caller's network (bookkeeping's hooks)."""
+        if self.clipper is not None:
+            self.clipper.close()
 
     def empty_backward(self) -> None:
         """What an empty Poisson batch contributes: nothing, so that the step still runs.
@@ -228,9 +238,16 @@ def make_private(
     errors = ModuleValidator.validate(module, strict=False)
     if errors:
         raise PrivacyConfigError(f"module is not DP-compatible: {errors}")
-    ghost = grad_sample_mode == "ghost"
+    bookkeeping = grad_sample_mode == "bookkeeping"
+    if bookkeeping and distributed:
+        raise PrivacyConfigError("bookkeeping clipping runs in one process; use ghost under DDP")
+    ghost = grad_sample_mode == "ghost" or bookkeeping
     wrapped: torch.nn.Module
-    if ghost:
+    clipper = None
+    if bookkeeping:
+        clipper = BookkeepingClipper(module, max_grad_norm=max_grad_norm)
+        wrapped = module
+    elif ghost:
         wrapped = GradSampleModuleFastGradientClipping(
             module, batch_first=True, loss_reduction="mean", max_grad_norm=max_grad_norm,
             use_ghost_clipping=True,
@@ -265,6 +282,7 @@ def make_private(
         noise_multiplier=noise_multiplier,
         sample_rate=sample_rate,
         ghost=ghost,
+        clipper=clipper,
     )
 
 

@@ -25,7 +25,7 @@ GeneratorName = Literal["tabular-ar", "tabular-gan", "image-ar", "image-gan"]
 # networks per batch and train in one process
 DISTRIBUTED_GENERATORS: tuple[str, ...] = ("tabular-ar", "image-ar")
 Accountant = Literal["prv", "rdp"]
-GradSampleMode = Literal["ghost", "hooks", "functorch", "ew"]
+GradSampleMode = Literal["bookkeeping", "ghost", "hooks", "functorch", "ew"]
 
 DEFAULT_DELTA = 1e-5
 
@@ -87,7 +87,9 @@ class TrainSpec(BaseModel):
     seed: int = 0
     accelerator: str = "auto"
     devices: int = Field(default=1, ge=1, le=64)  # DDP processes (one per GPU, or CPU)
-    grad_sample_mode: GradSampleMode = "ghost"
+    # None: the generator's own (tabular-ar: bookkeeping in one process, ghost under DDP;
+    # tabular-gan: ghost). bookkeeping is one backward pass instead of ghost's two
+    grad_sample_mode: GradSampleMode | None = None
     min_rows: int = Field(default=50, ge=1)
 
     @model_validator(mode="after")
@@ -99,6 +101,13 @@ class TrainSpec(BaseModel):
             )
         if self.devices > 1 and not self.dp.enabled:
             raise ValueError(f"devices={self.devices}: DDP runs DP-SGD; --no-dp runs use one")
+        if self.grad_sample_mode == "bookkeeping" and (
+            self.generator != "tabular-ar" or self.devices > 1
+        ):
+            raise ValueError(
+                "grad_sample_mode='bookkeeping' clips tabular-ar in one process; "
+                "use ghost for other generators and under DDP"
+            )
         return self
 
 

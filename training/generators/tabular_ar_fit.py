@@ -174,7 +174,7 @@ def _train_private(
             noise_multiplier=z, sample_rate=sample_rate, epochs=epochs, batch_size=batch_size,
             max_grad_norm=dp.max_grad_norm, accountant=dp.accountant, prior=budget.releases,
             delta=budget.delta_accountant, learning_rate=optimizer.defaults["lr"],
-            grad_sample_mode=spec.grad_sample_mode, accelerator=spec.accelerator,
+            grad_sample_mode=spec.grad_sample_mode or "ghost", accelerator=spec.accelerator,
             devices=spec.devices,
         )  # fmt: skip
         factory = functools.partial(
@@ -186,7 +186,7 @@ def _train_private(
     private = privacy.make_private(
         module=net, optimizer=optimizer, noise_multiplier=z, max_grad_norm=dp.max_grad_norm,
         expected_batch_size=batch_size, sample_rate=sample_rate, accountant=dp.accountant,
-        prior=budget.releases, grad_sample_mode=spec.grad_sample_mode,
+        prior=budget.releases, grad_sample_mode=spec.grad_sample_mode or "bookkeeping",
     )  # fmt: skip
     module = _any_order_rank(
         private.module, private.optimizer, private, 0, vocab_sizes=net.config.vocab_sizes,
@@ -197,7 +197,10 @@ def _train_private(
         return privacy.accountant_epsilon(private.accountant, delta=budget.delta_accountant)
 
     callbacks: list[pl.Callback] = [_ProgressCallback(epochs, progress, spent)] if progress else []
-    _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
+    try:
+        _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
+    finally:
+        private.release()
     taken = privacy.steps_beyond(private.accountant.history, budget.releases)
     return _Trained(taken, module.epoch_losses, z, sample_rate)
 

@@ -179,7 +179,7 @@ def fit_tabular_gan(
     run = run_gan(
         make_module, discriminator, d_optimizer, TensorDataset(tokens), spec=spec,
         budget=budget, rows=rows, batch_size=batch_size, epochs=epochs,
-        grad_sample_mode=spec.grad_sample_mode, progress=progress,
+        grad_sample_mode=spec.grad_sample_mode or "ghost", progress=progress,
     )  # fmt: skip
     z, sample_rate, steps, module = run.noise_multiplier, run.sample_rate, run.steps, run.module
 

@@ -110,7 +110,7 @@ def test_ranks_end_with_identical_weights_that_moved(prepared):
 def test_an_empty_poisson_batch_still_steps_with_noise(prepared):
     """A step that sees no row still adds noise and is charged: skipping it would show
     that the batch was empty, and under DDP would stall the other ranks."""
-    for mode in ("ghost", "hooks"):
+    for mode in ("bookkeeping", "ghost", "hooks"):
         torch.manual_seed(0)
         net = TabularAR(TabularARConfig(vocab_sizes=prepared.fitted.encoder.vocab_sizes))
         before = {k: v.clone() for k, v in net.state_dict().items()}

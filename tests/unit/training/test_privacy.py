@@ -52,7 +52,7 @@ def test_preprocessing_that_eats_the_budget_is_refused():
         )  # fmt: skip
 
 
-@pytest.mark.parametrize("mode", ["ghost", "hooks"])
+@pytest.mark.parametrize("mode", ["bookkeeping", "ghost", "hooks"])
 def test_noise_std_is_sigma_times_c_over_batch_on_a_zero_gradient(mode):
     torch.manual_seed(0)
     net = torch.nn.Linear(200, 100)
