@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import subprocess
 import tempfile
 import time
@@ -163,6 +164,9 @@ def main() -> None:
     parser.add_argument("--epsilons", nargs="+", type=float, default=[1.0, 3.0])
     parser.add_argument("--ours", nargs="+", default=["tabular-ar", "tabular-gan"])
     parser.add_argument("--peers", nargs="*", default=[*PEER_VENVS])
+    parser.add_argument(
+        "--without-no-dp", action="store_true", help="skip our generators' non-DP rows"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
@@ -174,7 +178,8 @@ def main() -> None:
         train = table.frame.sample(frac=0.8, random_state=0)
         holdout = table.frame.drop(train.index)
         schema = public_schema(table.frame)
-        runs = [(g, e) for g in args.ours for e in [*args.epsilons, None]]
+        ours_epsilons = args.epsilons if args.without_no_dp else [*args.epsilons, None]
+        runs = [(g, e) for g in args.ours for e in ours_epsilons]
         runs += [
             (p, e) for p in args.peers for e in ([None] if p in NON_DP_PEERS else args.epsilons)
         ]
@@ -186,7 +191,7 @@ def main() -> None:
                 row = (f"| {table.name} | {label} | {epsilon or 'no DP'} | {s['quality']:.3f} | "
                        f"{s['shapes']:.3f} | {s['pairs']:.3f} | {s['marginals']:.3f} | "
                        f"{s['tstr']:.3f} | {s['trtr']:.3f} ({s['metric']}) | {fit_s:.1f} | "
-                       f"{rate:,.0f} |")  # fmt: skip
+                       f"{'n/a' if math.isnan(rate) else f'{rate:,.0f}'} |")  # fmt: skip
             except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
                 row = f"| {table.name} | {method} | {epsilon} | not run: {str(e)[:80]} |||||||| "
             print(row, flush=True)

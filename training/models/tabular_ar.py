@@ -74,9 +74,10 @@ class TabularAR(nn.Module):
         return list(torch.split(logits, self.config.vocab_sizes, dim=1))
 
 
-# share one network pass among rows whose filled columns agree while there are at most
-# this many rows per distinct prefix on average (fair at 16k rows: 5 of 9 columns)
-SHARED_PREFIX_RATIO = 4
+# share one network pass among rows whose filled columns agree while the distinct
+# prefixes are at most this share of the rows (a prefix count only grows column by column)
+SHARED_PREFIX_SHARE = 0.75
+_MAX_PREFIX_ID = 2**62  # prefix ids are mixed-radix int64
 
 
 @torch.no_grad()
@@ -94,7 +95,8 @@ def generate(
     input projection is linear in the per-column embeddings, so it is kept as a running
     sum of per-token rows and updated as each column is filled. While few distinct
     prefixes exist (the first columns of rows that start alike: the first column has
-    one, the next at most V_1), the network runs once per prefix, not once per row.
+    one, the next at most V_1; real tables reach a few thousand in 16k rows after
+    five columns), the network runs once per prefix, not once per row.
     """
     config = model.config
     n, c = tokens.shape
@@ -114,7 +116,7 @@ def generate(
     prefix: torch.Tensor | None = None
     if n and bool((tokens == tokens[0]).all()):
         prefix = torch.zeros(n, dtype=torch.long, device=tokens.device)
-    n_prefixes = 1
+    radix = 1
     heads_w = torch.split(model.head.weight, config.vocab_sizes, dim=0)
     heads_b = torch.split(model.head.bias, config.vocab_sizes, dim=0)
     for j in order:
@@ -122,9 +124,12 @@ def generate(
         rows = h0
         if prefix is not None:
             distinct, inverse = torch.unique(prefix, return_inverse=True)
-            first = torch.empty(len(distinct), dtype=torch.long, device=tokens.device)
-            first.scatter_(0, inverse, torch.arange(n, device=tokens.device))
-            rows = h0[first]
+            if len(distinct) > SHARED_PREFIX_SHARE * n:
+                prefix = inverse = None
+            else:
+                first = torch.empty(len(distinct), dtype=torch.long, device=tokens.device)
+                first.scatter_(0, inverse, torch.arange(n, device=tokens.device))
+                rows = h0[first]
         h = model.norm(model.blocks(rows))  # (N or prefixes, H)
         logits = torch.addmm(heads_b[j], h, heads_w[j].T)  # (N or prefixes, V_j)
         if banned[j]:
@@ -138,8 +143,8 @@ def generate(
         drawn.clamp_(max=config.vocab_sizes[j] - 1)
         h0 += delta.index_select(0, drawn + model.offsets[j])
         tokens[:, j] = drawn
-        n_prefixes *= config.vocab_sizes[j]
-        if prefix is not None and n_prefixes * SHARED_PREFIX_RATIO <= n:
+        radix *= config.vocab_sizes[j]
+        if prefix is not None and radix < _MAX_PREFIX_ID:
             prefix = prefix * config.vocab_sizes[j] + drawn
         else:
             prefix = None

@@ -151,7 +151,7 @@ def test_shared_prefix_passes_draw_what_per_row_passes_draw(dp_model, where, mon
 
     fixed = dp_model._fixed_tokens(where)
     shared = dp_model.draw(8_192, fixed, torch.Generator().manual_seed(11))
-    monkeypatch.setattr(tabular_ar, "SHARED_PREFIX_RATIO", 10**9)  # never share
+    monkeypatch.setattr(tabular_ar, "SHARED_PREFIX_SHARE", 0.0)  # never share
     per_row = dp_model.draw(8_192, fixed, torch.Generator().manual_seed(11))
     assert torch.equal(shared, per_row)
     assert len(torch.unique(shared, dim=0)) > 1_000  # varied rows, not one prefix repeated
