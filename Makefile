@@ -32,7 +32,7 @@ TEST_WORKERS ?= 2
 # one math thread per process: two workers (and their job children) each spinning two
 # OpenMP threads on two cores ran the image and tabular tests 2.5x slower (4m26 vs 1m48)
 test: lint test-packages
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 # Debian packages the tests read: chromium (the report test draws the HTML headless) and
 # dataset-fashion-mnist (70,000 real 28x28 images for the image tests)
