@@ -164,7 +164,9 @@ def fine_edges(bounds: Range, *, integral: bool) -> np.ndarray:
     if hi <= lo:  # only one value (say, exact zeros) was seen: one bucket above it
         return np.array([lo, lo + max(small, 1.0)])
     if integral and hi - lo <= MAX_INTEGER_BUCKETS:
-        return np.arange(np.floor(lo), np.ceil(hi) + 1.0)
+        # one bucket [v, v + 1) per integer, the largest included: a last edge at hi
+        # would fold hi into hi - 1 (CPS1988 lost its 18 years of education)
+        return np.arange(np.floor(lo), np.floor(hi) + 2.0)
     if lo >= 0:
         edges = np.concatenate([[lo], _octave_edges(max(lo, small), hi)])
     elif hi <= 0:
@@ -218,7 +220,8 @@ def quantile_bins(
     """
     counts = np.where(noisy_counts > noise_floor, noisy_counts, 0.0)
     point_count = point_count if point_count > noise_floor else 0.0
-    integer_points = integral and np.all(np.diff(edges) == 1) and len(edges) - 1 <= 64
+    unit = integral and bool(np.all(np.diff(edges) == 1))  # one integer per bucket
+    integer_points = unit and len(edges) - 1 <= 64
     total_with_point = counts.sum() + point_count
     is_point = (
         point_value is not None
@@ -237,9 +240,11 @@ def quantile_bins(
     qs = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
     inner = np.interp(qs, cdf, edges)
     lo, hi = _trimmed_range(edges, cdf)
+    if integral:  # round the range outward, or its ends fall off with the rounding
+        top = edges[-1] - 1 if unit else edges[-1]  # the largest integer the edges hold
+        lo, hi = float(np.floor(lo)), float(min(np.ceil(hi), top))
+        inner = np.round(inner)
     cuts = np.unique(np.concatenate([[lo], inner, [hi]]))
-    if integral:
-        cuts = np.unique(np.round(cuts))
     cuts = cuts[(cuts >= lo) & (cuts <= hi)]
     bins = [Bin(float(a), float(b)) for a, b in itertools.pairwise(cuts)] or [Bin(lo, hi)]
     if is_point and point_value is not None:

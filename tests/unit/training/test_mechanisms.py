@@ -70,3 +70,22 @@ def test_noisy_histogram_noise_has_the_promised_scale():
     rng = np.random.default_rng(3)
     noisy = mech.noisy_histogram(np.zeros(0, dtype=np.int64), 50_000, sigma=7.0, rng=rng)
     assert noisy.std() == pytest.approx(7.0, rel=0.02)
+
+
+def test_integer_columns_keep_their_top_values_under_public_bounds(cps):
+    """A codebook's bounds are the data's own min and max: the largest integer must stay
+    a value of its own (education 18: 7% of CPS1988), and a quantile-binned integer
+    column must reach its upper tail (experience above 46: 3% of rows)."""
+    frame = cps.drop(columns=["rownames"])
+    schema = infer_schema(frame)
+    for name in ["education", "experience"]:
+        schema = schema.with_public_bounds(name, float(frame[name].min()), float(frame[name].max()))
+    encoder = fit_encoders(
+        frame, schema, sigma=0.0, delta_selection=0.0, max_bins=32, rng=np.random.default_rng()
+    ).encoder
+    back = encoder.decode(encoder.encode(frame), np.random.default_rng(0))
+    assert (back["education"] == frame["education"]).all()
+    experience = next(e for e in encoder.columns if e.name == "experience")
+    top = experience.bins[-1][1]
+    assert np.quantile(frame["experience"], 0.999) <= top + 1 <= frame["experience"].max() + 1
+    assert back["experience"].max() > np.quantile(frame["experience"], 0.99)
