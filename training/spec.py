@@ -52,7 +52,7 @@ class DPConfig(BaseModel):
     delta: float = Field(default=DEFAULT_DELTA, gt=0, lt=0.01)
     max_grad_norm: float = Field(default=1.0, gt=0, le=100)
     preprocessing_share: float = Field(default=0.1, gt=0, lt=1)
-    calibration_share: float = Field(default=0.4, ge=0, lt=1)
+    calibration_share: float = Field(default=0.7, ge=0, lt=1)
     accountant: Accountant = "prv"
 
     @model_validator(mode="after")

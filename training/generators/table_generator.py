@@ -122,7 +122,8 @@ class TableGenerator:
         if self.calibration is None:
             drawn = self.draw(size, fixed, generator).numpy()
         else:  # resample the model's rows by their tilt; small requests from a bigger draw
-            pool = self.draw(max(size, MIN_DRAW), fixed, generator).numpy()
+            drawn_rows = max(math.ceil(size * self.calibration.oversample), MIN_DRAW)
+            pool = self.draw(drawn_rows, fixed, generator).numpy()
             drawn = self.calibration.resample(pool, size, rng)
         frame = self.encoder.decode(drawn, rng)
         for name, value in where.items():

@@ -70,7 +70,7 @@ def test_reported_epsilon_matches_an_independent_accountant(request, table, epsi
     r = planned_report(frame, epsilon, accountant)
     pld = independent_epsilon(r)
     assert r.epsilon is not None and r.epsilon <= epsilon
-    assert r.epsilon_calibration is not None and len(r.calibration_noise_multipliers) == 2
+    assert r.epsilon_calibration is not None and len(r.calibration_noise_multipliers) == 3
     assert pld <= epsilon * 1.005, "the independent accountant finds the target exceeded"
     assert r.epsilon >= pld * 0.995, "Sanitas reports less than the independent bound"
     if accountant == "prv":
@@ -83,7 +83,7 @@ def test_fitted_model_accounting_matches_an_independent_accountant(fair_split):
     spec = training.TrainSpec(dp=training.DPConfig(epsilon=1.0), epochs=3)
     r = training.fit(train, spec).privacy
     assert r.preprocessing_noise_multiplier and r.preprocessing_queries > 0
-    assert len(r.calibration_noise_multipliers) == 2 and len(r.calibration_pairs) == 8
+    assert len(r.calibration_noise_multipliers) == 3 and len(r.calibration_pairs) == 8
     assert r.steps > 0 and 0 < r.sample_rate < 1
     pld = independent_epsilon(r)
     assert pld <= 1.0 * 1.005
