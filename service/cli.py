@@ -55,7 +55,7 @@ def train(
     delta: Annotated[float, typer.Option(help="target delta")] = 1e-5,
     calibration_share: Annotated[
         float | None,
-        typer.Option(help="tables: share of epsilon for measured marginals (0: off; 0.4)"),
+        typer.Option(help="tables: share of epsilon for measured marginals (0: off; 0.7)"),
     ] = None,
     no_dp: Annotated[
         bool, typer.Option("--no-dp", help="train without DP (comparison only)")

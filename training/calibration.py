@@ -60,7 +60,6 @@ MIN_DRAW = 4_096  # rows drawn to resample a small request from
 IPF_ITERATIONS = 50
 FACTOR_CAP = 5.0  # see _ipf
 IPF_TOLERANCE = 1e-4
-SHRINK = True
 # Resampling n rows from n model rows whose tilt has an effective sample size of
 # a tenth (fair at epsilon 1) repeats rows: sdmetrics quality 0.895 against 0.913 from a
 # pool 3x larger (6 fits). So the pool grows until each group's effective size is this
@@ -326,8 +325,6 @@ def _shrunk(noisy: np.ndarray, prior: np.ndarray, sigma: float) -> np.ndarray:
     Where the model is close the noise dominates and the model's counts win; a pair
     it misses keeps most of its measurement.
     """
-    if not SHRINK:
-        return np.clip(noisy, 0.0, None)
     gap = noisy - prior
     spread = float(np.sum(gap**2))
     keep = max(0.0, 1.0 - max(len(gap) - 2, 0) * sigma**2 / spread) if spread > 0 else 0.0

@@ -26,7 +26,7 @@ class JobRequest(BaseModel):
     epsilon: float = Field(gt=0, le=100)
     delta: float | None = Field(default=None, gt=0, lt=1)
     epochs: int | None = Field(default=None, ge=1, le=10_000)
-    # tables: share of epsilon spent on measured marginals after training; None: 0.4
+    # tables: share of epsilon spent on measured marginals after training; None: 0.7
     calibration_share: float | None = Field(default=None, ge=0, lt=0.8)
     target_column: str | None = None
     audit: bool = False

@@ -1,6 +1,7 @@
 """Calibration onto DP-measured marginals, on CPS1988 (AER), where DP-SGD at epsilon 1
 shrinks the 9% part-time minority."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -109,3 +110,27 @@ def test_a_calibration_that_does_not_fit_the_encoder_is_refused(calibrated):
     marginal["columns"] = [99]
     with pytest.raises(ArtifactError, match="no known column"):
         Calibration.model_validate(broken)
+
+
+def test_a_tilted_minority_gets_a_larger_pool_and_exact_resampling(cps_split):
+    """CPS1988's part-time rows thinned to 1% of a pool and tilted 9x, as a DP model
+    that shrank them would be: the pool must grow, and systematic resampling must give
+    the tilted share back without a multinomial draw's spread."""
+    from training.calibration import MAX_OVERSAMPLE, MeasuredMarginal, _oversample
+
+    train, _ = cps_split
+    part = (train["parttime"] == "yes").to_numpy()
+    keep = ~part | (np.cumsum(part) % 9 == 0)  # every ninth part-time row: about 1%
+    grouped = np.stack([part[keep].astype(np.int64)], axis=1)
+    assert 0.008 < grouped.mean() < 0.013
+    flat = Calibration(groups=[[0, 1]], marginals=[])
+    tilted = Calibration(
+        groups=[[0, 1]], marginals=[MeasuredMarginal(columns=[0], factors=[1.0, 9.0])]
+    )
+    assert _oversample(flat.weights(grouped), grouped) == 1.0
+    assert _oversample(tilted.weights(grouped), grouped) == MAX_OVERSAMPLE
+    w = tilted.weights(grouped)
+    share = w[grouped[:, 0] == 1].sum() / w.sum()
+    drawn = tilted.resample(grouped, 5_000, np.random.default_rng(0))
+    # seen: at most 0.0005 over 200 offsets; multinomial draws 0.003 on average, 0.011 at worst
+    assert abs(drawn[:, 0].mean() - share) < 0.001
