@@ -167,7 +167,7 @@ class PrivateTraining:
     accountant: IAccountant
     noise_multiplier: float
     sample_rate: float
-    ghost: bool  # the optimizer receives clipped sums in p.grad (ghost or bookkeeping)
+    sums_in_grad: bool  # the optimizer receives clipped sums in p.grad (ghost, bookkeeping)
     clipper: BookkeepingClipper | None = None
 
     def backward(self, loss_per_row: torch.Tensor) -> None:
@@ -179,7 +179,7 @@ class PrivateTraining:
         """
         if self.clipper is not None:
             self.clipper.backward(loss_per_row)
-        elif self.ghost:
+        elif self.sums_in_grad:
             DPTensorFastGradientClipping(
                 self.module, self.optimizer, loss_per_row, loss_reduction="mean"
             ).backward()
@@ -201,7 +201,7 @@ class PrivateTraining:
         for p in self.module.parameters():
             if not p.requires_grad:
                 continue
-            if self.ghost:
+            if self.sums_in_grad:
                 p.grad = torch.zeros_like(p)
             else:  # what Opacus' clipping reads: zero rows of per-sample gradients
                 p.grad_sample = torch.zeros(  # type: ignore[attr-defined]
@@ -241,13 +241,13 @@ def make_private(
     bookkeeping = grad_sample_mode == "bookkeeping"
     if bookkeeping and distributed:
         raise PrivacyConfigError("bookkeeping clipping runs in one process; use ghost under DDP")
-    ghost = grad_sample_mode == "ghost" or bookkeeping
+    sums_in_grad = grad_sample_mode == "ghost" or bookkeeping
     wrapped: torch.nn.Module
     clipper = None
     if bookkeeping:
         clipper = BookkeepingClipper(module, max_grad_norm=max_grad_norm)
         wrapped = module
-    elif ghost:
+    elif sums_in_grad:
         wrapped = GradSampleModuleFastGradientClipping(
             module, batch_first=True, loss_reduction="mean", max_grad_norm=max_grad_norm,
             use_ghost_clipping=True,
@@ -262,10 +262,10 @@ def make_private(
     optimizer_class: type[DPOptimizer]
     if distributed:
         optimizer_class = (
-            DistributedDPOptimizerFastGradientClipping if ghost else DistributedDPOptimizer
+            DistributedDPOptimizerFastGradientClipping if sums_in_grad else DistributedDPOptimizer
         )
     else:
-        optimizer_class = DPOptimizerFastGradientClipping if ghost else DPOptimizer
+        optimizer_class = DPOptimizerFastGradientClipping if sums_in_grad else DPOptimizer
     dp_optimizer = optimizer_class(
         optimizer,
         noise_multiplier=noise_multiplier,
@@ -281,7 +281,7 @@ def make_private(
         accountant=acct,
         noise_multiplier=noise_multiplier,
         sample_rate=sample_rate,
-        ghost=ghost,
+        sums_in_grad=sums_in_grad,
         clipper=clipper,
     )
 

@@ -78,7 +78,7 @@ class BookkeepingClipper:
     def _capture(record: _Record):  # type: ignore[no-untyped-def]
         def hook(layer: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             if torch.is_grad_enabled():
-                record.inputs.append(args[0].detach())
+                record.inputs.append(_layer_input(layer, args[0].detach()))
                 record.outputs.append(output)
 
         return hook
@@ -109,8 +109,13 @@ class BookkeepingClipper:
             record.outputs.clear()
 
 
-def _normalized(layer: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-    return F.layer_norm(x, layer.normalized_shape, eps=layer.eps)
+def _layer_input(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What the gradient formulas need of the input: a LayerNorm's weight multiplies
+    the normalized input, so that is kept, computed once for both the norms and the
+    sum."""
+    if isinstance(layer, nn.LayerNorm):
+        return F.layer_norm(x, layer.normalized_shape, eps=layer.eps)
+    return x
 
 
 def _squared_norms(layer: nn.Module, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -121,7 +126,7 @@ def _squared_norms(layer: nn.Module, x: torch.Tensor, g: torch.Tensor) -> torch.
         return total + g.square().sum(1) if layer.bias is not None else total
     if isinstance(layer, nn.LayerNorm):
         _rows_only(layer, x)
-        total = (g * _normalized(layer, x)).square().sum(1)
+        total = (g * x).square().sum(1)  # x: the normalized input
         return total + g.square().sum(1) if layer.bias is not None else total
     # Embedding: positions of one row that share a token add their gradients first
     same = (x.unsqueeze(2) == x.unsqueeze(1)).to(g.dtype)  # (B, C, C)
@@ -136,7 +141,7 @@ def _clipped_sum(layer: nn.Module, x: torch.Tensor, g: torch.Tensor, scale: torc
             _set_grad(layer.bias, gs.sum(0))
     elif isinstance(layer, nn.LayerNorm):
         if layer.weight is not None:
-            _set_grad(layer.weight, (gs * _normalized(layer, x)).sum(0))
+            _set_grad(layer.weight, (gs * x).sum(0))
         if layer.bias is not None:
             _set_grad(layer.bias, gs.sum(0))
     else:
