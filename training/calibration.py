@@ -181,9 +181,11 @@ class Calibration(BaseModel):
 
     def weights(self, tokens: np.ndarray) -> np.ndarray:
         """Each row's tilt: the product of its cells' factors.  (rows,)"""
-        grouped = self._grouped(tokens)
+        return self._grouped_weights(self._grouped(tokens))
+
+    def _grouped_weights(self, grouped: np.ndarray) -> np.ndarray:
         sizes = [max(g) + 1 for g in self.groups]
-        w = np.ones(len(tokens))
+        w = np.ones(len(grouped))
         for m in self.marginals:
             w *= np.asarray(m.factors)[_cells(grouped, m.columns, sizes)]
         return w
@@ -275,24 +277,24 @@ def fit_calibration(
         prior = np.bincount(_cells(model, clique, sizes), weights=weights, minlength=cells)
         return _shrunk(noisy, prior * rows, plan.measurement_sigma)
 
+    def fitted(cliques: list[list[int]], targets: list[np.ndarray]) -> Calibration:
+        factors = _ipf(model, sizes, cliques, targets)
+        marginals = [
+            MeasuredMarginal(columns=c, factors=f.tolist())
+            for c, f in zip(cliques, factors, strict=True)
+        ]
+        return Calibration(groups=groups, marginals=marginals)
+
     singles = [[j] for j in range(len(sizes))]
     uniform = np.full(len(model), 1 / len(model))
     single_targets = [measure(c, uniform) for c in singles]
-    single_factors = _ipf(model, sizes, singles, single_targets)
-    tilt = np.prod(
-        [f[_cells(model, c, sizes)] for c, f in zip(singles, single_factors, strict=True)], axis=0
-    )
+    tilt = fitted(singles, single_targets)._grouped_weights(model)
     tilt /= tilt.sum()
     pairs = _select_pairs(model, tilt, data, sizes, plan, rows=rows, rng=rng)
     cliques = [[i, j] for i, j in pairs] + singles
     targets = [measure(c, tilt) for c in cliques[: len(pairs)]] + single_targets
-    factors = _ipf(model, sizes, cliques, targets)
-    marginals = [
-        MeasuredMarginal(columns=c, factors=f.tolist())
-        for c, f in zip(cliques, factors, strict=True)
-    ]
-    tilted = Calibration(groups=groups, marginals=marginals)
-    oversample = _oversample(tilted.weights(pool), model)
+    tilted = fitted(cliques, targets)
+    oversample = _oversample(tilted._grouped_weights(model), model)
     return tilted.model_copy(update={"oversample": oversample}), [list(p) for p in pairs]
 
 
