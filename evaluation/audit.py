@@ -1,14 +1,14 @@
 """Empirical privacy audit in one training run (Steinke, Nasr and Jagielski, NeurIPS 2023).
 
-``m`` canaries (distinctive made-up rows) are each put into the training set with
-probability 1/2. After training, an attack scores every canary; the auditor guesses
-"in" for the top-scored and "out" for the bottom-scored and abstains on the rest. For
-an (epsilon, delta)-DP run the number of correct guesses among ``r`` is dominated by
-Binomial(r, e^epsilon / (1 + e^epsilon)) up to a delta term (their Theorem 3), so an
-improbably high count rules epsilon out: the largest epsilon ruled out at 95%
-confidence is the lower bound. The guess counts tried are fixed in advance and the
-confidence is Bonferroni-corrected over them, so choosing the best one is not
-p-hacking.
+``m`` canaries (distinctive made-up rows, built from released metadata only) are each
+put into the training set with probability 1/2. After training, an attack scores every
+canary; the auditor guesses "in" for the top-scored and "out" for the bottom-scored
+and abstains on the rest. For an (epsilon, delta)-DP run the number of correct
+guesses among ``r`` is dominated by Binomial(r, e^epsilon / (1 + e^epsilon)) up to a
+delta term (their Theorem 3), so an improbably high count rules epsilon out: the
+largest epsilon ruled out at 95% confidence is the lower bound. The guess counts
+tried are fixed in advance and the confidence is Bonferroni-corrected over them, so
+choosing the best one is not p-hacking.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ __all__ = [
     "AuditResult",
     "Canaries",
     "epsilon_lower_bound",
-    "make_canaries",
-    "make_image_canaries",
     "nearest_image_scores",
     "p_value",
+    "planted_half",
     "sample_match_scores",
 ]
 
@@ -61,36 +60,16 @@ class AuditResult:
         return dict(vars(self))
 
 
-def make_canaries(
-    train: pd.DataFrame, kinds: Mapping[str, str], m: int, *, seed: int = 0
-) -> Canaries:
-    """``m`` rows that mix column values independently at random, each included w.p. 1/2.
+def planted_half(m: int, rng: np.random.Generator) -> np.ndarray:
+    """Which of ``m`` canaries go into the training run: each independently w.p. 1/2.
 
-    Categorical values are drawn uniformly from the values the column takes, numbers
-    uniformly between its 1st and 99th percentiles: rows no real record resembles, so
-    a model that memorizes them stands out.
+    The canaries themselves are made by the trainer from what the run released
+    (``training.canaries``), never from the rows: they are trained into the released
+    model.
     """
     if m < 10:
         raise MetricError(f"an audit needs at least 10 canaries, got {m}")
-    rng = np.random.default_rng(seed)
-    columns: dict[str, object] = {}
-    for name, kind in kinds.items():
-        values = train[name].dropna()
-        if len(values) == 0:
-            columns[name] = pd.Series([None] * m, dtype=train[name].dtype)
-        elif kind in NUMERIC_KINDS and pd.api.types.is_numeric_dtype(values.dtype):
-            lo, hi = np.quantile(values.to_numpy(dtype=float), [0.01, 0.99])
-            drawn = rng.uniform(lo, hi, m)
-            if pd.api.types.is_integer_dtype(values.dtype):
-                drawn = np.round(drawn)
-            columns[name] = pd.Series(drawn).astype(train[name].dtype)
-        else:
-            domain = pd.unique(values)
-            columns[name] = pd.Series(domain[rng.integers(0, len(domain), m)]).astype(
-                train[name].dtype
-            )
-    rows = pd.DataFrame(columns)[list(kinds)]
-    return Canaries(rows=rows, included=rng.random(m) < 0.5)
+    return np.asarray(rng.random(m) < 0.5)
 
 
 def sample_match_scores(
@@ -124,22 +103,6 @@ def sample_match_scores(
                 matches[start : start + chunk] += a_text[start : start + chunk, None] == b_text
     top = matches.max(axis=1, keepdims=True)
     return (top[:, 0] * 2 + np.log(np.exp(2 * (matches - top)).sum(axis=1))).astype(float)
-
-
-def make_image_canaries(
-    images: np.ndarray, classes: int, m: int, *, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(images, labels, included) of ``m`` image canaries, each included w.p. 1/2.
-
-    A canary is a training image turned upside down under a random label: nothing a
-    real image of that class looks like, so its likelihood under the model rises only
-    if the model memorized it.
-    """
-    if m < 10:
-        raise MetricError(f"an audit needs at least 10 canaries, got {m}")
-    rng = np.random.default_rng(seed)
-    picked = images[rng.integers(0, len(images), m)][:, ::-1]
-    return np.ascontiguousarray(picked), rng.integers(0, classes, m), rng.random(m) < 0.5
 
 
 def nearest_image_scores(synthetic: np.ndarray, canaries: np.ndarray) -> np.ndarray:

@@ -2,9 +2,11 @@
 
 Reads DIR/spec.json and DIR/data.*; writes DIR/model (artifact + audit.json),
 DIR/report (HTML, PDF, JSON) and DIR/result.json; reports progress as JSON lines on
-stdout. Torch, Opacus and sdmetrics load here, never in the API process. 80% of the
-rows train the generator (with canaries planted when the job asks for an audit), 20%
-are held out for the evaluation.
+stdout. Torch, Opacus and sdmetrics load here, never in the API process. About 80% of
+the rows train the generator (with canaries planted when the job asks for an audit),
+about 20% are held out for the evaluation: each row's side is a keyed hash of that row
+under a secret key (``training.split``), so one row added to or removed from the upload
+changes the training set by that row only.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-HOLDOUT_SHARE = 0.2
 MAX_EVALUATION_IMAGES = 5_000  # image-ar samples pixel by pixel: bounded evaluation cost
 
 
@@ -57,6 +58,7 @@ def run(work: Path) -> dict[str, Any]:
     from evaluation.spec import EvalSpec
     from service.pipeline import evaluate_tables, save_audit, train_model
     from service.tables import read_table
+    from training.split import split_table
 
     spec = json.loads((work / "spec.json").read_text())
     job = spec["job"]
@@ -64,8 +66,7 @@ def run(work: Path) -> dict[str, Any]:
         return run_images(work, spec)
     frame = read_table(Path(spec["data"]))
     schema = training.TableSchema.model_validate(spec["schema"])
-    train = frame.sample(frac=1 - HOLDOUT_SHARE, random_state=0)
-    holdout = frame.drop(train.index)
+    train, holdout = split_table(frame)
     emit(0.02, f"{len(train):,} rows train, {len(holdout):,} held out for the evaluation")
     train_spec = _train_spec(job)
 
@@ -95,20 +96,20 @@ def run(work: Path) -> dict[str, Any]:
 
 
 def run_images(work: Path, spec: dict[str, Any]) -> dict[str, Any]:
-    """The image path: 80/20 split, image-ar under DP, image evaluation and report."""
+    """The image path: the keyed 80/20 split, image-ar under DP, image evaluation and report."""
     import numpy as np
 
     from evaluation.images import LabeledImages, evaluate_images, image_report_data
     from evaluation.report import write_report
     from service.pipeline import save_audit, train_image_model
     from training.images import ImageSet, load_npz
+    from training.split import split_images
 
     job = spec["job"]
     data = load_npz(Path(spec["data"]))
-    order = np.random.default_rng(0).permutation(len(data))
-    cut = int(len(data) * (1 - HOLDOUT_SHARE))
+    held = split_images(data.images, data.labels)
     train, holdout = (ImageSet(data.images[i], data.labels[i], data.classes)
-                      for i in (order[:cut], order[cut:]))  # fmt: skip
+                      for i in (~held, held))  # fmt: skip
     emit(0.02, f"{len(train):,} images train, {len(holdout):,} held out for the evaluation")
     train_spec = _train_spec(job)
 

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from training.images import ImageSet
 
 __all__ = [
-    "default_canaries",
     "evaluate_tables",
     "kinds_of",
     "load_model_record",
@@ -43,11 +42,6 @@ def kinds_of(schema: training.TableSchema) -> dict[str, str]:
     return {c.name: sdtype[str(c.kind)] for c in schema.modelled}
 
 
-def default_canaries(rows: int) -> int:
-    """About 2% of the rows, 100 to 1,000: enough for a bound, too few to change the model."""
-    return int(min(max(rows // 50, 100), 1_000))
-
-
 def train_model(
     frame: pd.DataFrame,
     spec: training.TrainSpec,
@@ -60,23 +54,31 @@ def train_model(
     """Fit a generator; with ``audit`` the run itself is audited.
 
     Audit: canaries go into this very training run (each with probability 1/2), so
-    the bound speaks about the released model, not a stand-in. Canaries are about 2%
-    of the rows and made-up, so the real rows' guarantee is unchanged.
+    the bound speaks about the released model, not a stand-in. The trainer builds them
+    from its released encoder after preprocessing saw the real rows alone
+    (``training.canaries``): their values and their number depend on public or
+    DP-released metadata only, so the real rows' guarantee is unchanged.
     """
-    import pandas as pd
+    import numpy as np
 
     import training
-    from evaluation.audit import epsilon_lower_bound, make_canaries, sample_match_scores
+    from evaluation.audit import Canaries, epsilon_lower_bound, planted_half, sample_match_scores
+    from training.canaries import canary_count, table_canaries
 
     schema = schema or training.infer_schema(frame, min_rows=spec.min_rows)
     if not audit:
         return training.fit(frame, spec, schema=schema, progress=progress), None
+    made: list[Canaries] = []
+
+    def plant(encoder: Any, dp_rows: float) -> pd.DataFrame:
+        rng = np.random.default_rng(spec.seed + 7919)
+        rows = table_canaries(encoder, canaries or canary_count(dp_rows), rng)
+        made.append(Canaries(rows=rows, included=planted_half(len(rows), rng)))
+        return made[0].inserted
+
+    model = training.fit(frame, spec, schema=schema, progress=progress, plant=plant)
+    planted = made[0]
     kinds = kinds_of(schema)
-    planted = make_canaries(
-        frame, kinds, canaries or default_canaries(len(frame)), seed=spec.seed + 7919
-    )
-    data = pd.concat([frame, planted.inserted], ignore_index=True)
-    model = training.fit(data, spec, schema=schema, progress=progress)
     if hasattr(model, "log_likelihood"):
         scores, attack = model.log_likelihood(planted.rows), "model log-likelihood"
     else:  # a GAN has no likelihood: a black-box attack on its samples
@@ -97,39 +99,45 @@ def train_image_model(
     canaries: int | None = None,
     progress: Any = None,
 ) -> tuple[Any, AuditResult | None]:
-    """Fit an image generator; with ``audit`` image canaries go into this very run."""
+    """Fit an image generator; with ``audit`` noise-image canaries go into this very run,
+    under classes the DP label histogram kept (``training.canaries``): no real image."""
     import numpy as np
 
     import training
-    from evaluation.audit import epsilon_lower_bound, make_image_canaries, nearest_image_scores
+    from evaluation.audit import epsilon_lower_bound, nearest_image_scores, planted_half
+    from training.canaries import canary_count, image_canaries
     from training.images import ImageSet
 
     if not audit:
         model = training.fit_images(data, spec, public_classes=public_classes, progress=progress)
         return model, None
-    m = canaries or default_canaries(len(data))
-    images, labels, included = make_image_canaries(
-        data.images, len(data.classes), m, seed=spec.seed + 7919
+    made: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def plant(
+        classes: list[str], shape: tuple[int, int, int], dp_rows: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(spec.seed + 7919)
+        m = canaries or canary_count(dp_rows)
+        images, labels = image_canaries(shape, len(classes), m, rng)
+        included = planted_half(m, rng)
+        made.append((images, labels, included))
+        return images[included], labels[included]
+
+    model = training.fit_images(
+        data, spec, public_classes=public_classes, progress=progress, plant=plant
     )
-    planted = ImageSet(
-        np.concatenate([data.images, images[included]]),
-        np.concatenate([data.labels, labels[included]]),
-        data.classes,
-    )
-    model = training.fit_images(planted, spec, public_classes=public_classes, progress=progress)
-    known = np.isin(np.asarray(data.classes)[labels], model.classes)  # kept by DP selection
-    scores = np.zeros(m)
+    images, labels, included = made[0]  # labels index model.classes, the kept ones
     if hasattr(model, "log_likelihood"):
         attack = "model log-likelihood (image canaries)"
-        scores[known] = model.log_likelihood(ImageSet(images[known], labels[known], data.classes))
+        scores = np.asarray(model.log_likelihood(ImageSet(images, labels, model.classes)))
     else:  # a GAN has no likelihood: the nearest of its images of the canary's class
         attack = "nearest synthetic image (image canaries)"
-        for name in sorted(set(np.asarray(data.classes)[labels[known]])):
-            of_class = known & (np.asarray(data.classes)[labels] == name)
-            drawn = model.sample(AUDIT_IMAGES_PER_CLASS, label=name, seed=spec.seed + 104729)
-            scores[of_class] = nearest_image_scores(drawn.images, images[of_class])
-    # a canary of a class the model dropped cannot be scored: guessed "out", the lowest
-    scores[~known] = scores[known].min(initial=0.0) - 1.0
+        scores = np.zeros(len(images))
+        for index, name in enumerate(model.classes):
+            of_class = labels == index
+            if of_class.any():
+                drawn = model.sample(AUDIT_IMAGES_PER_CLASS, label=name, seed=spec.seed + 104729)
+                scores[of_class] = nearest_image_scores(drawn.images, images[of_class])
     result = epsilon_lower_bound(scores, included, delta=spec.dp.delta, attack=attack)
     logger.info("audit: epsilon lower bound %.3f", result.epsilon_lower_bound)
     return model, result

@@ -16,6 +16,7 @@ from training.spec import DISTRIBUTED_GENERATORS, DPConfig, FitSummary, PrivacyR
 if TYPE_CHECKING:
     import pandas as pd
 
+    from training.canaries import ImagePlanter, TablePlanter
     from training.images import ImageSet
 
 IMAGE_GENERATORS = ("image-ar", "image-gan")
@@ -44,17 +45,28 @@ def fit(
     *,
     schema: TableSchema | None = None,
     progress: Any = None,
+    plant: TablePlanter | None = None,
 ) -> Any:
-    """Fit the table generator named by ``spec.generator``; it has ``sample``."""
+    """Fit the table generator named by ``spec.generator``; it has ``sample``.
+
+    ``plant``: audit canaries, built from the released encoder (``training.canaries``).
+    """
     from training.generators import create_generator
 
     if spec.generator in IMAGE_GENERATORS:
         raise TrainingError(f"generator={spec.generator!r} trains on images, not a table")
-    return create_generator(spec.generator).fit(data, spec, schema=schema, progress=progress)
+    return create_generator(spec.generator).fit(
+        data, spec, schema=schema, progress=progress, plant=plant
+    )
 
 
 def fit_images(
-    data: ImageSet, spec: TrainSpec, *, public_classes: bool = False, progress: Any = None
+    data: ImageSet,
+    spec: TrainSpec,
+    *,
+    public_classes: bool = False,
+    progress: Any = None,
+    plant: ImagePlanter | None = None,
 ) -> Any:
     """Fit the image generator named by ``spec.generator`` on labeled images.
 
@@ -66,7 +78,7 @@ def fit_images(
     if spec.generator not in IMAGE_GENERATORS:
         raise TrainingError(f"generator={spec.generator!r} trains on tables, not images")
     return create_generator(spec.generator).fit(
-        data, spec, public_classes=public_classes, progress=progress
+        data, spec, public_classes=public_classes, progress=progress, plant=plant
     )
 
 

@@ -102,10 +102,6 @@ class OpacusDDPStrategy(DDPStrategy):
                 dist.broadcast(tensor.data, src=0)
 
 
-def _uses_cuda(accelerator: str) -> bool:
-    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -138,7 +134,7 @@ def _rank_main(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
         RANK=str(rank), LOCAL_RANK=str(rank), NODE_RANK="0",
     )  # fmt: skip
-    cuda = _uses_cuda(run.accelerator)
+    cuda = privacy.uses_cuda(run.accelerator)
     if cuda:
         torch.cuda.set_device(rank)
     else:
@@ -152,6 +148,7 @@ def _rank_main(
             max_grad_norm=run.max_grad_norm, expected_batch_size=run.batch_size / world,  # type: ignore[arg-type]
             sample_rate=run.sample_rate, accountant=run.accountant, prior=run.prior,
             grad_sample_mode=run.grad_sample_mode, distributed=True,
+            device=privacy.noise_device(run.accelerator, rank),
         )  # fmt: skip
         loader = privacy.distributed_poisson_loader(
             TensorDataset(*tensors), sample_rate=run.sample_rate, rank=rank, world=world

@@ -9,7 +9,6 @@ solved for the *composed* epsilon, so the number on the model is end to end.
 from __future__ import annotations
 
 import math
-import secrets
 import warnings
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 from torch.utils.data._utils.collate import default_collate
 
 from training.dp.bookkeeping import BookkeepingClipper
+from training.dp.secret_random import secret_torch_generator
 from training.errors import PrivacyConfigError
 
 __all__ = [
@@ -37,11 +37,13 @@ __all__ = [
     "distributed_poisson_loader",
     "epsilon_of",
     "make_private",
+    "noise_device",
     "plan_dp_sgd",
     "poisson_loader",
     "solve_preprocessing_noise",
     "solve_training_noise",
     "steps_beyond",
+    "uses_cuda",
 ]
 
 History = list[tuple[float, float, int]]
@@ -209,6 +211,16 @@ class PrivateTraining:
                 )
 
 
+def uses_cuda(accelerator: str) -> bool:
+    """Whether Lightning trains on a GPU under ``accelerator`` (its "auto" picks one)."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def noise_device(accelerator: str, rank: int = 0) -> str:
+    """Where the gradients of a run live, so where its noise generator must be."""
+    return f"cuda:{rank}" if uses_cuda(accelerator) else "cpu"
+
+
 def make_private(
     *,
     module: torch.nn.Module,
@@ -221,14 +233,17 @@ def make_private(
     prior: History,
     grad_sample_mode: str = "ghost",
     distributed: bool = False,
+    device: str | torch.device = "cpu",
 ) -> PrivateTraining:
     """Wrap ``module`` and ``optimizer`` for DP-SGD and attach an accountant.
 
     Notes:
         The accountant starts with ``prior`` (the preprocessing release) and records
         one (noise_multiplier, sample_rate) step per optimizer step, so its epsilon
-        is the end-to-end one. Noise comes from a generator seeded by the OS, never
-        by the user's seed, so a known seed cannot be used to subtract the noise.
+        is the end-to-end one. Noise comes from the optimizer's own generator on
+        ``device`` (where training runs), made by ``training.dp.secret_random``: no
+        seed, ``PL_GLOBAL_SEED`` or Lightning reset reaches it, so a known seed
+        cannot be used to subtract the noise.
         ``distributed``: one process of a DDP run (``training.distributed``): the
         clipped sums are added across processes and only rank 0 adds noise;
         ``expected_batch_size`` is then this process's share of the global batch.
@@ -256,9 +271,6 @@ def make_private(
         options = {"force_functorch": True} if grad_sample_mode == "functorch" else {}
         gsm_class = get_gsm_class(grad_sample_mode)
         wrapped = gsm_class(module, batch_first=True, loss_reduction="mean", **options)
-    torch.seed()  # OS entropy for the global generators that draw the noise
-    if torch.cuda.is_available():
-        torch.cuda.seed_all()
     optimizer_class: type[DPOptimizer]
     if distributed:
         optimizer_class = (
@@ -272,6 +284,7 @@ def make_private(
         max_grad_norm=max_grad_norm,
         expected_batch_size=expected_batch_size,
         loss_reduction="mean",
+        generator=secret_torch_generator(device),
     )
     acct = _accountant(accountant, prior)
     dp_optimizer.attach_step_hook(acct.get_optimizer_hook_fn(sample_rate=sample_rate))
@@ -324,10 +337,9 @@ def poisson_loader(dataset: TensorDataset, *, sample_rate: float) -> DPDataLoade
 
     Notes:
         Amplification by sampling holds only if the batches are secret, so the
-        sampling generator is seeded by the OS, not by the user's seed.
+        sampling generator is a secret one (``training.dp.secret_random``).
     """
-    generator = torch.Generator().manual_seed(secrets.randbits(63))
-    return DPDataLoader(dataset, sample_rate=sample_rate, generator=generator)
+    return DPDataLoader(dataset, sample_rate=sample_rate, generator=secret_torch_generator())
 
 
 class _DistributedPoissonSampler(Sampler[list[int]]):
@@ -342,7 +354,7 @@ class _DistributedPoissonSampler(Sampler[list[int]]):
     def __init__(self, rows: int, *, sample_rate: float, steps: int, rank: int, world: int) -> None:
         self.indices = torch.arange(rank, rows, world)
         self.sample_rate, self.steps = sample_rate, steps
-        self.generator = torch.Generator().manual_seed(secrets.randbits(63))
+        self.generator = secret_torch_generator()
 
     def __len__(self) -> int:
         return self.steps

@@ -14,6 +14,8 @@ import torch
 
 from training.budget import PreprocessingBudget, plan_preprocessing, report
 from training.calibration import Calibration, fit_calibration
+from training.canaries import TablePlanter
+from training.dp.secret_random import secret_numpy_rng
 from training.generators.table_generator import TableGenerator
 from training.preprocessing import FittedPreprocessing, fit_encoders
 from training.schema import TableSchema, infer_schema
@@ -35,17 +37,34 @@ class PreparedTable:
     rows: float  # the DP row count, at least 1: what batch sizes may depend on
 
 
-def prepare_table(df: pd.DataFrame, spec: TrainSpec, schema: TableSchema | None) -> PreparedTable:
-    """Schema, the preprocessing budget and the encoders, each look at ``df`` charged."""
+def prepare_table(
+    df: pd.DataFrame,
+    spec: TrainSpec,
+    schema: TableSchema | None,
+    *,
+    plant: TablePlanter | None = None,
+) -> PreparedTable:
+    """Schema, the preprocessing budget and the encoders, each look at ``df`` charged.
+
+    ``plant`` (an audit's canaries) is called with the released encoder and the DP row
+    count once preprocessing has seen the real rows alone, and the rows it returns are
+    trained on beside them: they can neither shape the released domain nor be built
+    from anything but what was released.
+    """
     schema = schema or infer_schema(df, min_rows=spec.min_rows)
     schema.validate_frame(df)
     budget = plan_preprocessing(spec.dp, schema)
     fitted = fit_encoders(
         df, schema, sigma=budget.sigma, delta_selection=budget.delta_selection,
-        max_bins=spec.max_bins, rng=np.random.default_rng(),
+        max_bins=spec.max_bins, rng=secret_numpy_rng(),
     )  # fmt: skip
+    rows = max(fitted.noisy_rows, 1.0)
+    if plant is not None:
+        planted = plant(fitted.encoder, rows)
+        df = pd.concat([df, planted], ignore_index=True)
+        rows += len(planted)  # their number is the planter's, not the data's
     tokens = torch.from_numpy(fitted.encoder.encode(df))
-    return PreparedTable(schema, budget, fitted, tokens, max(fitted.noisy_rows, 1.0))
+    return PreparedTable(schema, budget, fitted, tokens, rows)
 
 
 def account(
@@ -95,7 +114,7 @@ def calibrate(
     encoder = table.fitted.encoder
     calibration, pairs = fit_calibration(
         draw, encoder, table.tokens.numpy(), plan, rows=table.rows,
-        rng=np.random.default_rng(),
+        rng=secret_numpy_rng(),
     )  # fmt: skip
     logger.info("calibrated on 1-way marginals and pairs %s", pairs)
     return calibration, [[encoder.names[i], encoder.names[j]] for i, j in pairs]

@@ -83,15 +83,20 @@ class GANModule(pl.LightningModule):
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         d_optimizer, g_optimizer = self.optimizers()  # type: ignore[attr-defined]
         d_optimizer.zero_grad()
-        real = self.real(batch)
-        if real is None:  # Poisson sampling at batch sizes >= 64: p < e^-64
-            return
-        real_x, real_extra = real
         with torch.no_grad():
             fake_x, fake_extra, _ = self.fakes(self.fake_batch)
-        extra = None if real_extra is None else torch.cat([real_extra, fake_extra])
-        scores = self.score(torch.cat([real_x, fake_x]), extra)
-        targets = torch.cat([torch.ones(len(real_x)), torch.zeros(len(fake_x))]).to(scores)
+        # An empty Poisson batch still takes its step (fakes only, noise added): the
+        # accountant counts every step, and skipping one would spend less noise than
+        # it charges for, on a schedule that depends on the data
+        real = self.real(batch)
+        if real is None:
+            x, extra, reals = fake_x, fake_extra, 0
+        else:
+            real_x, real_extra = real
+            x, reals = torch.cat([real_x, fake_x]), len(real_x)
+            extra = None if real_extra is None else torch.cat([real_extra, fake_extra])
+        scores = self.score(x, extra)
+        targets = torch.cat([torch.ones(reals), torch.zeros(len(fake_x))]).to(scores)
         self.d_backward(F.binary_cross_entropy_with_logits(scores, targets, reduction="none"))
         d_optimizer.step()
 
@@ -177,7 +182,7 @@ def run_gan(
             module=discriminator, optimizer=d_optimizer, noise_multiplier=plan.noise_multiplier,
             max_grad_norm=dp.max_grad_norm, expected_batch_size=2 * batch_size,
             sample_rate=plan.sample_rate, accountant=dp.accountant, prior=budget.releases,
-            grad_sample_mode=grad_sample_mode,
+            grad_sample_mode=grad_sample_mode, device=privacy.noise_device(spec.accelerator),
         )  # fmt: skip
         wrapped = private.module
 

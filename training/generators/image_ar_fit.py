@@ -22,8 +22,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from training import privacy
 from training.budget import SELECTION_DELTA_SHARE, PreprocessingBudget
+from training.canaries import ImagePlanter
 from training.distributed import DPSGDRun, train_ddp
 from training.dp import mechanisms as mech
+from training.dp.secret_random import secret_numpy_rng
 from training.errors import TrainingError
 from training.generators.any_order_module import PerRowLossModule, mean_backward
 from training.generators.fit_common import account
@@ -45,10 +47,11 @@ class LabelHistogram:
 
     def __init__(self, classes: list[str], counts: list[float], budget: PreprocessingBudget):
         self.classes, self.counts, self.budget = classes, counts, budget
+        self.planted = 0  # canaries trained on beside the images (their count is public)
 
     @property
     def rows(self) -> float:
-        return float(sum(self.counts))
+        return float(sum(self.counts)) + self.planted
 
 
 def _budget(dp: DPConfig, *, public_classes: bool) -> PreprocessingBudget:
@@ -84,20 +87,36 @@ def private_label_histogram(
 
 
 def kept_images(
-    data: ImageSet, spec: TrainSpec, *, public_classes: bool, generator: str
+    data: ImageSet,
+    spec: TrainSpec,
+    *,
+    public_classes: bool,
+    generator: str,
+    plant: ImagePlanter | None = None,
 ) -> tuple[LabelHistogram, np.ndarray, np.ndarray]:
     """The DP label histogram, and the images of the classes it kept with their labels
-    renumbered over those classes (images of dropped classes are not trained on)."""
+    renumbered over those classes (images of dropped classes are not trained on).
+
+    ``plant`` (an audit's canaries) sees only the kept classes, the shape and the DP
+    row count, after the histogram was released from the real images alone; what it
+    returns is trained on beside them.
+    """
     if len(data) < MIN_IMAGES:
         raise TrainingError(f"{len(data)} images; {generator} needs at least {MIN_IMAGES}")
     histogram = private_label_histogram(
-        data, spec.dp, public_classes=public_classes, rng=np.random.default_rng()
+        data, spec.dp, public_classes=public_classes, rng=secret_numpy_rng()
     )
     kept = [data.classes.index(c) for c in histogram.classes]
     remap = np.full(len(data.classes), -1, dtype=np.int64)
     remap[kept] = np.arange(len(kept))
     labels = remap[data.labels]
-    return histogram, data.images[labels >= 0], labels[labels >= 0]
+    images, labels = data.images[labels >= 0], labels[labels >= 0]
+    if plant is not None:
+        extra, extra_labels = plant(histogram.classes, data.shape, histogram.rows)
+        images = np.concatenate([images, extra])
+        labels = np.concatenate([labels, extra_labels.astype(labels.dtype)])
+        histogram.planted = len(extra)
+    return histogram, images, labels
 
 
 def auto_batch_size(rows: float, *, dp: bool) -> int:
@@ -151,12 +170,13 @@ def fit_image_ar(
     *,
     public_classes: bool = False,
     progress: EpochProgress | None = None,
+    plant: ImagePlanter | None = None,
 ) -> ImageARGenerator:
     """Fit image-ar on ``data``; every look at it is charged to ``spec.dp``."""
     started = time.perf_counter()
     dp = spec.dp
     histogram, images, kept_labels = kept_images(
-        data, spec, public_classes=public_classes, generator=IMAGE_AR
+        data, spec, public_classes=public_classes, generator=IMAGE_AR, plant=plant
     )
     levels = torch.from_numpy(quantize(images, spec.levels))
     label_tensor = torch.from_numpy(kept_labels)
@@ -202,7 +222,7 @@ def fit_image_ar(
                 module=net, optimizer=optimizer, noise_multiplier=z,
                 max_grad_norm=dp.max_grad_norm, expected_batch_size=batch_size,
                 sample_rate=sample_rate, accountant=dp.accountant, prior=budget.history,
-                grad_sample_mode=GRAD_SAMPLE_MODE,
+                grad_sample_mode=GRAD_SAMPLE_MODE, device=privacy.noise_device(spec.accelerator),
             )  # fmt: skip
             module = _image_rank(private.module, private.optimizer, private, 0, total_steps=steps)
 

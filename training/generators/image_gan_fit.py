@@ -21,6 +21,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import TensorDataset
 
+from training.canaries import ImagePlanter
 from training.generators.fit_common import account
 from training.generators.gan_training import GANModule, run_gan
 from training.generators.image_ar_fit import kept_images
@@ -84,12 +85,13 @@ def fit_image_gan(
     *,
     public_classes: bool = False,
     progress: EpochProgress | None = None,
+    plant: ImagePlanter | None = None,
 ) -> ImageGANGenerator:
     """Fit image-gan on ``data``; every look at it is charged to ``spec.dp``."""
     started = time.perf_counter()
     dp = spec.dp
     histogram, images, labels = kept_images(
-        data, spec, public_classes=public_classes, generator=IMAGE_GAN
+        data, spec, public_classes=public_classes, generator=IMAGE_GAN, plant=plant
     )
     dataset = TensorDataset(torch.from_numpy(images), torch.from_numpy(labels))
     rows = max(histogram.rows, 1.0)

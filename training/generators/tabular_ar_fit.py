@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from training import privacy
 from training.budget import PreprocessingBudget
+from training.canaries import TablePlanter
 from training.distributed import DPSGDRun, train_ddp
 from training.generators.any_order_module import AnyOrderModule
 from training.generators.fit_common import PreparedTable, finish_table_fit, prepare_table
@@ -77,10 +78,12 @@ def fit_tabular_ar(
     *,
     schema: TableSchema | None = None,
     progress: EpochProgress | None = None,
+    plant: TablePlanter | None = None,
 ) -> TabularARGenerator:
     """Fit tabular-ar on ``df``; every look at the data is charged to ``spec.dp``."""
     started = time.perf_counter()
-    return fit_prepared(prepare_table(df, spec, schema), spec, started=started, progress=progress)
+    table = prepare_table(df, spec, schema, plant=plant)
+    return fit_prepared(table, spec, started=started, progress=progress)
 
 
 def fit_prepared(
@@ -187,6 +190,7 @@ def _train_private(
         module=net, optimizer=optimizer, noise_multiplier=z, max_grad_norm=dp.max_grad_norm,
         expected_batch_size=batch_size, sample_rate=sample_rate, accountant=dp.accountant,
         prior=budget.releases, grad_sample_mode=spec.grad_sample_mode or "bookkeeping",
+        device=privacy.noise_device(spec.accelerator),
     )  # fmt: skip
     module = _any_order_rank(
         private.module, private.optimizer, private, 0, vocab_sizes=net.config.vocab_sizes,

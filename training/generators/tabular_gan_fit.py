@@ -24,6 +24,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
+from training.canaries import TablePlanter
 from training.generators.fit_common import finish_table_fit, prepare_table
 from training.generators.gan_training import GANModule, run_gan
 from training.generators.tabular_ar_fit import EpochProgress
@@ -146,10 +147,11 @@ def fit_tabular_gan(
     *,
     schema: TableSchema | None = None,
     progress: EpochProgress | None = None,
+    plant: TablePlanter | None = None,
 ) -> TabularGANGenerator:
     """Fit tabular-gan on ``df``; every look at the data is charged to ``spec.dp``."""
     started = time.perf_counter()
-    table = prepare_table(df, spec, schema)
+    table = prepare_table(df, spec, schema, plant=plant)
     dp, budget, fitted = spec.dp, table.budget, table.fitted
     tokens, rows = table.tokens, table.rows
     encoder = fitted.encoder

@@ -1,0 +1,71 @@
+"""Audit canaries made from what a run has already released, never from the rows.
+
+Why here and why this way: a canary planted in a training run is trained into the
+released model, so whatever it is built from reaches consumers. Canaries once took
+category values and percentiles from the real columns (a value held by one person
+was copied into dozens of canaries and entered the released domain) and image
+canaries were real images flipped. Now a table canary is a row of tokens drawn
+uniformly over each column's vocabulary of the *released* encoder (declared public or
+DP-released by preprocessing, which ran on the real rows alone before any canary
+existed) and decoded as the model would decode them; an image canary is uniform
+noise of the upload's shape under a class the DP label histogram kept. Their count
+follows the DP row count, rounded to a power of two so that it does not move with a
+single row. Nothing else about the data enters them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from training.encoding import TableEncoder
+
+__all__ = [
+    "MAX_CANARIES",
+    "MIN_CANARIES",
+    "ImagePlanter",
+    "TablePlanter",
+    "canary_count",
+    "image_canaries",
+    "table_canaries",
+]
+
+MIN_CANARIES, MAX_CANARIES = 64, 1024
+# (released encoder, DP row count) -> rows to add to the training data
+TablePlanter = Callable[["TableEncoder", float], "pd.DataFrame"]
+# (classes kept by DP selection, image shape (H, W, C), DP row count) -> (images, labels
+# as indices into those classes) to add to the training data
+ImagePlanter = Callable[[list[str], tuple[int, int, int], float], tuple[np.ndarray, np.ndarray]]
+
+
+def canary_count(dp_rows: float) -> int:
+    """About 2% of the DP row count as a power of two, 64 to 1,024: enough canaries for
+    a bound, too few to change the model, and the same for tables one row apart."""
+    share = max(dp_rows / 50.0, 1.0)
+    return int(min(max(2 ** math.floor(math.log2(share)), MIN_CANARIES), MAX_CANARIES))
+
+
+def table_canaries(encoder: TableEncoder, m: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``m`` rows whose every column is uniform over the released encoder's tokens (those
+    a model can sample), decoded into values: combinations no real record needs to hold."""
+    tokens = np.empty((m, len(encoder.columns)), dtype=np.int64)
+    for j, column in enumerate(encoder.columns):
+        banned = set(column.never_sampled())
+        allowed = np.array([t for t in range(column.vocab_size) if t not in banned])
+        tokens[:, j] = allowed[rng.integers(0, len(allowed), m)]
+    return encoder.decode(tokens, rng)
+
+
+def image_canaries(
+    shape: tuple[int, int, int], classes: int, m: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``m`` images of uniform noise of ``shape`` (no real image looks like one, so a
+    model's likelihood of one rises only if it memorized it) and labels over ``classes``."""
+    images = rng.integers(0, 256, size=(m, *shape), dtype=np.uint8)
+    return images, rng.integers(0, classes, m)
