@@ -76,7 +76,10 @@ def train(
         bool, typer.Option("--audit", help="plant canaries and measure a lower bound on epsilon")
     ] = False,
     canaries: Annotated[
-        int | None, typer.Option(help="canaries for --audit (default: 2% of rows, 100-1000)")
+        int | None,
+        typer.Option(
+            help="canaries for --audit (default: ~2% of the DP row count, a power of two, 128-1024)"
+        ),
     ] = None,
     public_classes: Annotated[
         bool, typer.Option("--public-classes", help="images: the class list is public knowledge")

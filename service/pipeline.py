@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
     import training
-    from evaluation.audit import AuditResult
+    from evaluation.audit import AuditResult, Canaries
     from evaluation.evaluate import Evaluation
     from evaluation.spec import EvalSpec
     from training.images import ImageSet
 
 __all__ = [
+    "TableCanaries",
     "evaluate_tables",
     "kinds_of",
     "load_model_record",
@@ -42,6 +43,35 @@ def kinds_of(schema: training.TableSchema) -> dict[str, str]:
     return {c.name: sdtype[str(c.kind)] for c in schema.modelled}
 
 
+class TableCanaries:
+    """The audit's table planter: canaries from the released encoder, half planted.
+
+    ``training.fit`` calls it once preprocessing has released the encoder; it keeps
+    what it made so that the attack can score every canary afterwards.
+    """
+
+    def __init__(self, *, seed: int, count: int | None = None) -> None:
+        self.seed, self.count = seed, count
+        self._made: Canaries | None = None
+
+    def __call__(self, encoder: Any, schema: Any, dp_rows: float) -> pd.DataFrame:
+        import numpy as np
+
+        from evaluation.audit import Canaries, planted_half
+        from training.canaries import canary_count, table_canaries
+
+        rng = np.random.default_rng(self.seed)
+        rows = table_canaries(encoder, schema, self.count or canary_count(dp_rows), rng)
+        self._made = Canaries(rows=rows, included=planted_half(len(rows), rng))
+        return self._made.inserted
+
+    @property
+    def made(self) -> Canaries:
+        if self._made is None:
+            raise RuntimeError("the trainer never planted the canaries")
+        return self._made
+
+
 def train_model(
     frame: pd.DataFrame,
     spec: training.TrainSpec,
@@ -59,25 +89,16 @@ def train_model(
     (``training.canaries``): their values and their number depend on public or
     DP-released metadata only, so the real rows' guarantee is unchanged.
     """
-    import numpy as np
 
     import training
-    from evaluation.audit import Canaries, epsilon_lower_bound, planted_half, sample_match_scores
-    from training.canaries import canary_count, table_canaries
+    from evaluation.audit import epsilon_lower_bound, sample_match_scores
 
     schema = schema or training.infer_schema(frame, min_rows=spec.min_rows)
     if not audit:
         return training.fit(frame, spec, schema=schema, progress=progress), None
-    made: list[Canaries] = []
-
-    def plant(encoder: Any, dp_rows: float) -> pd.DataFrame:
-        rng = np.random.default_rng(spec.seed + 7919)
-        rows = table_canaries(encoder, canaries or canary_count(dp_rows), rng)
-        made.append(Canaries(rows=rows, included=planted_half(len(rows), rng)))
-        return made[0].inserted
-
-    model = training.fit(frame, spec, schema=schema, progress=progress, plant=plant)
-    planted = made[0]
+    planter = TableCanaries(seed=spec.seed + 7919, count=canaries)
+    model = training.fit(frame, spec, schema=schema, progress=progress, plant=planter)
+    planted = planter.made
     kinds = kinds_of(schema)
     if hasattr(model, "log_likelihood"):
         scores, attack = model.log_likelihood(planted.rows), "model log-likelihood"

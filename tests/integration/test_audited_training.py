@@ -80,7 +80,7 @@ def test_black_box_attack_catches_a_generator_that_copies_its_training_rows(fair
         rng=np.random.default_rng(0),
     ).encoder  # fmt: skip
     rng = np.random.default_rng(3)
-    rows = table_canaries(encoder, 200, rng)
+    rows = table_canaries(encoder, codebook, 200, rng)
     included = planted_half(200, rng)
     kinds = kinds_of(codebook)
     copied = pd.concat([train, rows[included]], ignore_index=True)

@@ -61,7 +61,7 @@ def _check_model_and_report(api, ds, job):
             f"/v1/models/{model['id']}/report?format=json", headers=api.auth("auditor")
         ).content
     )
-    assert report["audit"]["canaries"] == 100 and report["utility"][0]["target"] == "parttime"
+    assert report["audit"]["canaries"] == 128 and report["utility"][0]["target"] == "parttime"
     # the plaintext copy of the data is gone once the job ended
     assert not list((api.data_dir / "jobs").rglob("data.*"))
     budget = api.client.get(f"/v1/datasets/{ds['id']}/budget", headers=api.auth("owner")).json()

@@ -60,7 +60,7 @@ def prepare_table(
     )  # fmt: skip
     rows = max(fitted.noisy_rows, 1.0)
     if plant is not None:
-        planted = plant(fitted.encoder, rows)
+        planted = plant(fitted.encoder, schema, rows)
         df = pd.concat([df, planted], ignore_index=True)
         rows += len(planted)  # their number is the planter's, not the data's
     tokens = torch.from_numpy(fitted.encoder.encode(df))
