@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -15,7 +16,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import audit_log, datasets, jobs, models, releases, schedules, system
+from service.auth import lookup_key
 from service.db import make_engine, make_sessionmaker
+from service.guards import BodyGuard, RefusalLimiter
 from service.migrate import upgrade
 from service.object_store import from_settings
 from service.problems import PROBLEM_RESPONSES, install_problem_handlers
@@ -61,6 +64,48 @@ class CountRequests:
         await self.app(scope, receive, counting)
 
 
+# API responses are JSON, CSV or a report page: nothing in them may run script or load
+# anything (a report is drawn from the uploader's strings); the OpenAPI pages need
+# their own script and are left to FastAPI's defaults
+API_CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
+]
+DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
+
+
+class SecurityHeaders:
+    """Security headers on every response, and no ``Server`` banner (plain ASGI)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = scope["path"].startswith(DOCS_PATHS)
+
+        async def headed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [
+                    (k, v) for k, v in message.get("headers", [])
+                    if k.lower() not in (b"server", b"content-security-policy")
+                ]  # fmt: skip
+                extra = [] if docs else [(b"content-security-policy", API_CSP.encode())]
+                message = {**message, "headers": [*kept, *SECURITY_HEADERS, *extra]}
+            await send(message)
+
+        await self.app(scope, receive, headed)
+
+
 def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> FastAPI:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -103,10 +148,14 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         if key_reader is not None:
             key_reader.dispose()
 
+    docs = settings.expose_docs
     app = FastAPI(
         title="Sanitas",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
         description="Differentially private synthetic data. No route returns a "
         "real row; no job trains past its dataset's privacy budget.",
     )
@@ -121,5 +170,12 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     for module in (system, datasets, jobs, models, releases, schedules, audit_log):
         app.include_router(module.router, responses=PROBLEM_RESPONSES)
 
+    app.state.refusals = RefusalLimiter(settings.refusals_per_minute)
+    app.add_middleware(
+        BodyGuard, lookup=functools.partial(lookup_key, key_reader or engine),
+        max_upload_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_bytes,
+        read_seconds=settings.body_read_seconds, refusals=app.state.refusals,
+    )  # fmt: skip
     app.add_middleware(CountRequests, counter=app.state.metrics.requests)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from service.db import ApiKey, Project, Role
 from service.problems import Problem, Refusal
 
-__all__ = ["Principal", "create_key", "hash_key", "require", "revoke_key"]
+__all__ = ["Principal", "create_key", "hash_key", "lookup_key", "require", "revoke_key"]
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -91,9 +91,9 @@ async def _principal(
         )
     state, token = request.app.state, credentials.credentials
     if state.key_reader is not None:
-        key = _lookup(state.key_reader, token)
+        key = lookup_key(state.key_reader, token)
     else:
-        key = await run_in_threadpool(_lookup, state.engine, token)
+        key = await run_in_threadpool(lookup_key, state.engine, token)
     if key is None:
         raise Problem(
             401,
@@ -111,7 +111,7 @@ async def _principal(
     return Principal(key.id, Role(key.role), key.project_id)
 
 
-def _lookup(engine: Engine, token: str) -> Row[Any] | None:
+def lookup_key(engine: Engine, token: str) -> Row[Any] | None:
     # Core, not the ORM: this runs on every request
     query = select(ApiKey.id, ApiKey.role, ApiKey.project_id, ApiKey.revoked_at).where(
         ApiKey.key_hash == hash_key(token)

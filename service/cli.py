@@ -398,6 +398,16 @@ def keys_revoke(
     typer.echo(json.dumps({"revoked": key_id}))
 
 
+# uvicorn's bounds on what a client may hold before a route runs: request-line and
+# headers at most 16 KiB (h11), at most 256 connections at once (more get 503), idle
+# keep-alive connections closed after 5 s. Bodies are bounded by service.guards.
+SERVER_LIMITS: dict[str, Any] = {
+    "h11_max_incomplete_event_size": 16 * 1024,
+    "limit_concurrency": 256,
+    "timeout_keep_alive": 5,
+}
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
@@ -408,7 +418,10 @@ def serve(
 
     from service.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(), host=host, port=port, log_level="info", server_header=False,
+        **SERVER_LIMITS,
+    )  # fmt: skip
 
 
 @app.command()

@@ -66,10 +66,12 @@ _MEANING = {
     401: "No, unknown or revoked API key",
     403: "The key's role may not do this",
     404: "No such resource (or another project's)",
+    408: "The body did not arrive in time",
     409: "Conflicts with the current state (budget, gates, job state)",
     413: "Upload too large (or a zip bomb)",
     415: "Unsupported file type",
     422: "Invalid input, named in detail",
+    429: "Too many refused requests from this client (see Retry-After)",
     503: "Not ready, or every sampler busy (see Retry-After)",
 }
 # Documented on every route, so the OpenAPI spec says what the API really answers.
@@ -108,8 +110,13 @@ def _record_refusal(request: Request, status: int, refusal: Refusal) -> None:
                 actor=refusal.actor,
                 project_id=refusal.project_id,
                 action="access.refused",
-                target=request.url.path,
-                detail={"method": request.method, "status": status, "reason": refusal.reason},
+                # bounded: the path and reason are the client's to choose
+                target=request.url.path[:200],
+                detail={
+                    "method": request.method[:16],
+                    "status": status,
+                    "reason": refusal.reason[:200],
+                },
             )
         )
         s.commit()
@@ -119,6 +126,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         if exc.refusal is not None:
+            client = request.client.host if request.client else "unknown"
+            if not request.app.state.refusals.allow(client):
+                body = _body(429, "Too Many Requests", "too many refused requests from this "
+                             "client; wait a minute", request.url.path[:200])  # fmt: skip
+                return _response(body, {"Retry-After": "60"})
             await run_in_threadpool(_record_refusal, request, exc.status, exc.refusal)
         body = _body(exc.status, exc.title, exc.detail, request.url.path, **exc.extra)
         return _response(body, exc.headers)

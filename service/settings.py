@@ -47,6 +47,16 @@ class Settings(BaseSettings):
     training_devices: int = Field(default=1, ge=1, le=64)
     # leftovers of killed processes older than this are swept at start-up
     partial_stale_seconds: float = Field(default=600.0, ge=0)
+    # deployments that want them closed: the OpenAPI pages (/docs, /redoc, /openapi.json)
+    # and Prometheus' /metrics answer 404 when false
+    expose_docs: bool = True
+    expose_metrics: bool = True
+    # bodies other than uploads (JSON requests), and the longest wait for the next chunk
+    max_json_bytes: int = Field(default=1024**2, gt=0)
+    body_read_seconds: float = Field(default=30.0, gt=0)
+    # refused requests (bad key, too large, too slow) answered and audited per client
+    # and minute; past that 429, not audited
+    refusals_per_minute: int = Field(default=60, ge=1)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from evaluation.errors import EvaluationError
 
 __all__ = [
+    "CONTENT_SECURITY_POLICY",
     "ReportError",
     "load_report",
     "render_html",
@@ -77,17 +78,31 @@ def _num(value: Any, pattern: str) -> str:
     return "n/a" if value is None else pattern % value
 
 
+# What a report page may load: its own inline style and PNG data URIs, nothing else (no
+# script, no remote or file fetch). Sent as a header by the service and repeated in the
+# page, so a report.html opened from disk is held to it too.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+FIGURE_PREFIX = "data:image/png;base64,"
+
+
 def render_html(data: dict[str, Any]) -> str:
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    """The report page. Every value is escaped (column names, category values and class
+    names are the uploader's strings: hostile), whatever the template's file name."""
+    from jinja2 import Environment, PackageLoader
 
     from evaluation.report.plots import all_figures
 
-    env = Environment(
-        loader=PackageLoader("evaluation.report", "templates"), autoescape=select_autoescape()
-    )
+    env = Environment(loader=PackageLoader("evaluation.report", "templates"), autoescape=True)
+    env.globals["csp"] = CONTENT_SECURITY_POLICY
     env.filters["num"] = _num
     failed = [g for g in data["gates"] if g["status"] == "fail"]
     if data.get("kind") == "images":
+        for name, figure in data.get("figures", {}).items():
+            if not (isinstance(figure, str) and figure.startswith(FIGURE_PREFIX)):
+                raise ReportError(f"figure {name!r} is not an inline PNG")
         return env.get_template("image_report.html.j2").render(
             data=data, passed=not failed, failed=failed, gate_titles=GATE_TITLES,
             accounting_keys=ACCOUNTING_KEYS, fmt=_fmt,
@@ -111,8 +126,16 @@ def write_report(data: dict[str, Any], out: str | Path, *, pdf: bool = True) -> 
         from weasyprint import HTML
 
         paths["pdf"] = out / "report.pdf"
-        HTML(string=html, base_url=str(out)).write_pdf(paths["pdf"])
+        HTML(string=html, base_url=None, url_fetcher=_inline_only()).write_pdf(paths["pdf"])
     return paths
+
+
+def _inline_only() -> Any:
+    """WeasyPrint's fetcher for reports: inline ``data:`` URIs only. Its default follows
+    file:// and http://, which let a column name attach the server's files to a PDF."""
+    from weasyprint.urls import URLFetcher
+
+    return URLFetcher(allowed_protocols={"data"}, allow_redirects=False)
 
 
 def load_report(path: str | Path) -> dict[str, Any]:

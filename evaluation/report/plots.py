@@ -13,6 +13,10 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt
 import numpy as np
 
+# column names and category values are the uploader's strings: drawn as text, never
+# parsed as mathtext (a stray "$" would fail the report, a crafted one costs CPU)
+matplotlib.rcParams["text.parse_math"] = False
+
 __all__ = ["all_figures"]
 
 REAL, SYNTHETIC = "#4c72b0", "#dd8452"

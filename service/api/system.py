@@ -36,6 +36,9 @@ def readyz(request: Request) -> dict[str, Any]:
 def metrics(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+    if not request.app.state.settings.expose_metrics:
+        raise Problem(404, "Not Found", "metrics are not exposed on this deployment")
+
     registry = request.app.state.metrics
     with request.app.state.sessions() as s:
         for state, count in s.execute(select(Job.state, func.count()).group_by(Job.state)):

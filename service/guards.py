@@ -1,0 +1,157 @@
+"""What happens before a route sees a request: the key, then the body, each bounded.
+
+Why a plain ASGI middleware and not a dependency: FastAPI reads (and for multipart,
+spools to disk) the whole body before it resolves the route's dependencies, so a
+500 MB upload with a junk key was written to disk before its 401. Here a request that
+carries a body is authenticated on its headers alone, refused at once by its declared
+length, and its body is counted and timed while it streams: the route never gets
+more bytes, or waits longer, than the limits allow. Refusals are rate-limited per
+client (``limits``), so junk keys cannot fill the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["BodyGuard", "RefusalLimiter"]
+
+logger = logging.getLogger(__name__)
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+UPLOAD_PATH = re.compile(r"^/v1/datasets(/[^/]{1,128}/versions)?/?$")
+MAX_AUTHORIZATION = 512  # a Sanitas key is 47 characters
+
+
+class RefusalLimiter:
+    """Refused requests per client and minute; past that they are answered 429 and
+    neither audited nor logged one by one (one line says how many were dropped)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.limit = RateLimitItemPerMinute(per_minute)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def allow(self, client: str) -> bool:
+        return bool(self.limiter.hit(self.limit, "refused", client[:64]))
+
+
+def client_of(scope: Scope) -> str:
+    peer = scope.get("client")
+    return str(peer[0]) if peer else "unknown"
+
+
+class _BodyRefused(BaseException):
+    """Raised from ``receive`` inside the app. A BaseException, because FastAPI turns any
+    Exception met while parsing a body into a generic 400."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+
+class BodyGuard:
+    """Authenticate requests with a body on their headers, then bound the body.
+
+    ``lookup(token)`` answers whether a key is known and not revoked (the same query
+    the routes' dependency makes, which still decides roles and projects).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        lookup: Callable[[str], Any],
+        max_upload_bytes: int,
+        max_json_bytes: int,
+        read_seconds: float,
+        refusals: RefusalLimiter,
+    ) -> None:
+        self.app, self.lookup = app, lookup
+        self.max_upload, self.max_json = max_upload_bytes, max_json_bytes
+        self.read_seconds, self.refusals = read_seconds, refusals
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        refused = await self._authenticate(headers.get(b"authorization", b""))
+        if refused:
+            await self._refuse(scope, send, 401, "Unauthorized", refused)
+            return
+        limit = self.max_upload if UPLOAD_PATH.match(scope["path"]) else self.max_json
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            detail = f"the body may hold at most {limit:,} bytes on this route"
+            await self._refuse(scope, send, 413, "Payload Too Large", detail)
+            return
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            try:
+                with anyio.fail_after(self.read_seconds):
+                    message = await receive()
+            except TimeoutError:
+                detail = f"the body was not received within {self.read_seconds:g} s"
+                raise _BodyRefused(408, "Request Timeout", detail) from None
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                detail = f"the body passed {limit:,} bytes, the most this route takes"
+                raise _BodyRefused(413, "Payload Too Large", detail)
+            return message
+
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, bounded, tracking)
+        except _BodyRefused as refusal:
+            if not started:
+                await self._refuse(scope, send, refusal.status, refusal.title, refusal.detail)
+
+    async def _authenticate(self, authorization: bytes) -> str | None:
+        """None when the key is good, else why not (no body has been read)."""
+        if len(authorization) > MAX_AUTHORIZATION:
+            return "the Authorization header is too long to hold an API key"
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return "send an API key: Authorization: Bearer <key>"
+        key = await run_in_threadpool(self.lookup, token.strip())
+        if key is None or key.revoked_at is not None:
+            return "unknown or revoked API key"
+        return None
+
+    async def _refuse(self, scope: Scope, send: Send, status: int, title: str, detail: str) -> None:
+        if not self.refusals.allow(client_of(scope)):
+            status, title = 429, "Too Many Requests"
+            detail = "too many refused requests from this client; wait a minute"
+        else:
+            logger.info("refused %s %s: %s", scope["method"], scope["path"][:200], title)
+        body = json.dumps({
+            "type": f"https://sanitas.dev/problems/{title.lower().replace(' ', '-')}",
+            "title": title, "status": status, "detail": detail,
+            "instance": scope["path"][:200],
+        }).encode()  # fmt: skip
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        if status == 429:
+            headers.append((b"retry-after", b"60"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
