@@ -2,8 +2,9 @@
 
 A process of its own so that torch never loads in the API; the API relays its stdout.
 Rows go out chunk by chunk, so a million rows need no more memory than one chunk.
-CSV cells of text columns that start with = + - @ (or tab/CR) get a leading quote, so
-a spreadsheet does not run them as formulas.
+CSV header names and text cells that start (after any blanks) with = + - @ (or tab/CR)
+get a leading quote, whatever the column's dtype, so a spreadsheet does not run them as
+formulas.
 """
 
 from __future__ import annotations
@@ -26,21 +27,43 @@ T = TypeVar("T")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def neutralize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Quote-prefix text cells a spreadsheet would run as formulas.
+def _risky(value: object) -> bool:
+    """A spreadsheet runs a cell as a formula when it starts, after any blanks, with one
+    of these; a cell starting with a tab or carriage return is refused outright."""
+    return isinstance(value, str) and (
+        value.startswith(FORMULA_START) or value.lstrip().startswith(FORMULA_START)
+    )
 
+
+def _neutral(value: str) -> str:
+    return "'" + value
+
+
+def neutralize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Quote-prefix every header and text cell a spreadsheet would run as a formula.
+
+    Every column that is not numeric, boolean or a date is checked, whatever its dtype
+    (object, string, categorical); column names too, since they become the header row.
     Synthetic text comes from a finite category list, so the distinct values are
     checked, and a column is rewritten only when one of them is risky.
     """
     out = frame
     for name in frame.columns:
         column = frame[name]
-        if not (column.dtype == object or pd.api.types.is_string_dtype(column.dtype)):
+        if (
+            pd.api.types.is_numeric_dtype(column.dtype)
+            or pd.api.types.is_bool_dtype(column.dtype)
+            or pd.api.types.is_datetime64_any_dtype(column.dtype)
+        ):
             continue
-        risky = [v for v in pd.unique(column) if isinstance(v, str) and v.startswith(FORMULA_START)]
+        risky = [v for v in pd.unique(column.astype(object)) if _risky(v)]
         if risky:
             out = out.copy() if out is frame else out
-            out[name] = column.map({v: "'" + v for v in risky}).fillna(column)
+            text = column.astype(object)
+            out[name] = text.map({v: _neutral(v) for v in risky}).fillna(text)
+    if any(_risky(str(name)) for name in frame.columns):
+        out = out.copy() if out is frame else out
+        out.columns = [_neutral(str(c)) if _risky(str(c)) else c for c in frame.columns]
     return out
 
 
