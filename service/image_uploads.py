@@ -31,6 +31,7 @@ MAX_SIDE = 64
 MIN_IMAGES = 100
 MAX_IMAGES = 500_000
 MAX_ENTRIES = MAX_IMAGES + 1_000
+MAX_CLASSES = 1_000  # class names are listed with the dataset: a label of 20,000,000 is no class
 CHUNK = 1 << 20
 
 
@@ -139,6 +140,12 @@ def _read_npz(archive: zipfile.ZipFile, work: Path) -> tuple[np.ndarray, np.ndar
         labels = np.load(f, allow_pickle=False).astype(np.int64)
     if labels.min() < 0:
         raise _bad("Wrong Labels", "labels must be non-negative class numbers")
+    if labels.max() >= MAX_CLASSES:
+        raise _bad(
+            "Too Many Classes",
+            f"the largest label is {int(labels.max()):,}; labels must be class numbers "
+            f"0 to {MAX_CLASSES - 1:,}",
+        )
     classes = [str(v) for v in range(int(labels.max()) + 1)]
     return images, labels, classes
 
@@ -147,6 +154,7 @@ def _read_png_folders(
     archive: zipfile.ZipFile, work: Path
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from PIL import Image, UnidentifiedImageError
+    from PIL.Image import DecompressionBombError
 
     entries = [e for e in archive.infolist() if not e.is_dir()]
     entries = [e for e in entries if not PurePosixPath(e.filename).name.startswith(".")]
@@ -158,6 +166,8 @@ def _read_png_folders(
     if any(len(f.parts) != 1 for f in folders):
         raise _bad("Class Folders", "put each PNG in one folder named by its class: CLASS/x.png")
     _check_count(len(pngs))
+    if len(folders) > MAX_CLASSES:
+        raise _bad("Too Many Classes", f"{len(folders):,} class folders; at most {MAX_CLASSES:,}")
     classes = sorted(f.name for f in folders)
     index = {name: i for i, name in enumerate(classes)}
     images: np.ndarray | None = None
@@ -170,6 +180,14 @@ def _read_png_folders(
                 _check_shape(height, width, 1)
                 mode = "L" if picture.mode in ("1", "L", "I", "I;16", "P") else "RGB"
                 pixels = np.asarray(picture.convert(mode), dtype=np.uint8)
+            except DecompressionBombError as e:
+                # Pillow refuses a header declaring far more pixels than it allows
+                raise _bad(
+                    "Image Too Large",
+                    f"{entry.filename} declares more pixels than any image taken here; at "
+                    "most 64x64 is supported",
+                    413,
+                ) from e
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
                 raise _bad("Malformed Image", f"{entry.filename} is not a valid PNG: {e}") from e
         pixels = pixels.reshape(height, width, -1)

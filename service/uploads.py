@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -88,7 +89,29 @@ def _check_lines(raw: BinaryIO) -> None:
             )
 
 
-def _sample_csv(raw: BinaryIO) -> tuple[pd.DataFrame, int]:
+def _checked_rest(sample: pd.DataFrame, rest: Iterator[pd.DataFrame]) -> tuple[dict[str, Any], int]:
+    """The schema inferred from the first chunk, and the row count of the whole file
+    with every later chunk held to that schema: a bad row 100,001 is refused here, at
+    upload, not by the job after its charge."""
+    from training.errors import SchemaError
+    from training.schema import TableSchema
+
+    schema = _infer(sample)
+    typed = TableSchema.model_validate(schema)
+    rows, start = len(sample), len(sample)
+    for chunk in rest:
+        try:
+            typed.validate_frame(chunk)
+        except SchemaError as e:
+            raise Problem(
+                422, "Malformed Table", f"rows {start + 1:,} to {start + len(chunk):,}: {e}"
+            ) from e
+        rows += len(chunk)
+        start += len(chunk)
+    return schema, rows
+
+
+def _sample_csv(raw: BinaryIO) -> tuple[dict[str, Any], int]:
     raw.seek(0)
     _check_head(raw.read(64 * 1024))
     _check_lines(raw)
@@ -105,7 +128,7 @@ def _sample_csv(raw: BinaryIO) -> tuple[pd.DataFrame, int]:
         text.seek(0)
         reader = pd.read_csv(text, chunksize=SAMPLE_ROWS, low_memory=False)
         sample = next(reader)
-        rows = len(sample) + sum(len(chunk) for chunk in reader)
+        schema, rows = _checked_rest(sample, reader)
     except StopIteration as e:
         raise Problem(422, "Empty Table", "the CSV has a header but no rows") from e
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as e:
@@ -116,29 +139,51 @@ def _sample_csv(raw: BinaryIO) -> tuple[pd.DataFrame, int]:
         ) from e
     finally:
         text.detach()
-    return sample, rows
+    return schema, rows
 
 
-def _sample_parquet(raw: BinaryIO) -> tuple[pd.DataFrame, int]:
+def _sample_parquet(raw: BinaryIO) -> tuple[dict[str, Any], int]:
+    """Columns and rows are read from the footer before any page is decoded; then the
+    whole file is decoded batch by batch and must hold the rows its footer declares."""
     raw.seek(0)
     try:
         parquet = pq.ParquetFile(raw)
-        rows = parquet.metadata.num_rows
-        batch = next(parquet.iter_batches(batch_size=SAMPLE_ROWS), None)
+        metadata = parquet.metadata
+        arrow_schema = parquet.schema_arrow
     except (OSError, ValueError) as e:  # pyarrow raises ArrowInvalid (a ValueError) or OSError
         raise Problem(422, "Malformed Table", f"the Parquet file cannot be read: {e}") from e
-    if batch is None or rows == 0:
-        raise Problem(422, "Empty Table", "the Parquet file has no rows")
-    nested = [f.name for f in batch.schema if pa.types.is_nested(f.type)]
+    if metadata.num_columns > MAX_COLUMNS or len(arrow_schema) > MAX_COLUMNS:
+        columns = max(metadata.num_columns, len(arrow_schema))
+        raise Problem(422, "Too Many Columns", f"{columns:,} columns; at most {MAX_COLUMNS:,}")
+    nested = [f.name for f in arrow_schema if pa.types.is_nested(f.type)]
     if nested:
         raise Problem(
             422, "Unsupported Column Type", f"columns {nested} hold nested values (lists, structs)"
         )
-    if batch.num_columns > MAX_COLUMNS:
+    declared = metadata.num_rows
+    in_groups = sum(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups))
+    if declared <= 0:
+        raise Problem(422, "Empty Table", "the Parquet file has no rows")
+    if in_groups != declared:
         raise Problem(
-            422, "Too Many Columns", f"{batch.num_columns:,} columns; at most {MAX_COLUMNS:,}"
+            422, "Malformed Table",
+            f"the Parquet footer declares {declared:,} rows but its row groups hold {in_groups:,}",
+        )  # fmt: skip
+    try:
+        batches = (b.to_pandas() for b in parquet.iter_batches(batch_size=SAMPLE_ROWS))
+        first = next(batches, None)
+        if first is None:
+            raise Problem(422, "Empty Table", "the Parquet file has no rows")
+        schema, rows = _checked_rest(first, batches)
+    except (OSError, ValueError) as e:
+        raise Problem(422, "Malformed Table", f"the Parquet file cannot be read: {e}") from e
+    if rows != declared:
+        raise Problem(
+            422,
+            "Malformed Table",
+            f"the Parquet footer declares {declared:,} rows; it holds {rows:,}",
         )
-    return batch.to_pandas(), rows
+    return schema, rows
 
 
 def _infer(sample: pd.DataFrame) -> dict[str, Any]:
@@ -162,7 +207,6 @@ def store_table(
         raise Problem(
             413, "Upload Too Large", f"the file has {size:,} bytes; the limit is {max_bytes:,}"
         )
-    sample, rows = _sample_csv(raw) if fmt == "csv" else _sample_parquet(raw)
-    schema = _infer(sample)
+    schema, rows = _sample_csv(raw) if fmt == "csv" else _sample_parquet(raw)
     relative, sha256 = store_encrypted(key, raw, data_dir, f".{fmt}")
     return StoredTable(relative, fmt, rows, size, sha256, schema)

@@ -38,6 +38,21 @@ def _nested_parquet(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _bad_row_past_the_sample(cps: pd.DataFrame) -> bytes:
+    """CPS1988 five times over (140,775 rows) with one wage that is not a number in row
+    110,000: past the 100,000-row sample the schema is inferred from."""
+    rows = pd.concat([cps.drop(columns=["rownames"])] * 5, ignore_index=True)
+    rows["wage"] = rows["wage"].astype(object)
+    rows.loc[109_999, "wage"] = "not a wage"
+    return _csv(rows)
+
+
 def _cases(cps: pd.DataFrame) -> list[tuple[str, str, bytes, int, str]]:
     rows = cps.drop(columns=["rownames"]).head(400)
     text = rows.to_csv(index=False)
@@ -63,6 +78,11 @@ def _cases(cps: pd.DataFrame) -> list[tuple[str, str, bytes, int, str]]:
         ("Excel renamed .csv", "t.csv", _xlsx_renamed(), 422, "ZIP archive"),
         ("not a Parquet file", "t.parquet", text.encode(), 422, "Parquet"),
         ("unknown type", "t.xlsx", _xlsx_renamed(), 415, ".csv or .parquet"),
+        ("Parquet with 3,000 columns", "t.parquet",
+         _parquet(pd.DataFrame({f"c{i}": rows["wage"].head(60).to_numpy() for i in range(3_000)})),
+         422, "3,000 columns"),
+        ("bad row past the sample", "t.csv", _bad_row_past_the_sample(cps), 422,
+         "rows 100,001 to 140,775"),
     ]  # fmt: skip
 
 

@@ -132,6 +132,20 @@ def _bomb() -> bytes:
     return buffer.getvalue()
 
 
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height and holds no pixel data: what a
+    decompression bomb looks like to a decoder before it inflates anything."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
 def _bad_cases(images: np.ndarray, labels: np.ndarray) -> list[tuple[str, bytes, int, str]]:
     pngs = _digit_pngs(images[:120], labels[:120])
     lying = pngs[0][1][:33] + b"\x00garbage where the image data should be" * 4
@@ -159,7 +173,11 @@ def _bad_cases(images: np.ndarray, labels: np.ndarray) -> list[tuple[str, bytes,
         ("nolabels.npz", _npz(images=images), 422, "labels"),
         ("short.npz", _npz(images=images, labels=labels[:10]), 422, "labels"),
         ("notzip.npz", b"images and labels, honestly", 422, "archive"),
-    ]
+        ("declared-huge.zip", _zip([*pngs, ("3/huge.png", _png_declaring(100_000, 100_000))]),
+         413, "more pixels"),
+        ("label-20M.npz", _npz(images=images[:200], labels=np.r_[labels[:199], 20_000_000]),
+         422, "Too Many Classes"),
+    ]  # fmt: skip
 
 
 def test_bad_image_uploads_are_named_and_leave_nothing(api, digits):
