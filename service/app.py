@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import threading
@@ -18,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api import audit_log, datasets, jobs, models, releases, schedules, system
 from service.auth import lookup_key
 from service.db import make_engine, make_sessionmaker
+from service.download_slots import DownloadSlots
 from service.guards import BodyGuard, RefusalLimiter
 from service.migrate import upgrade
 from service.object_store import from_settings
@@ -162,7 +162,10 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.settings, app.state.sessions, app.state.key = settings, sessions, key
     app.state.runner, app.state.ctx, app.state.metrics = runner, ctx, Metrics()
     app.state.objects = objects
-    app.state.samplers = asyncio.Semaphore(settings.max_concurrent_samplers)
+    app.state.samplers = DownloadSlots(
+        settings.max_concurrent_samplers, per_key=settings.samplers_per_key,
+        per_project=settings.samplers_per_project,
+    )  # fmt: skip
     app.state.sampler_pool = sampler_pool
     app.state.engine, app.state.key_reader = engine, key_reader
     app.state.release_cards = releases.ReleaseCards()

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # wait up to sampler_wait_seconds for a slot, then get 503 with Retry-After
     max_concurrent_samplers: int = Field(default=4, ge=1)
     sampler_wait_seconds: float = Field(default=60.0, ge=0)
+    # shares of those slots: one key, one project (so one consumer cannot hold them all),
+    # and how long a download whose client reads nothing keeps its sampler
+    samplers_per_key: int = Field(default=2, ge=1)
+    samplers_per_project: int = Field(default=3, ge=1)
+    download_stall_seconds: float = Field(default=60.0, gt=0)
     # DDP processes per DP-SGD training job on this worker (one per GPU on the node, or
     # CPU processes); tabular-ar and image-ar use them, the GANs train in one
     training_devices: int = Field(default=1, ge=1, le=64)

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import audit, check_scope, get_scoped, iso, new_id, session
 from service.auth import Principal, require
 from service.db import Model, Release, Role
+from service.download_slots import DownloadSlots, SlotsBusy
 from service.problems import Problem
 from service.samplers import SamplerRefused, SamplerUnavailable
 
@@ -225,32 +226,59 @@ async def samples(
         "seed": seed,
         "label": label,
     }
-    slots: asyncio.Semaphore = request.app.state.samplers
-    await _take_slot(slots, settings.max_concurrent_samplers, settings.sampler_wait_seconds)
+    slots: DownloadSlots = request.app.state.samplers
+    holder = (who.key_id, who.project_id or "(admin)")
+    try:
+        await slots.take(*holder, settings.sampler_wait_seconds)
+    except SlotsBusy as e:
+        raise Problem(
+            503, "Samplers Busy",
+            f"{e.limit} (waited {settings.sampler_wait_seconds:g} s); retry later",
+            headers={"Retry-After": "10"},
+        ) from None  # fmt: skip
     try:
         reader, writer = await request.app.state.sampler_pool.open(request_line)
     except SamplerRefused as e:
-        slots.release()
+        await slots.give_back(*holder)
         raise Problem(422, "Sampling Failed", str(e).splitlines()[-1]) from None
     except SamplerUnavailable as e:
-        slots.release()
+        await slots.give_back(*holder)
         raise Problem(503, "Sampler Unavailable", str(e), headers={"Retry-After": "10"}) from None
     finished = False
 
     async def finish() -> None:
-        """Idempotent: the stream's end and the response's background task both call it."""
+        """Idempotent: the stream's end, the stall watchdog and the response's background
+        task all call it."""
         nonlocal finished
         if finished:
             return
         finished = True
         writer.close()  # a child still writing gets EPIPE and exits
-        slots.release()
+        await slots.give_back(*holder)
+
+    handed = [asyncio.get_running_loop().time()]  # when the client last took a chunk
+
+    async def watchdog() -> None:
+        """A client that stops reading blocks the send below, not this code: past
+        ``download_stall_seconds`` its sampler is stopped and its slot handed on."""
+        stall = settings.download_stall_seconds
+        while not finished:
+            await asyncio.sleep(min(stall / 4, 1.0))
+            if handed[0] is not None and asyncio.get_running_loop().time() - handed[0] > stall:
+                await finish()
 
     async def stream() -> AsyncIterator[bytes]:
+        guard = asyncio.create_task(watchdog())
         try:
-            while chunk := await reader.read(65536):
+            while not finished:
+                handed[0] = None  # waiting on the sampler is not the client's stall
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                handed[0] = asyncio.get_running_loop().time()
                 yield chunk
         finally:
+            guard.cancel()
             await finish()
 
     name = f"sanitas-{rid}.{format}"
@@ -307,16 +335,3 @@ def _check_kind(schema: dict[str, Any], format: str, where: list[str], label: st
         )
     if label is not None:
         raise Problem(422, "Invalid Condition", "a table release takes where=, not label=")
-
-
-async def _take_slot(slots: asyncio.Semaphore, size: int, wait_seconds: float) -> None:
-    """Each sampler holds torch and a model (~0.5 GB): past the limit, downloads queue."""
-    try:
-        await asyncio.wait_for(slots.acquire(), timeout=wait_seconds)
-    except TimeoutError:
-        raise Problem(
-            503,
-            "Samplers Busy",
-            f"all {size} samplers stayed busy for {wait_seconds:g} s; retry later",
-            headers={"Retry-After": "10"},
-        ) from None

@@ -86,7 +86,9 @@ def test_black_box_attack_catches_a_generator_that_copies_its_training_rows(fair
     copied = pd.concat([train, rows[included]], ignore_index=True)
     scores = sample_match_scores(copied, rows, kinds)
     audit = epsilon_lower_bound(scores, included, delta=1e-5)
-    assert audit.epsilon_lower_bound > 1.0 and audit.correct == audit.guesses, audit
+    # canaries mix codebook values at random: now and then a left-out one happens to lie
+    # near a real row (99 of 100 top guesses right in one draw)
+    assert audit.epsilon_lower_bound > 1.0 and audit.correct / audit.guesses > 0.95, audit
     assert np.isfinite(scores).all()
 
 

@@ -42,6 +42,8 @@ def serving(tmp_path, database_url, request):
         SANITAS_HEARTBEAT_SECONDS="0.5",
         SANITAS_MAX_CONCURRENT_SAMPLERS="3",
         SANITAS_SAMPLER_WAIT_SECONDS="300",
+        SANITAS_SAMPLERS_PER_KEY="3",  # the race below is one key against 3 slots
+        SANITAS_SAMPLERS_PER_PROJECT="3",
     )
 
 
