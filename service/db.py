@@ -95,8 +95,9 @@ class Dataset(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))  # table or images
     epsilon_budget: Mapped[float] = mapped_column(Float)
-    delta: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)  # the delta budget (basic composition)
     epsilon_spent: Mapped[float] = mapped_column(Float, default=0.0)
+    delta_spent: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     schema_json: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=now)
 
@@ -192,6 +193,7 @@ class LedgerEntry(Base):
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
     job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     epsilon: Mapped[float] = mapped_column(Float)  # positive: a charge; negative: a refund
+    delta: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # same sign
     reason: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=now)
 

@@ -91,7 +91,7 @@ class BodyGuard:
         limit = self.max_upload if UPLOAD_PATH.match(scope["path"]) else self.max_json
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            detail = f"the body may hold at most {limit:,} bytes on this route"
+            detail = f"the body declares {declared.decode()[:20]} bytes; the limit is {limit:,}"
             await self._refuse(scope, send, 413, "Payload Too Large", detail)
             return
         seen = 0
@@ -106,7 +106,7 @@ class BodyGuard:
                 raise _BodyRefused(408, "Request Timeout", detail) from None
             seen += len(message.get("body", b""))
             if seen > limit:
-                detail = f"the body passed {limit:,} bytes, the most this route takes"
+                detail = f"the body ran past {limit:,} bytes; the limit is {limit:,}"
                 raise _BodyRefused(413, "Payload Too Large", detail)
             return message
 

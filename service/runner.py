@@ -75,6 +75,7 @@ def finish(s: Session, job: Job, state: JobState, *, error: str | None = None) -
             s,
             job.dataset_id,
             job.epsilon,
+            float(job.spec.get("delta") or 0.0),
             job_id=job.id,
             reason=f"job {job.id} {state} before touching data",
         )

@@ -31,6 +31,7 @@ def _view(d: Dataset, latest: DatasetVersion | None) -> dict[str, Any]:
         "epsilon_spent": d.epsilon_spent,
         "epsilon_remaining": max(d.epsilon_budget - d.epsilon_spent, 0.0),
         "delta": d.delta,
+        "delta_spent": d.delta_spent,
         "schema": d.schema_json,
         "created_at": iso(d.created_at),
         "version": None
@@ -275,12 +276,15 @@ def budget(
         "epsilon_spent": d.epsilon_spent,
         "epsilon_remaining": max(d.epsilon_budget - d.epsilon_spent, 0.0),
         "delta": d.delta,
+        "delta_spent": d.delta_spent,
+        "delta_remaining": max(d.delta - d.delta_spent, 0.0),
         "ledger_total": total,
         "ledger": [
             {
                 "id": e.id,
                 "job_id": e.job_id,
                 "epsilon": e.epsilon,
+                "delta": e.delta,
                 "reason": e.reason,
                 "at": iso(e.created_at),
             }

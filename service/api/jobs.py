@@ -24,7 +24,8 @@ class JobRequest(BaseModel):
     # None: image-ar for an image dataset, tabular-ar for a table
     generator: Literal["tabular-ar", "tabular-gan", "image-ar", "image-gan"] | None = None
     epsilon: float = Field(gt=0, le=100)
-    delta: float | None = Field(default=None, gt=0, lt=1)
+    # None: a tenth of the dataset's delta budget, so ten jobs fit (deltas add up)
+    delta: float | None = Field(default=None, gt=0, lt=0.01)
     epochs: int | None = Field(default=None, ge=1, le=10_000)
     # tables: share of epsilon spent on measured marginals after training; None: 0.7
     calibration_share: float | None = Field(default=None, ge=0, lt=0.8)
@@ -50,6 +51,15 @@ def job_view(j: Job) -> dict[str, Any]:
     }
 
 
+JOBS_PER_DELTA = 10
+
+
+def default_job_delta(delta_budget: float) -> float:
+    """A job's delta when the request names none: a tenth of the dataset's budget (the
+    deltas of its jobs add up; DPConfig takes at most 0.01)."""
+    return min(float(f"{delta_budget / JOBS_PER_DELTA:.6g}"), 0.0099)
+
+
 def enqueue(s: Session, dataset: Dataset, body: JobRequest, actor: str) -> Job:
     """Charge the budget and queue the job in one transaction (the caller commits)."""
     version = latest_version(s, dataset.id)
@@ -66,7 +76,7 @@ def enqueue(s: Session, dataset: Dataset, body: JobRequest, actor: str) -> Job:
         )
     if images and body.target_column is not None:
         raise Problem(422, "Unknown Column", "an image dataset has no target_column")
-    delta = body.delta if body.delta is not None else dataset.delta
+    delta = body.delta if body.delta is not None else default_job_delta(dataset.delta)
     if delta > dataset.delta:
         raise Problem(
             422, "Delta Too Large", f"delta {delta} exceeds the dataset's {dataset.delta}"
@@ -86,7 +96,7 @@ def enqueue(s: Session, dataset: Dataset, body: JobRequest, actor: str) -> Job:
         created_by=actor,
         state=JobState.QUEUED,
     )
-    charge(s, dataset, body.epsilon, job_id=job.id, reason=f"job {job.id} ({generator})")
+    charge(s, dataset, body.epsilon, delta, job_id=job.id, reason=f"job {job.id} ({generator})")
     s.add(job)
     return job
 

@@ -97,7 +97,8 @@ def test_fifty_concurrent_random_charges_never_overspend_nor_overrefuse(live_ser
             f"{live_server.url}/v1/jobs",
             headers=owner,
             timeout=60,
-            json={"dataset_id": dataset_id, "epsilon": epsilon},
+            # a delta small enough that fifty fit the dataset's: epsilon is what races
+            json={"dataset_id": dataset_id, "epsilon": epsilon, "delta": 1e-7},
         )
         return r.status_code
 
@@ -113,3 +114,33 @@ def test_fifty_concurrent_random_charges_never_overspend_nor_overrefuse(live_ser
     assert sorted(e["epsilon"] for e in ledger["ledger"]) == sorted(accepted)
     assert refused, "the trial must exhaust the budget (sum of asks exceeds it)"
     assert ledger["epsilon_remaining"] < min(refused)
+
+
+def test_deltas_add_up_and_a_job_past_the_delta_budget_is_refused(api, cps_small):
+    """Four jobs at the default delta spend four tenths of the dataset's delta (basic
+    composition); a job asking for more delta than remains is refused, and a cancelled
+    job gives its delta back (issue 19, A6)."""
+    ds = api.upload(cps_small, budget=10.0)  # delta budget 1e-5 (the upload default)
+    owner = api.auth("owner")
+    jobs = [
+        api.client.post("/v1/jobs", json={"dataset_id": ds["id"], "epsilon": 1.0}, headers=owner)
+        for _ in range(4)
+    ]
+    assert [j.status_code for j in jobs] == [202] * 4
+    assert {j.json()["spec"]["delta"] for j in jobs} == {1e-6}
+    budget = api.client.get(f"/v1/datasets/{ds['id']}/budget", headers=api.auth("auditor")).json()
+    assert budget["delta"] == 1e-5 and abs(budget["delta_spent"] - 4e-6) < 1e-15
+    assert [e["delta"] for e in budget["ledger"]] == [1e-6] * 4
+    over = api.client.post(
+        "/v1/jobs", json={"dataset_id": ds["id"], "epsilon": 1.0, "delta": 7e-6}, headers=owner
+    )
+    assert over.status_code == 409 and "delta" in over.json()["detail"]
+    assert abs(over.json()["delta_remaining"] - 6e-6) < 1e-15
+    api.client.post(f"/v1/jobs/{jobs[0].json()['id']}/cancel", headers=owner)
+    budget = api.client.get(f"/v1/datasets/{ds['id']}/budget", headers=owner).json()
+    assert abs(budget["delta_spent"] - 3e-6) < 1e-15 and budget["ledger"][-1]["delta"] == -1e-6
+    # DPConfig's own limit: a job delta the trainer would refuse is refused before a charge
+    r = api.client.post(
+        "/v1/jobs", json={"dataset_id": ds["id"], "epsilon": 1.0, "delta": 0.05}, headers=owner
+    )
+    assert r.status_code == 422 and "delta" in r.json()["detail"]

@@ -1,0 +1,36 @@
+"""A database made before the delta ledger (revision 0001) upgrades in place: each old
+charge is given the dataset's delta (a job's delta was the dataset's then), refunds the
+negative, and the dataset's delta_spent is their sum (issue 19, A6)."""
+
+from __future__ import annotations
+
+from alembic import command
+from sqlalchemy import create_engine, text
+
+from service.migrate import alembic_config, upgrade
+
+
+def test_revision_0001_upgrades_with_its_deltas_filled_in(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0001")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO projects (id, created_at) VALUES ('p', CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO datasets (id, project_id, name, kind, epsilon_budget, delta, "
+            "epsilon_spent, schema_json, created_at) VALUES ('d', 'p', 'cps', 'table', 3, "
+            "0.00001, 1, '{}', CURRENT_TIMESTAMP)"
+        ))  # fmt: skip
+        for epsilon in (1.0, 1.0, -1.0):
+            conn.execute(
+                text("INSERT INTO ledger (dataset_id, job_id, epsilon, reason, created_at) "
+                     "VALUES ('d', 'j', :e, 'old', CURRENT_TIMESTAMP)"),
+                {"e": epsilon},
+            )  # fmt: skip
+    upgrade(url)
+    with engine.connect() as conn:
+        deltas = conn.execute(text("SELECT delta FROM ledger ORDER BY id")).scalars().all()
+        spent = conn.execute(text("SELECT delta_spent FROM datasets")).scalar_one()
+    assert deltas == [1e-5, 1e-5, -1e-5]
+    assert abs(spent - 1e-5) < 1e-15
+    engine.dispose()
