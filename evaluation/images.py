@@ -225,9 +225,15 @@ def image_report_data(
     synthetic: LabeledImages,
     classes: list[str],
     privacy: dict[str, Any] | None,
+    show_real_images: bool = True,
 ) -> dict[str, Any]:
     """The owner's report document: metrics, gates, a sample grid per class and the
-    closest synthetic-train pairs (real training images: never shown to consumers)."""
+    closest synthetic-train pairs.
+
+    Those pairs show real training images: a disclosure outside epsilon, for owners and
+    auditors only (reports never reach consumers). ``show_real_images=False`` leaves
+    the images out and keeps only their distances.
+    """
     import datetime
 
     scale = max(1, 96 // synthetic.images.shape[1])
@@ -241,7 +247,7 @@ def image_report_data(
     ]
     pairs = [
         im for s, t, _ in result.closest_pairs for im in (synthetic.images[s], train.images[t])
-    ]
+    ] if show_real_images else []  # fmt: skip
     return {
         "schema_version": "1.0",
         "kind": "images",
@@ -257,4 +263,5 @@ def image_report_data(
         "closest_pairs": [
             {"synthetic": s, "train": t, "distance": d} for s, t, d in result.closest_pairs
         ],
+        "real_images_shown": show_real_images,
     }

@@ -197,8 +197,10 @@ def schema(
 ) -> None:
     """Print the inferred schema (column kinds only) as JSON, for the owner to edit."""
     import training
+    from training.schema import INFERENCE_NOTICE
 
     typer.echo(training.infer_schema(read_table(data)).to_json())
+    typer.echo(f"note: {INFERENCE_NOTICE}", err=True)
 
 
 @app.command()

@@ -135,7 +135,7 @@ def run_images(work: Path, spec: dict[str, Any]) -> dict[str, Any]:
     privacy = model.privacy.model_dump(mode="json")
     report = image_report_data(
         result, train=labeled(train), synthetic=labeled(synthetic), classes=data.classes,
-        privacy=privacy,
+        privacy=privacy, show_real_images=job.get("report_real_images", True),
     )  # fmt: skip
     write_report(report, work / "report")
     gates = [g.as_dict() for g in result.gates]

@@ -26,7 +26,17 @@ from training.errors import (
     UnsupportedDtypeError,
 )
 
-__all__ = ["ColumnKind", "ColumnSchema", "TableSchema", "infer_schema"]
+__all__ = ["INFERENCE_NOTICE", "ColumnKind", "ColumnSchema", "TableSchema", "infer_schema"]
+
+# Said wherever an owner confirms an inferred schema: inference reads the rows, and what
+# it returns is outside the privacy accounting until the owner declares it public.
+INFERENCE_NOTICE = (
+    "This schema was inferred from the uploaded rows: each column's kind and each "
+    "exclusion reason (with its exact counts, such as distinct values) depend on the data "
+    "and are not covered by epsilon. They are shown to the dataset's owners and auditors "
+    "only. What reaches a model is the confirmed kinds; bounds and categories are learned "
+    "under DP unless you declare them public here."
+)
 
 # A numeric column with at most this many distinct values is categorical (codes, scales).
 LOW_CARDINALITY = 10

@@ -101,7 +101,9 @@ def render_html(data: dict[str, Any]) -> str:
     failed = [g for g in data["gates"] if g["status"] == "fail"]
     if data.get("kind") == "images":
         for name, figure in data.get("figures", {}).items():
-            if not (isinstance(figure, str) and figure.startswith(FIGURE_PREFIX)):
+            if figure is not None and not (
+                isinstance(figure, str) and figure.startswith(FIGURE_PREFIX)
+            ):
                 raise ReportError(f"figure {name!r} is not an inline PNG")
         return env.get_template("image_report.html.j2").render(
             data=data, passed=not failed, failed=failed, gate_titles=GATE_TITLES,

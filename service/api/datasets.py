@@ -16,6 +16,7 @@ from service.db import Dataset, DatasetVersion, LedgerEntry, Role
 from service.image_uploads import IMAGE_FORMATS, store_images
 from service.problems import Problem
 from service.uploads import store_table
+from training.schema import INFERENCE_NOTICE  # pydantic and pandas only: no torch
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 READERS = (Role.OWNER, Role.AUDITOR)
@@ -33,6 +34,7 @@ def _view(d: Dataset, latest: DatasetVersion | None) -> dict[str, Any]:
         "delta": d.delta,
         "delta_spent": d.delta_spent,
         "schema": d.schema_json,
+        "schema_notice": INFERENCE_NOTICE,
         "created_at": iso(d.created_at),
         "version": None
         if latest is None

@@ -31,6 +31,9 @@ class JobRequest(BaseModel):
     calibration_share: float | None = Field(default=None, ge=0, lt=0.8)
     target_column: str | None = None
     audit: bool = False
+    # images: the report shows the synthetic images closest to real training images
+    # beside those real images (owners and auditors only); false leaves them out
+    report_real_images: bool = True
 
 
 def job_view(j: Job) -> dict[str, Any]:

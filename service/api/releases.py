@@ -40,8 +40,27 @@ class ReleaseRequest(BaseModel):
     override_reason: str | None = Field(default=None, min_length=10, max_length=2000)
 
 
+# What a consumer sees and whether epsilon covers it (docs/privacy.md, "What a release
+# card shows"): the samples are post-processing of the DP model; the rest is named here
+COVERED_BY_EPSILON = [
+    "the synthetic samples and everything drawn from the model (any n, seed, where=)",
+    "the released domains: categories kept and numeric ranges learned under DP, or "
+    "declared public by the owner",
+    "image releases: the classes kept by DP selection",
+]
+NOT_COVERED_BY_EPSILON = [
+    "column names and kinds: the schema the owner confirmed, inferred from the rows "
+    "unless declared",
+    "gate results (pass or fail, and whether an owner overrode one): computed on the "
+    "real training and holdout rows; an automatic release is decided on them",
+    "image releases: the image size",
+    "that the release exists, when it was made, and its generator",
+]
+
+
 def release_card(r: Release, m: Model) -> dict[str, Any]:
-    """What a consumer may know: the guarantee, the columns, the gate summary."""
+    """What a consumer may know: the guarantee, the columns, the gate summary, and which
+    of these epsilon covers."""
     p = m.privacy
     return {
         "id": r.id,
@@ -59,6 +78,8 @@ def release_card(r: Release, m: Model) -> dict[str, Any]:
         ],
         "gates": [{"name": g["name"], "status": g["status"]} for g in m.gates["gates"]],
         "override": r.override_reason is not None,
+        "covered_by_epsilon": COVERED_BY_EPSILON,
+        "not_covered_by_epsilon": NOT_COVERED_BY_EPSILON,
         **_image_fields(m.schema_json),
         "created_at": iso(r.created_at),
     }

@@ -23,6 +23,8 @@ def test_upload_train_report_release_and_stream(working_api, cps_small):
         f"/v1/datasets/{ds['id']}/schema", json=regions, headers=api.auth("owner")
     )
     assert patched.status_code == 200, patched.text
+    # the owner confirming the schema is told that inference read the rows
+    assert "not covered by epsilon" in patched.json()["schema_notice"]
     job = api.client.post(
         "/v1/jobs",
         headers=api.auth("owner"),
@@ -102,6 +104,9 @@ def _check_consumer(api, ds, model_id, rid):
     consumer = api.auth("consumer")
     card = api.client.get(f"/v1/releases/{rid}", headers=consumer).json()
     assert card["epsilon"] <= 1.0 and "wage" in str(card["columns"])
+    # the card names what epsilon does not cover: gates are computed on real rows
+    assert any("gate results" in item for item in card["not_covered_by_epsilon"])
+    assert any("synthetic samples" in item for item in card["covered_by_epsilon"])
     csv = api.client.get(
         f"/v1/releases/{rid}/samples?n=5000&seed=3&where=region:south", headers=consumer
     )

@@ -49,3 +49,22 @@ def test_shuffled_pixels_lose_utility_and_sit_far_in_feature_space(three_real_se
     result = evaluate_images(train, holdout, LabeledImages(noise, other.labels), CLASSES)
     assert result.tstr_accuracy < 0.35  # chance is 0.1
     assert result.frechet_synthetic > 5 * result.frechet_real
+
+
+def test_the_report_can_leave_the_real_training_images_out(three_real_sets):
+    """The closest synthetic-train pairs show real training images (a disclosure outside
+    epsilon, owners and auditors only); the owner can leave them out (issue 19, A7)."""
+    from evaluation.images import image_report_data
+    from evaluation.report import render_html
+
+    train, holdout, other = three_real_sets
+    result = evaluate_images(train, holdout, other, CLASSES)
+    shown = image_report_data(result, train=train, synthetic=other, classes=CLASSES, privacy=None)
+    hidden = image_report_data(
+        result, train=train, synthetic=other, classes=CLASSES, privacy=None,
+        show_real_images=False,
+    )  # fmt: skip
+    assert shown["figures"]["closest_pairs"] and "Disclosure outside epsilon" in render_html(shown)
+    assert hidden["figures"]["closest_pairs"] is None and hidden["closest_pairs"]
+    page = render_html(hidden)
+    assert "left out of this report" in page and "closest synthetic-train pairs" not in page
