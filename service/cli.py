@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.log_safety import configure_logging
 from service.tables import read_table, write_table
 
 app = typer.Typer(help="Sanitas: differentially private synthetic data.", no_args_is_help=True)
@@ -484,7 +485,7 @@ def _print_gates(gates: list[dict[str, str]]) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING)
+    configure_logging(logging.WARNING)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     app()
 

@@ -18,6 +18,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from service.log_safety import configure_logging
+
 MAX_EVALUATION_IMAGES = 5_000  # image-ar samples pixel by pixel: bounded evaluation cost
 
 
@@ -147,7 +149,7 @@ def run_images(work: Path, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    configure_logging(logging.WARNING, sys.stderr)
     warnings.filterwarnings("ignore")
     for name in ("pytorch_lightning", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -22,6 +22,8 @@ from typing import Any, BinaryIO, TypeVar
 
 import pandas as pd
 
+from service.log_safety import configure_logging
+
 CHUNK = 16_384
 T = TypeVar("T")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -198,7 +200,7 @@ def main() -> None:
     parser.add_argument("--label", default=None, help="images: the class to draw")
     parser.add_argument("--where", default="{}", help="JSON object column -> value")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    configure_logging(logging.ERROR, sys.stderr)
     warnings.filterwarnings("ignore")
 
     from training.errors import TrainingError

@@ -25,6 +25,8 @@ import sys
 import warnings
 from typing import Any, BinaryIO
 
+from service.log_safety import configure_logging
+
 __all__ = ["READY", "serve"]
 
 READY = b"ready\n"
@@ -147,5 +149,5 @@ def serve(path: str) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    configure_logging(logging.ERROR, sys.stderr)
     serve(sys.argv[1])
