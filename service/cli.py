@@ -403,7 +403,8 @@ def keys_revoke(
 
 # uvicorn's bounds on what a client may hold before a route runs: request-line and
 # headers at most 16 KiB (h11), at most 256 connections at once (more get 503), idle
-# keep-alive connections closed after 5 s. Bodies are bounded by service.guards.
+# keep-alive connections closed after 5 s, a request head due within
+# SANITAS_HEADER_READ_SECONDS (service.http_protocol). Bodies: service.guards.
 SERVER_LIMITS: dict[str, Any] = {
     "h11_max_incomplete_event_size": 16 * 1024,
     "limit_concurrency": 256,
@@ -420,9 +421,12 @@ def serve(
     import uvicorn
 
     from service.app import create_app
+    from service.http_protocol import protocol_with_deadline
+    from service.settings import Settings
 
+    http = protocol_with_deadline(Settings().header_read_seconds)
     uvicorn.run(
-        create_app(), host=host, port=port, log_level="info", server_header=False,
+        create_app(), host=host, port=port, log_level="info", server_header=False, http=http,
         **SERVER_LIMITS,
     )  # fmt: skip
 

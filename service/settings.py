@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # bodies other than uploads (JSON requests), and the longest wait for the next chunk
     max_json_bytes: int = Field(default=1024**2, gt=0)
     body_read_seconds: float = Field(default=30.0, gt=0)
+    # a connection's request line and headers must arrive whole within this (serve)
+    header_read_seconds: float = Field(default=10.0, gt=0)
     # refused requests (bad key, too large, too slow) answered and audited per client
     # and minute; past that 429, not audited
     refusals_per_minute: int = Field(default=60, ge=1)

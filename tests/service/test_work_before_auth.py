@@ -20,7 +20,7 @@ def server(tmp_path, request):
     yield from request.getfixturevalue("server_starter")(
         tmp_path, f"sqlite:///{tmp_path / 'guard.db'}", SANITAS_WORKER_THREADS="0",
         SANITAS_MAX_UPLOAD_BYTES=str(2 * 1024**2), SANITAS_BODY_READ_SECONDS="2",
-        SANITAS_REFUSALS_PER_MINUTE="30",
+        SANITAS_REFUSALS_PER_MINUTE="30", SANITAS_HEADER_READ_SECONDS="2",
     )  # fmt: skip
 
 
@@ -142,3 +142,22 @@ def test_docs_and_metrics_can_be_closed(tmp_path, request):
         for path in ("/docs", "/openapi.json", "/metrics"):
             assert httpx.get(f"{live.url}{path}").status_code == 404, path
         assert httpx.get(f"{live.url}/healthz").status_code == 200
+
+
+def test_half_sent_requests_are_closed_at_the_header_deadline(server):
+    """Thirty connections that never finish their headers are closed after 2 s; the
+    server answers everyone else meanwhile (uvicorn alone kept them open for good)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    socks = []
+    for _ in range(30):
+        sock = socket.create_connection((host, int(port)), timeout=10)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        socks.append(sock)
+    try:
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+        started = time.monotonic()
+        closed = [sock.recv(1024) for sock in socks]  # b"" once the server closes
+        assert closed == [b""] * 30 and time.monotonic() - started < 8
+    finally:
+        for sock in socks:
+            sock.close()
