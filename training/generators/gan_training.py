@@ -85,9 +85,9 @@ class GANModule(pl.LightningModule):
         d_optimizer.zero_grad()
         with torch.no_grad():
             fake_x, fake_extra, _ = self.fakes(self.fake_batch)
-        # An empty Poisson batch still takes its step (fakes only, noise added): the
-        # accountant counts every step, and skipping one would spend less noise than
-        # it charges for, on a schedule that depends on the data
+        # An empty Poisson batch still takes its DP step (fakes only, noise added), as
+        # the plan the noise was solved for assumed: a skipped step would show that
+        # the batch was empty, and the run would no longer be that mechanism
         real = self.real(batch)
         if real is None:
             x, extra, reals = fake_x, fake_extra, 0

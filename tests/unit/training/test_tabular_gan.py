@@ -61,3 +61,43 @@ def test_dp_gan_beats_independent_dp_marginals_on_pairs(dp_gan, fair_split):
     base = evaluation.quality_report(train, independent, KINDS)
     print(f"dp gan {gan}, independent DP marginals {base}")
     assert gan.column_pair_trends > base.column_pair_trends + 0.02
+
+
+def test_an_empty_poisson_batch_is_a_dp_step_the_accountant_counts(fair_split, monkeypatch):
+    """Poisson sampling that draws nothing (forced here on every third step) still takes
+    the discriminator's DP step on the fakes: the accountant records the planned steps.
+    The GANs once skipped such a step (issue 19, A4)."""
+    from opacus.data_loader import wrap_collate_with_empty
+    from torch.utils.data import DataLoader, Sampler
+    from torch.utils.data._utils.collate import default_collate
+
+    from training import privacy
+
+    class EveryThirdEmpty(Sampler):
+        def __init__(self, rows: int, steps: int) -> None:
+            self.rows, self.steps = rows, steps
+
+        def __len__(self) -> int:
+            return self.steps
+
+        def __iter__(self):
+            for step in range(self.steps):
+                yield [] if step % 3 == 0 else list(range(step, self.rows, 7))
+
+    def loader(dataset, *, sample_rate):
+        collate = wrap_collate_with_empty(
+            collate_fn=default_collate, sample_empty_shapes=[(0, *dataset[0][0].shape)],
+            dtypes=[dataset[0][0].dtype],
+        )  # fmt: skip
+        sampler = EveryThirdEmpty(len(dataset), int(1 / sample_rate))
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
+
+    monkeypatch.setattr(privacy, "poisson_loader", loader)
+    train, _ = fair_split
+    spec = training.TrainSpec(
+        generator="tabular-gan", dp=training.DPConfig(epsilon=1.0, calibration_share=0.0),
+        epochs=2, batch_size=512,
+    )  # fmt: skip
+    model = training.fit(train.head(2_000), spec)
+    planned = model.summary.epochs * int(1 / model.privacy.sample_rate)
+    assert model.privacy.steps == planned and planned >= 6
