@@ -62,12 +62,15 @@ def table_canaries(
     same canaries."""
     import pandas as pd
 
-    from training.encoding import CategoricalEncoder
+    from training.encoding import MISSING, CategoricalEncoder
 
     columns = {}
     for column in encoder.columns:
         if isinstance(column, CategoricalEncoder):
-            tokens = 2 + rng.integers(0, len(column.categories), m)  # past MISSING, OTHER
+            if column.categories:
+                tokens = 2 + rng.integers(0, len(column.categories), m)  # past MISSING, OTHER
+            else:  # DP selection kept no category: the column is missing in every row
+                tokens = np.full(m, MISSING, dtype=np.int64)
             columns[column.name] = column.decode(tokens, rng)
         else:
             declared = schema.column(column.name).public_bounds

@@ -23,6 +23,17 @@ CHECKS = [
 ]  # fmt: skip
 
 
+@pytest.fixture
+def live_server(tmp_path, database_url, server_starter):
+    """No worker; refusals not rate-limited: the fuzzer sends hundreds of refused
+    requests from one client, each of which must get its own status (401, 403, 404).
+    The rate limit has its own test (test_work_before_auth.py)."""
+    yield from server_starter(
+        tmp_path, database_url, SANITAS_WORKER_THREADS="0",
+        SANITAS_REFUSALS_PER_MINUTE="1000000",
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("role", ["owner", "consumer"])
 def test_every_operation_holds_its_contract(live_server, cps_small, tmp_path, role):
     planted = cps_small.copy()
