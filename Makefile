@@ -14,10 +14,12 @@ $(BIN)/python:
 
 setup: $(BIN)/.installed
 
-# torch first, from the CPU build, so nothing pulls a multi-GB CUDA build
+# torch first, from the CPU build, so nothing pulls a multi-GB CUDA build; then the rest
+# with that torch pinned: pip 26's resolver otherwise swapped it for a CUDA 2.14.1 build
+# (and 4 GB of nvidia wheels) while installing the project
 $(BIN)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev]" "torch==$$($(BIN)/python -c 'import torch; print(torch.__version__)')"
 	touch $@
 
 lint: setup
