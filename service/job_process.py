@@ -2,29 +2,30 @@
 
 Reads DIR/spec.json and DIR/data.*; writes DIR/model (artifact + audit.json),
 DIR/report (HTML, PDF, JSON) and DIR/result.json; reports progress as JSON lines on
-stdout. Torch, Opacus and sdmetrics load here, never in the API process. About 80% of
-the rows train the generator (with canaries planted when the job asks for an audit),
-about 20% are held out for the evaluation: each row's side is a keyed hash of that row
-under a secret key (``training.split``), so one row added to or removed from the upload
-changes the training set by that row only.
+stdout (the files and messages: ``service.job_contract``). Torch, Opacus and sdmetrics
+load here, never in the API process. About 80% of the rows train the generator (with
+canaries planted when the job asks for an audit), about 20% are held out for the
+evaluation: each row's side is a keyed hash of that row under a secret key
+(``training.split``), so one row added to or removed from the upload changes the
+training set by that row only.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
+from service.job_contract import JobOptions, JobResult, JobSpec, JobWorkspace, Progress
 from service.log_safety import configure_logging
 
 MAX_EVALUATION_IMAGES = 5_000  # image-ar samples pixel by pixel: bounded evaluation cost
 
 
 def emit(progress: float, message: str) -> None:
-    sys.stdout.write(json.dumps({"progress": round(progress, 4), "message": message}) + "\n")
+    sys.stdout.write(Progress(progress=min(max(progress, 0.0), 1.0), message=message).line())
     sys.stdout.flush()
 
 
@@ -34,7 +35,7 @@ def progress(epoch: int, total: int, loss: float, eps: float | None) -> None:
     emit(0.05 + 0.75 * epoch / total, f"epoch {epoch}/{total}{spent}")
 
 
-def _train_spec(job: dict[str, Any]) -> Any:
+def _train_spec(job: JobOptions) -> Any:
     """The job's spec, with this worker's DDP processes where the run can use them.
 
     ``SANITAS_TRAINING_DEVICES`` belongs to the worker (how many GPUs its node has),
@@ -43,18 +44,18 @@ def _train_spec(job: dict[str, Any]) -> Any:
     import training
     from service.settings import Settings
 
-    share = job.get("calibration_share")
+    share = job.calibration_share
     calibration = {} if share is None else {"calibration_share": share}
-    distributed = job["generator"] in training.DISTRIBUTED_GENERATORS and job["epsilon"]
+    distributed = job.generator in training.DISTRIBUTED_GENERATORS and job.epsilon
     return training.TrainSpec(
-        generator=job["generator"],
-        epochs=job.get("epochs"),
-        dp=training.DPConfig(epsilon=job["epsilon"], delta=job["delta"], **calibration),
+        generator=job.generator,
+        epochs=job.epochs,
+        dp=training.DPConfig(epsilon=job.epsilon, delta=job.delta, **calibration),
         devices=Settings().training_devices if distributed else 1,
     )
 
 
-def run(work: Path) -> dict[str, Any]:
+def run(work: JobWorkspace) -> JobResult:
     import training
     from evaluation.report import write_report
     from evaluation.spec import EvalSpec
@@ -62,42 +63,37 @@ def run(work: Path) -> dict[str, Any]:
     from service.tables import read_table
     from training.split import split_table
 
-    spec = json.loads((work / "spec.json").read_text())
-    job = spec["job"]
-    if spec["schema"].get("kind") == "images":
+    spec = work.read_spec()
+    job = spec.job
+    if spec.table_schema.get("kind") == "images":
         return run_images(work, spec)
-    frame = read_table(Path(spec["data"]))
-    schema = training.TableSchema.model_validate(spec["schema"])
+    frame = read_table(Path(spec.data))
+    schema = training.TableSchema.model_validate(spec.table_schema)
     train, holdout = split_table(frame)
     emit(0.02, f"{len(train):,} rows train, {len(holdout):,} held out for the evaluation")
     train_spec = _train_spec(job)
 
-    model, audit = train_model(
-        train, train_spec, schema=schema, audit=job.get("audit", False), progress=progress
-    )
-    model_dir = model.save(work / "model")
+    model, audit = train_model(train, train_spec, schema=schema, audit=job.audit, progress=progress)
+    model_dir = model.save(work.model)
     if audit is not None:
         save_audit(audit, model_dir)
         emit(0.82, f"audit: epsilon lower bound {audit.epsilon_lower_bound:.2f}")
     emit(0.85, "sampling and evaluating")
     synthetic = model.sample(len(train), seed=0)
-    targets = [job["target_column"]] if job.get("target_column") else []
+    targets = [job.target_column] if job.target_column else []
     result = evaluate_tables(
         train, holdout, synthetic, spec=EvalSpec(targets=targets), model_dir=model_dir
     )
-    write_report(result.data, work / "report")
+    write_report(result.data, work.report)
     failed = [g["name"] for g in result.gates if g["status"] == "fail"]
     emit(0.99, "report written" + (f"; failed gates: {failed}" if failed else "; all gates pass"))
-    return {
-        "generator": job["generator"],
-        "privacy": model.privacy.model_dump(mode="json"),
-        "schema": model.schema.model_dump(mode="json"),
-        "gates": result.gates,
-        "passed": result.passed,
-    }
+    return JobResult(
+        generator=job.generator, privacy=model.privacy.model_dump(mode="json"),
+        schema=model.schema.model_dump(mode="json"), gates=result.gates, passed=result.passed,
+    )  # fmt: skip
 
 
-def run_images(work: Path, spec: dict[str, Any]) -> dict[str, Any]:
+def run_images(work: JobWorkspace, spec: JobSpec) -> JobResult:
     """The image path: the keyed 80/20 split, image-ar under DP, image evaluation and report."""
     import numpy as np
 
@@ -107,20 +103,20 @@ def run_images(work: Path, spec: dict[str, Any]) -> dict[str, Any]:
     from training.images import ImageSet, load_npz
     from training.split import split_images
 
-    job = spec["job"]
-    data = load_npz(Path(spec["data"]))
+    job = spec.job
+    data = load_npz(Path(spec.data))
     held = split_images(data.images, data.labels)
     train, holdout = (ImageSet(data.images[i], data.labels[i], data.classes)
                       for i in (~held, held))  # fmt: skip
     emit(0.02, f"{len(train):,} images train, {len(holdout):,} held out for the evaluation")
     train_spec = _train_spec(job)
 
-    public = bool(spec["schema"].get("public_classes", False))
+    public = bool(spec.table_schema.get("public_classes", False))
     model, audit = train_image_model(
-        train, train_spec, public_classes=public, audit=job.get("audit", False),
+        train, train_spec, public_classes=public, audit=job.audit,
         progress=progress,
     )  # fmt: skip
-    model_dir = model.save(work / "model")
+    model_dir = model.save(work.model)
     if audit is not None:
         save_audit(audit, model_dir)
         emit(0.82, f"audit: epsilon lower bound {audit.epsilon_lower_bound:.2f}")
@@ -137,15 +133,17 @@ def run_images(work: Path, spec: dict[str, Any]) -> dict[str, Any]:
     privacy = model.privacy.model_dump(mode="json")
     report = image_report_data(
         result, train=labeled(train), synthetic=labeled(synthetic), classes=data.classes,
-        privacy=privacy, show_real_images=job.get("report_real_images", True),
+        privacy=privacy, show_real_images=job.report_real_images,
     )  # fmt: skip
-    write_report(report, work / "report")
+    write_report(report, work.report)
     gates = [g.as_dict() for g in result.gates]
     failed = [g["name"] for g in gates if g["status"] == "fail"]
     emit(0.99, "report written" + (f"; failed gates: {failed}" if failed else "; all gates pass"))
-    schema = {**spec["schema"], "classes": model.classes}  # the classes DP selection kept
-    return {"generator": job["generator"], "privacy": privacy, "schema": schema,
-            "gates": gates, "passed": result.passed}  # fmt: skip
+    schema = {**spec.table_schema, "classes": model.classes}  # the classes DP selection kept
+    return JobResult(
+        generator=job.generator, privacy=privacy, schema=schema, gates=gates,
+        passed=result.passed,
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -153,9 +151,8 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     for name in ("pytorch_lightning", "lightning.pytorch"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    work = Path(sys.argv[1])
-    result = run(work)
-    (work / "result.json").write_text(json.dumps(result))
+    work = JobWorkspace(Path(sys.argv[1]))
+    work.write_result(run(work))
 
 
 if __name__ == "__main__":

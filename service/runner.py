@@ -9,7 +9,6 @@ crash in the child fails the job, never the API.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.auto_release import release_if_scheduled
 from service.budget import refund
 from service.db import Dataset, DatasetVersion, Job, JobState, Model, now
+from service.job_contract import JobOptions, JobSpec, JobWorkspace, Progress
 from service.object_store import ObjectStore
 from service.settings import Settings
 from service.storage import decode_key, decrypt_to, key_for
@@ -109,34 +109,28 @@ def _append_log(log: str, line: str) -> str:
     return "\n".join([*log.splitlines()[-LOG_LINES:], line])
 
 
-def _job_spec(job: Job, dataset: Dataset, version: DatasetVersion, data: Path) -> dict[str, Any]:
-    return {
-        "data": str(data),
-        "format": version.format,
-        "schema": dataset.schema_json,
-        "job": job.spec,
-        "out": str(data.parent),
-    }
+def _job_spec(job: Job, dataset: Dataset, data: Path) -> JobSpec:
+    return JobSpec(data=str(data), schema=dataset.schema_json, job=JobOptions(**job.spec))
 
 
 def execute_job(ctx: JobContext, job_id: str) -> None:
     worker = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
     if not _claim(ctx, job_id, worker):
         return
-    work = ctx.settings.data_dir / "jobs" / job_id
-    work.mkdir(parents=True, exist_ok=True)
+    work = JobWorkspace(ctx.settings.data_dir / "jobs" / job_id)
+    work.directory.mkdir(parents=True, exist_ok=True)
     with ctx.sessions() as s:
         job = s.get(Job, job_id)
         dataset, version = s.get(Dataset, job.dataset_id), s.get(DatasetVersion, job.version_id)
         job.touched_data = True  # from here on the charge stays, whatever happens
         job.log = _append_log(job.log, f"decrypting dataset version {version.number}")
         s.commit()
-        data = work / f"data.{version.format}"
-        spec = _job_spec(job, dataset, version, data)
+        data = work.data(version.format)
+        spec = _job_spec(job, dataset, data)
     try:
-        with ctx.objects.fetched(version.path, work / "data.enc") as encrypted:
+        with ctx.objects.fetched(version.path, work.encrypted) as encrypted:
             decrypt_to(key_for(ctx.keys, encrypted), encrypted, data)
-        (work / "spec.json").write_text(json.dumps(spec))
+        work.write_spec(spec)
         state, error = _run_child(ctx, job_id, work)
     except Exception as e:
         logger.exception("job %s failed outside its process", job_id)
@@ -154,12 +148,12 @@ def execute_job(ctx: JobContext, job_id: str) -> None:
         s.commit()
 
 
-def _run_child(ctx: JobContext, job_id: str, work: Path) -> tuple[JobState, str | None]:
+def _run_child(ctx: JobContext, job_id: str, work: JobWorkspace) -> tuple[JobState, str | None]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     child = subprocess.Popen(
-        [sys.executable, "-m", "service.job_process", str(work)],
+        [sys.executable, "-m", "service.job_process", str(work.directory)],
         stdout=subprocess.PIPE,
-        stderr=(work / "stderr.log").open("wb"),
+        stderr=work.stderr.open("wb"),
         text=True,
         env=env,
     )
@@ -184,37 +178,37 @@ def _run_child(ctx: JobContext, job_id: str, work: Path) -> tuple[JobState, str 
             ended = True
             line = ""
         if line.strip():
-            event = json.loads(line)
-            progress = float(event.get("progress", progress))
-            log = _append_log(log, event.get("message", ""))
+            event = Progress.parse(line)
+            progress = event.progress
+            log = _append_log(log, event.message)
         if _update(ctx, job_id, progress=progress, log=log):
             child.terminate()
             child.wait(timeout=30)
             return JobState.CANCELLED, "cancelled by the owner"
     code = child.wait()
     if code != 0:
-        tail = (work / "stderr.log").read_text(errors="replace").strip().splitlines()[-5:]
+        tail = work.stderr.read_text(errors="replace").strip().splitlines()[-5:]
         return JobState.FAILED, f"the job process exited with {code}: " + " | ".join(tail)
     return JobState.SUCCEEDED, None
 
 
-def _register_model(ctx: JobContext, s: Session, job: Job, work: Path) -> str:
-    result = json.loads((work / "result.json").read_text())
+def _register_model(ctx: JobContext, s: Session, job: Job, work: JobWorkspace) -> str:
+    result = work.read_result()
     model_id = job.id  # one model per job
     target, report = f"models/{model_id}", f"reports/{model_id}"
-    ctx.objects.adopt_dir(work / "model", target)
-    ctx.objects.adopt_dir(work / "report", report)
+    ctx.objects.adopt_dir(work.model, target)
+    ctx.objects.adopt_dir(work.report, report)
     s.add(
         Model(
             id=model_id,
             project_id=job.project_id,
             dataset_id=job.dataset_id,
             job_id=job.id,
-            generator=result["generator"],
+            generator=result.generator,
             path=target,
-            privacy=result["privacy"],
-            schema_json=result["schema"],
-            gates={"gates": result["gates"], "passed": result["passed"]},
+            privacy=result.privacy,
+            schema_json=result.table_schema,
+            gates={"gates": result.gates, "passed": result.passed},
             report_path=report,
         )
     )
