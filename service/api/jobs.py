@@ -19,8 +19,10 @@ from training import IMAGE_GENERATORS
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-class JobRequest(BaseModel):
-    dataset_id: str
+class JobOptionsRequest(BaseModel):
+    """What a job asks, without its dataset: the body of a job and of a schedule's job,
+    one model so that a schedule accepts exactly what a job accepts."""
+
     # None: image-ar for an image dataset, tabular-ar for a table
     generator: Literal["tabular-ar", "tabular-gan", "image-ar", "image-gan"] | None = None
     epsilon: float = Field(gt=0, le=100)
@@ -34,6 +36,10 @@ class JobRequest(BaseModel):
     # images: the report shows the synthetic images closest to real training images
     # beside those real images (owners and auditors only); false leaves them out
     report_real_images: bool = True
+
+
+class JobRequest(JobOptionsRequest):
+    dataset_id: str
 
 
 def job_view(j: Job) -> dict[str, Any]:

@@ -12,29 +12,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.api.deps import audit, get_scoped, iso, new_id, session
-from service.api.jobs import JobRequest
+from service.api.jobs import JobOptionsRequest
 from service.auth import Principal, require
 from service.db import Dataset, Role, Schedule, ScheduleRun
-from service.problems import Problem
 
 MIN_INTERVAL = timedelta(minutes=10)
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 
 
-class ScheduleJob(BaseModel):
-    generator: str = "tabular-ar"
-    epsilon: float
-    delta: float | None = None
-    epochs: int | None = None
-    target_column: str | None = None
-    audit: bool = False
-
-
 class ScheduleRequest(BaseModel):
     dataset_id: str
     cron: str
-    job: ScheduleJob
+    job: JobOptionsRequest  # what POST /v1/jobs takes, less the dataset
     auto_release: bool = False
 
     @field_validator("cron")
@@ -83,16 +73,12 @@ def create_schedule(
     s: Session = Depends(session),
 ) -> dict[str, Any]:
     dataset = get_scoped(s, Dataset, body.dataset_id, who)
-    try:
-        JobRequest(dataset_id=dataset.id, **body.job.model_dump())
-    except ValueError as e:
-        raise Problem(422, "Invalid Job", str(e)) from e
     sch = Schedule(
         id=new_id(),
         project_id=dataset.project_id,
         dataset_id=dataset.id,
         cron=body.cron,
-        job=body.job.model_dump(),
+        job=body.job.model_dump(exclude_unset=True),
         auto_release=body.auto_release,
         created_by=who.key_id,
     )

@@ -138,3 +138,24 @@ def test_auto_release_releases_a_scheduled_retrain_only_when_every_gate_holds(ap
         json={"model_id": job["model_id"], "override_reason": "reviewed by hand"},
     )
     assert again.status_code == (201 if failed else 409)
+
+
+def test_a_schedule_takes_exactly_what_a_job_takes(api, cps_small):
+    """One request model for a job and a schedule's job (issue 20): a schedule keeps the
+    calibration share it is given and refuses what POST /v1/jobs refuses, at creation."""
+    ds = api.upload(cps_small)
+    owner = api.auth("owner")
+    ok = api.client.post("/v1/schedules", headers=owner, json={
+        "dataset_id": ds["id"], "cron": "0 3 * * *",
+        "job": {"epsilon": 0.5, "calibration_share": 0.3, "audit": True}})  # fmt: skip
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["job"] == {"epsilon": 0.5, "calibration_share": 0.3, "audit": True}
+    refused = [
+        ({"epsilon": 0}, "epsilon"),
+        ({"epsilon": 1, "delta": 0.5}, "delta"),
+        ({"epsilon": 1, "calibration_share": 0.95}, "calibration_share"),
+    ]
+    for job, field in refused:
+        body = {"dataset_id": ds["id"], "cron": "0 3 * * *", "job": job}
+        r = api.client.post("/v1/schedules", headers=owner, json=body)
+        assert r.status_code == 422 and field in r.json()["detail"], r.json()
