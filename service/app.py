@@ -176,6 +176,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.refusals = RefusalLimiter(settings.refusals_per_minute)
     app.add_middleware(
         BodyGuard, lookup=functools.partial(lookup_key, key_reader or engine),
+        lookup_on_loop=key_reader is not None,
         max_upload_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_bytes,
         read_seconds=settings.body_read_seconds, refusals=app.state.refusals,
     )  # fmt: skip

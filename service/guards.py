@@ -70,12 +70,13 @@ class BodyGuard:
         app: ASGIApp,
         *,
         lookup: Callable[[str], Any],
+        lookup_on_loop: bool,
         max_upload_bytes: int,
         max_json_bytes: int,
         read_seconds: float,
         refusals: RefusalLimiter,
     ) -> None:
-        self.app, self.lookup = app, lookup
+        self.app, self.lookup, self.lookup_on_loop = app, lookup, lookup_on_loop
         self.max_upload, self.max_json = max_upload_bytes, max_json_bytes
         self.read_seconds, self.refusals = read_seconds, refusals
 
@@ -130,7 +131,13 @@ class BodyGuard:
         scheme, _, token = authorization.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return "send an API key: Authorization: Bearer <key>"
-        key = await run_in_threadpool(self.lookup, token.strip())
+        # as the routes' dependency does: SQLite's key reader is a local point read on
+        # its own connection, used on the event loop; PostgreSQL's is a round trip,
+        # made in a thread
+        if self.lookup_on_loop:
+            key = self.lookup(token.strip())
+        else:
+            key = await run_in_threadpool(self.lookup, token.strip())
         if key is None or key.revoked_at is not None:
             return "unknown or revoked API key"
         return None
