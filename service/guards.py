@@ -24,6 +24,8 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.problems import MEDIA_TYPE, TOO_MANY_REFUSALS, problem_body
+
 __all__ = ["BodyGuard", "RefusalLimiter"]
 
 logger = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ MAX_AUTHORIZATION = 512  # a Sanitas key is 47 characters
 
 class RefusalLimiter:
     """Refused requests per client and minute; past that they are answered 429 and
-    neither audited nor logged one by one (one line says how many were dropped)."""
+    neither audited nor logged."""
 
     def __init__(self, per_minute: int) -> None:
         self.limit = RateLimitItemPerMinute(per_minute)
@@ -144,17 +146,12 @@ class BodyGuard:
 
     async def _refuse(self, scope: Scope, send: Send, status: int, title: str, detail: str) -> None:
         if not self.refusals.allow(client_of(scope)):
-            status, title = 429, "Too Many Requests"
-            detail = "too many refused requests from this client; wait a minute"
+            status, title, detail = 429, "Too Many Requests", TOO_MANY_REFUSALS
         else:
             logger.info("refused %s %s: %s", scope["method"], scope["path"][:200], title)
-        body = json.dumps({
-            "type": f"https://sanitas.dev/problems/{title.lower().replace(' ', '-')}",
-            "title": title, "status": status, "detail": detail,
-            "instance": scope["path"][:200],
-        }).encode()  # fmt: skip
+        body = json.dumps(problem_body(status, title, detail, scope["path"][:200])).encode()
         headers = [
-            (b"content-type", b"application/problem+json"),
+            (b"content-type", MEDIA_TYPE.encode()),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]

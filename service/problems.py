@@ -12,7 +12,15 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["PROBLEM_RESPONSES", "Problem", "Refusal", "install_problem_handlers"]
+__all__ = [
+    "MEDIA_TYPE",
+    "PROBLEM_RESPONSES",
+    "TOO_MANY_REFUSALS",
+    "Problem",
+    "Refusal",
+    "install_problem_handlers",
+    "problem_body",
+]
 
 logger = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -84,7 +92,13 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _body(status: int, title: str, detail: str, instance: str, **extra: Any) -> dict[str, Any]:
+TOO_MANY_REFUSALS = "too many refused requests from this client; wait a minute"
+
+
+def problem_body(
+    status: int, title: str, detail: str, instance: str, **extra: Any
+) -> dict[str, Any]:
+    """An RFC 9457 problem document (the handlers here and ``service.guards`` send it)."""
     slug = title.lower().replace(" ", "-")
     return {
         "type": f"https://sanitas.dev/problems/{slug}",
@@ -128,11 +142,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.refusal is not None:
             client = request.client.host if request.client else "unknown"
             if not request.app.state.refusals.allow(client):
-                body = _body(429, "Too Many Requests", "too many refused requests from this "
-                             "client; wait a minute", request.url.path[:200])  # fmt: skip
+                body = problem_body(
+                    429, "Too Many Requests", TOO_MANY_REFUSALS, request.url.path[:200]
+                )
                 return _response(body, {"Retry-After": "60"})
             await run_in_threadpool(_record_refusal, request, exc.status, exc.refusal)
-        body = _body(exc.status, exc.title, exc.detail, request.url.path, **exc.extra)
+        body = problem_body(exc.status, exc.title, exc.detail, request.url.path, **exc.extra)
         return _response(body, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -144,10 +159,14 @@ def install_problem_handlers(app: FastAPI) -> None:
             405: "Method Not Allowed",
         }.get(exc.status_code, "HTTP Error")
         headers = getattr(exc, "headers", None)
-        return _response(_body(exc.status_code, title, str(exc.detail), request.url.path), headers)
+        return _response(
+            problem_body(exc.status_code, title, str(exc.detail), request.url.path), headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-        return _response(_body(422, "Invalid Request", detail, request.url.path, errors=errors))
+        return _response(
+            problem_body(422, "Invalid Request", detail, request.url.path, errors=errors)
+        )

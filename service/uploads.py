@@ -98,16 +98,15 @@ def _checked_rest(sample: pd.DataFrame, rest: Iterator[pd.DataFrame]) -> tuple[d
 
     schema = _infer(sample)
     typed = TableSchema.model_validate(schema)
-    rows, start = len(sample), len(sample)
+    rows = len(sample)
     for chunk in rest:
         try:
             typed.validate_frame(chunk)
         except SchemaError as e:
             raise Problem(
-                422, "Malformed Table", f"rows {start + 1:,} to {start + len(chunk):,}: {e}"
+                422, "Malformed Table", f"rows {rows + 1:,} to {rows + len(chunk):,}: {e}"
             ) from e
         rows += len(chunk)
-        start += len(chunk)
     return schema, rows
 
 
