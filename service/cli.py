@@ -17,9 +17,12 @@ from rich.table import Table
 
 from service.log_safety import configure_logging
 from service.tables import read_table, write_table
+from training import registry
 
 app = typer.Typer(help="Sanitas: differentially private synthetic data.", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)
+GENERATOR_HELP = ", ".join(f"{e.name} ({e.modality})" for e in registry.entries())
+DDP_HELP = ", ".join(e.name for e in registry.entries() if e.distributed)
 
 
 def _parse_where(items: list[str]) -> dict[str, object]:
@@ -50,7 +53,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="artifact directory to write")],
     generator: Annotated[
         str | None,
-        typer.Option(help="tabular-ar, tabular-gan (tables); image-ar, image-gan (images)"),
+        typer.Option(help=f"one of: {GENERATOR_HELP} (default: the data's modality's)"),
     ] = None,
     epsilon: Annotated[float | None, typer.Option(help="target epsilon; omit with --no-dp")] = 1.0,
     delta: Annotated[float, typer.Option(help="target delta")] = 1e-5,
@@ -69,7 +72,7 @@ def train(
     devices: Annotated[
         int,
         typer.Option(
-            help="DDP processes for DP-SGD (tabular-ar, image-ar): one per GPU, or CPU "
+            help=f"DDP processes for DP-SGD ({DDP_HELP}): one per GPU, or CPU "
             "processes; the accounting is that of one process"
         ),
     ] = 1,
@@ -90,7 +93,7 @@ def train(
     """Fit a generator on DATA and save it to OUT (with --audit, also OUT/audit.json).
 
     DATA ending in .npz holds labeled images (``images`` uint8 N x H x W [x C],
-    ``labels``, optional ``classes``) for an image generator (--generator image-ar).
+    ``labels``, optional ``classes``) for an image generator.
     """
     from rich.progress import BarColumn, Progress, TextColumn
 
@@ -100,7 +103,7 @@ def train(
     from training.errors import TrainingError
 
     images = data.suffix.lower() == ".npz"
-    generator = generator or ("image-ar" if images else "tabular-ar")
+    generator = generator or registry.default_generator("images" if images else "table")
     try:
         spec = training.TrainSpec(
             generator=generator,
@@ -126,18 +129,12 @@ def train(
 
         try:
             if images:
-                from service.pipeline import train_image_model
                 from training.images import load_npz
 
-                model, audited = train_image_model(
-                    load_npz(data), spec, public_classes=public_classes, audit=audit,
-                    canaries=canaries, progress=progress,
-                )  # fmt: skip
-            else:
-                model, audited = train_model(
-                    read_table(data), spec, schema=schema, audit=audit, canaries=canaries,
-                    progress=progress,
-                )  # fmt: skip
+            model, audited = train_model(
+                load_npz(data) if images else read_table(data), spec, schema=schema,
+                public_classes=public_classes, audit=audit, canaries=canaries, progress=progress,
+            )  # fmt: skip
         except (TrainingError, EvaluationError) as e:
             console.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2) from e
@@ -176,7 +173,7 @@ def sample(
 
     try:
         model = training.load(model_dir)
-        if getattr(model, "name", "") in training.IMAGE_GENERATORS:
+        if training.modality_of(model) == "images":
             from training.images import write_images
 
             write_images(out, model.sample(n, label=label, seed=seed))

@@ -21,7 +21,7 @@ from typing import Any
 from service.job_contract import JobOptions, JobResult, JobSpec, JobWorkspace, Progress
 from service.log_safety import configure_logging
 
-MAX_EVALUATION_IMAGES = 5_000  # image-ar samples pixel by pixel: bounded evaluation cost
+MAX_EVALUATION_IMAGES = 5_000  # an autoregressive model samples pixel by pixel: bounded cost
 
 
 def emit(progress: float, message: str) -> None:
@@ -46,7 +46,7 @@ def _train_spec(job: JobOptions) -> Any:
 
     share = job.calibration_share
     calibration = {} if share is None else {"calibration_share": share}
-    distributed = job.generator in training.DISTRIBUTED_GENERATORS and job.epsilon
+    distributed = training.registry.entry(job.generator).distributed and job.epsilon
     return training.TrainSpec(
         generator=job.generator,
         epochs=job.epochs,
@@ -65,7 +65,7 @@ def run(work: JobWorkspace) -> JobResult:
 
     spec = work.read_spec()
     job = spec.job
-    if spec.table_schema.get("kind") == "images":
+    if training.modality_of(spec.table_schema) == "images":
         return run_images(work, spec)
     frame = read_table(Path(spec.data))
     schema = training.TableSchema.model_validate(spec.table_schema)
@@ -94,12 +94,12 @@ def run(work: JobWorkspace) -> JobResult:
 
 
 def run_images(work: JobWorkspace, spec: JobSpec) -> JobResult:
-    """The image path: the keyed 80/20 split, image-ar under DP, image evaluation and report."""
+    """The image path: the keyed 80/20 split, training under DP, image evaluation, report."""
     import numpy as np
 
     from evaluation.images import LabeledImages, evaluate_images, image_report_data
     from evaluation.report import write_report
-    from service.pipeline import save_audit, train_image_model
+    from service.pipeline import save_audit, train_model
     from training.images import ImageSet, load_npz
     from training.split import split_images
 
@@ -112,7 +112,7 @@ def run_images(work: JobWorkspace, spec: JobSpec) -> JobResult:
     train_spec = _train_spec(job)
 
     public = bool(spec.table_schema.get("public_classes", False))
-    model, audit = train_image_model(
+    model, audit = train_model(
         train, train_spec, public_classes=public, audit=job.audit,
         progress=progress,
     )  # fmt: skip

@@ -7,12 +7,14 @@ together, since the two packages are independent of each other.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     import training
@@ -22,11 +24,11 @@ if TYPE_CHECKING:
     from training.images import ImageSet
 
 __all__ = [
+    "ImageCanaries",
     "TableCanaries",
     "evaluate_tables",
     "kinds_of",
     "load_model_record",
-    "train_image_model",
     "train_model",
 ]
 
@@ -53,6 +55,7 @@ class TableCanaries:
     def __init__(self, *, seed: int, count: int | None = None) -> None:
         self.seed, self.count = seed, count
         self._made: Canaries | None = None
+        self._kinds: dict[str, str] = {}
 
     def __call__(self, encoder: Any, schema: Any, dp_rows: float) -> pd.DataFrame:
         import numpy as np
@@ -63,6 +66,7 @@ class TableCanaries:
         rng = np.random.default_rng(self.seed)
         rows = table_canaries(encoder, schema, self.count or canary_count(dp_rows), rng)
         self._made = Canaries(rows=rows, included=planted_half(len(rows), rng))
+        self._kinds = kinds_of(schema)
         return self._made.inserted
 
     @property
@@ -71,95 +75,110 @@ class TableCanaries:
             raise RuntimeError("the trainer never planted the canaries")
         return self._made
 
+    @property
+    def included(self) -> np.ndarray:
+        return self.made.included
+
+    def attack(self, model: Any, *, scores_rows: bool, seed: int) -> tuple[np.ndarray, str]:
+        """Each canary's membership score, and the attack's name."""
+        from evaluation.audit import sample_match_scores
+
+        if scores_rows:
+            return model.log_likelihood(self.made.rows), "model log-likelihood"
+        synthetic = model.sample(AUDIT_SAMPLES, seed=seed)  # no likelihood: black box
+        return sample_match_scores(synthetic, self.made.rows, self._kinds), (
+            "synthetic rows near each canary"
+        )
+
+
+class ImageCanaries:
+    """The audit's image planter: noise images under classes the DP histogram kept."""
+
+    def __init__(self, *, seed: int, count: int | None = None) -> None:
+        self.seed, self.count = seed, count
+        self._made: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def __call__(
+        self, classes: list[str], shape: tuple[int, int, int], dp_rows: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
+        from evaluation.audit import planted_half
+        from training.canaries import canary_count, image_canaries
+
+        rng = np.random.default_rng(self.seed)
+        m = self.count or canary_count(dp_rows)
+        images, labels = image_canaries(shape, len(classes), m, rng)
+        included = planted_half(m, rng)
+        self._made = (images, labels, included)
+        return images[included], labels[included]
+
+    @property
+    def made(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._made is None:
+            raise RuntimeError("the trainer never planted the canaries")
+        return self._made
+
+    @property
+    def included(self) -> np.ndarray:
+        return self.made[2]
+
+    def attack(self, model: Any, *, scores_rows: bool, seed: int) -> tuple[np.ndarray, str]:
+        """Each canary's score (its labels index ``model.classes``, the kept ones)."""
+        import numpy as np
+
+        from evaluation.audit import nearest_image_scores
+        from training.images import ImageSet
+
+        images, labels, _ = self.made
+        if scores_rows:
+            scores = model.log_likelihood(ImageSet(images, labels, model.classes))
+            return np.asarray(scores), "model log-likelihood (image canaries)"
+        scores = np.zeros(len(images))  # no likelihood: the nearest image of its class
+        for index, name in enumerate(model.classes):
+            of_class = labels == index
+            if of_class.any():
+                drawn = model.sample(AUDIT_IMAGES_PER_CLASS, label=name, seed=seed)
+                scores[of_class] = nearest_image_scores(drawn.images, images[of_class])
+        return scores, "nearest synthetic image (image canaries)"
+
 
 def train_model(
-    frame: pd.DataFrame,
+    data: pd.DataFrame | ImageSet,
     spec: training.TrainSpec,
     *,
     schema: training.TableSchema | None = None,
-    audit: bool = False,
-    canaries: int | None = None,
-    progress: Any = None,
-) -> tuple[Any, AuditResult | None]:
-    """Fit a generator; with ``audit`` the run itself is audited.
-
-    Audit: canaries go into this very training run (each with probability 1/2), so
-    the bound speaks about the released model, not a stand-in. The trainer builds them
-    from its released encoder after preprocessing saw the real rows alone
-    (``training.canaries``): their values and their number depend on public or
-    DP-released metadata only, so the real rows' guarantee is unchanged.
-    """
-
-    import training
-    from evaluation.audit import epsilon_lower_bound, sample_match_scores
-
-    schema = schema or training.infer_schema(frame, min_rows=spec.min_rows)
-    if not audit:
-        return training.fit(frame, spec, schema=schema, progress=progress), None
-    planter = TableCanaries(seed=spec.seed + 7919, count=canaries)
-    model = training.fit(frame, spec, schema=schema, progress=progress, plant=planter)
-    planted = planter.made
-    kinds = kinds_of(schema)
-    if hasattr(model, "log_likelihood"):
-        scores, attack = model.log_likelihood(planted.rows), "model log-likelihood"
-    else:  # a GAN has no likelihood: a black-box attack on its samples
-        synthetic = model.sample(AUDIT_SAMPLES, seed=spec.seed + 104729)
-        scores = sample_match_scores(synthetic, planted.rows, kinds)
-        attack = "synthetic rows near each canary"
-    result = epsilon_lower_bound(scores, planted.included, delta=spec.dp.delta, attack=attack)
-    logger.info("audit: epsilon lower bound %.3f", result.epsilon_lower_bound)
-    return model, result
-
-
-def train_image_model(
-    data: ImageSet,
-    spec: training.TrainSpec,
-    *,
     public_classes: bool = False,
     audit: bool = False,
     canaries: int | None = None,
     progress: Any = None,
 ) -> tuple[Any, AuditResult | None]:
-    """Fit an image generator; with ``audit`` noise-image canaries go into this very run,
-    under classes the DP label histogram kept (``training.canaries``): no real image."""
-    import numpy as np
+    """Fit a generator on a table or on images; with ``audit`` the run itself is audited.
 
+    Audit: canaries go into this very training run (each with probability 1/2), so
+    the bound speaks about the released model, not a stand-in. The trainer builds them
+    from what preprocessing released (a table's encoder; the classes an image set's DP
+    histogram kept) after it saw the real rows alone (``training.canaries``): their
+    values and their number depend on public or DP-released metadata only, so the real
+    rows' guarantee is unchanged. The attack is the generator's likelihood where it has
+    one (``registry``), else a black-box search of its samples.
+    """
     import training
-    from evaluation.audit import epsilon_lower_bound, nearest_image_scores, planted_half
-    from training.canaries import canary_count, image_canaries
-    from training.images import ImageSet
+    from evaluation.audit import epsilon_lower_bound
 
-    if not audit:
-        model = training.fit_images(data, spec, public_classes=public_classes, progress=progress)
-        return model, None
-    made: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-
-    def plant(
-        classes: list[str], shape: tuple[int, int, int], dp_rows: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(spec.seed + 7919)
-        m = canaries or canary_count(dp_rows)
-        images, labels = image_canaries(shape, len(classes), m, rng)
-        included = planted_half(m, rng)
-        made.append((images, labels, included))
-        return images[included], labels[included]
-
-    model = training.fit_images(
-        data, spec, public_classes=public_classes, progress=progress, plant=plant
+    images = training.modality_of(spec.generator) == "images"
+    if not images:
+        schema = schema or training.infer_schema(data, min_rows=spec.min_rows)
+    fit = functools.partial(
+        training.fit, data, spec, schema=schema, public_classes=public_classes, progress=progress
     )
-    images, labels, included = made[0]  # labels index model.classes, the kept ones
-    if hasattr(model, "log_likelihood"):
-        attack = "model log-likelihood (image canaries)"
-        scores = np.asarray(model.log_likelihood(ImageSet(images, labels, model.classes)))
-    else:  # a GAN has no likelihood: the nearest of its images of the canary's class
-        attack = "nearest synthetic image (image canaries)"
-        scores = np.zeros(len(images))
-        for index, name in enumerate(model.classes):
-            of_class = labels == index
-            if of_class.any():
-                drawn = model.sample(AUDIT_IMAGES_PER_CLASS, label=name, seed=spec.seed + 104729)
-                scores[of_class] = nearest_image_scores(drawn.images, images[of_class])
-    result = epsilon_lower_bound(scores, included, delta=spec.dp.delta, attack=attack)
+    if not audit:
+        return fit(), None
+    planter = (ImageCanaries if images else TableCanaries)(seed=spec.seed + 7919, count=canaries)
+    model = fit(plant=planter)
+    scores_rows = training.registry.entry(spec.generator).likelihood
+    scores, attack = planter.attack(model, scores_rows=scores_rows, seed=spec.seed + 104729)
+    result = epsilon_lower_bound(scores, planter.included, delta=spec.dp.delta, attack=attack)
     logger.info("audit: epsilon lower bound %.3f", result.epsilon_lower_bound)
     return model, result
 

@@ -165,7 +165,7 @@ def write_samples(
     import training
 
     model = training.load(model_dir)
-    if getattr(model, "name", "") in training.IMAGE_GENERATORS:
+    if training.modality_of(model) == "images":
         write_images(model, n, fmt, label, seed, out)
         return
     chunks = prefetch(model.sample_chunks(n, seed=seed, where=where or {}, chunk_size=CHUNK))

@@ -1,7 +1,7 @@
 """Sanitas training: fit differentially private generators and sample from them.
 
-Torch, Lightning and Opacus load lazily: ``import training`` is cheap, and the spec
-and schema modules can be used without them.
+Torch, Lightning and Opacus load lazily: ``import training`` is cheap, and the spec,
+schema and registry modules can be used without them.
 """
 
 from __future__ import annotations
@@ -10,20 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from training.errors import TrainingError
+from training.registry import modality_of
 from training.schema import ColumnKind, ColumnSchema, TableSchema, infer_schema
-from training.spec import DISTRIBUTED_GENERATORS, DPConfig, FitSummary, PrivacyReport, TrainSpec
+from training.spec import DPConfig, FitSummary, PrivacyReport, TrainSpec
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from training.canaries import ImagePlanter, TablePlanter
+    from training.generators.protocol import TrainedGenerator
     from training.images import ImageSet
-
-IMAGE_GENERATORS = ("image-ar", "image-gan")
+    from training.pipeline.loop import EpochProgress
 
 __all__ = [
-    "DISTRIBUTED_GENERATORS",
-    "IMAGE_GENERATORS",
     "ColumnKind",
     "ColumnSchema",
     "DPConfig",
@@ -33,56 +31,36 @@ __all__ = [
     "TrainSpec",
     "TrainingError",
     "fit",
-    "fit_images",
     "infer_schema",
     "load",
+    "modality_of",
 ]
 
 
 def fit(
-    data: pd.DataFrame,
+    data: pd.DataFrame | ImageSet,
     spec: TrainSpec,
     *,
     schema: TableSchema | None = None,
-    progress: Any = None,
-    plant: TablePlanter | None = None,
-) -> Any:
-    """Fit the table generator named by ``spec.generator``; it has ``sample``.
-
-    ``plant``: audit canaries, built from the released encoder (``training.canaries``).
-    """
-    from training.generators import create_generator
-
-    if spec.generator in IMAGE_GENERATORS:
-        raise TrainingError(f"generator={spec.generator!r} trains on images, not a table")
-    return create_generator(spec.generator).fit(
-        data, spec, schema=schema, progress=progress, plant=plant
-    )
-
-
-def fit_images(
-    data: ImageSet,
-    spec: TrainSpec,
-    *,
     public_classes: bool = False,
-    progress: Any = None,
-    plant: ImagePlanter | None = None,
-) -> Any:
-    """Fit the image generator named by ``spec.generator`` on labeled images.
+    progress: EpochProgress | None = None,
+    plant: Any = None,
+) -> TrainedGenerator:
+    """Fit the generator ``spec.generator`` names on a table or on labeled images.
 
-    ``public_classes``: the owner declares the class list public knowledge, so every
-    class is kept and only the class frequencies are learned under DP.
+    ``schema``: a table's reviewed schema (else inferred). ``public_classes``: the owner
+    declares an image set's class list public knowledge, so every class is kept and only
+    their frequencies are learned under DP. ``plant``: an audit's canaries, built from
+    what preprocessing released (``training.canaries``).
     """
-    from training.generators import create_generator
+    from training.pipeline import fit as run_pipeline
 
-    if spec.generator not in IMAGE_GENERATORS:
-        raise TrainingError(f"generator={spec.generator!r} trains on tables, not images")
-    return create_generator(spec.generator).fit(
-        data, spec, public_classes=public_classes, progress=progress, plant=plant
+    return run_pipeline(
+        data, spec, schema=schema, public_classes=public_classes, progress=progress, plant=plant
     )
 
 
-def load(directory: str | Path) -> Any:
+def load(directory: str | Path) -> TrainedGenerator:
     """Load a saved generator artifact (no pickle involved)."""
     from training.generators import load_generator
 

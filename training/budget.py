@@ -8,7 +8,7 @@ that the artifact, the database and the audit report show.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from training import privacy
 from training.calibration import CalibrationPlan, plan_calibration
@@ -16,7 +16,7 @@ from training.preprocessing import count_queries, needs_domain_discovery
 from training.schema import TableSchema
 from training.spec import DPConfig, PrivacyReport
 
-__all__ = ["PreprocessingBudget", "plan_preprocessing", "report"]
+__all__ = ["PreprocessingBudget", "plan_label_histogram", "plan_preprocessing", "report"]
 
 # Part of delta spent on partition selection when a category domain is discovered.
 SELECTION_DELTA_SHARE = 0.1
@@ -47,28 +47,41 @@ class PreprocessingBudget:
 
 def plan_preprocessing(dp: DPConfig, schema: TableSchema) -> PreprocessingBudget:
     """Size the preprocessing noise so it alone costs ``preprocessing_share * epsilon``."""
-    queries = count_queries(schema)
+    discovering = any(needs_domain_discovery(c) for c in schema.modelled)
+    budget = _plan(dp, count_queries(schema), selecting=discovering)
+    if dp.epsilon is None:
+        return budget
+    calibration = plan_calibration(
+        epsilon=dp.epsilon, share=dp.calibration_share, columns=len(schema.modelled),
+        delta=budget.delta_accountant, accountant=dp.accountant,
+    )  # fmt: skip
+    return replace(budget, calibration=calibration)
+
+
+def plan_label_histogram(dp: DPConfig, *, public_classes: bool) -> PreprocessingBudget:
+    """An image set's one preprocessing release: its label histogram (one query).
+
+    Its classes are selected under DP (part of delta) unless declared public.
+    """
+    return _plan(dp, 1, selecting=not public_classes)
+
+
+def _plan(dp: DPConfig, queries: int, *, selecting: bool) -> PreprocessingBudget:
     if dp.epsilon is None:
         return PreprocessingBudget(queries, 0.0, 0.0, 0.0, 0.0)
-    discovering = any(needs_domain_discovery(c) for c in schema.modelled)
-    delta_selection = dp.delta * SELECTION_DELTA_SHARE if discovering else 0.0
+    delta_selection = dp.delta * SELECTION_DELTA_SHARE if selecting else 0.0
     delta_accountant = dp.delta - delta_selection
     z = privacy.solve_preprocessing_noise(
         epsilon=dp.epsilon * dp.preprocessing_share,
         delta=delta_accountant,
         accountant=dp.accountant,
     )
-    calibration = plan_calibration(
-        epsilon=dp.epsilon, share=dp.calibration_share, columns=len(schema.modelled),
-        delta=delta_accountant, accountant=dp.accountant,
-    )  # fmt: skip
     return PreprocessingBudget(
         queries=queries,
         noise_multiplier=z,
         sigma=z * math.sqrt(queries),
         delta_selection=delta_selection,
         delta_accountant=delta_accountant,
-        calibration=calibration,
     )
 
 

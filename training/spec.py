@@ -7,27 +7,50 @@ from performance flags, which cannot change the guarantee.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from training import registry
 
 __all__ = [
-    "DISTRIBUTED_GENERATORS",
+    "DEFAULT_DELTA",
     "DPConfig",
+    "Delta",
+    "Epochs",
+    "Epsilon",
     "FitSummary",
     "GeneratorName",
     "PrivacyReport",
+    "Share",
     "TrainSpec",
 ]
 
-GeneratorName = Literal["tabular-ar", "tabular-gan", "image-ar", "image-gan"]
-# generators whose DP-SGD runs over several processes (Lightning DDP); the GANs step two
-# networks per batch and train in one process
-DISTRIBUTED_GENERATORS: tuple[str, ...] = ("tabular-ar", "image-ar")
+
+def _registered(name: str) -> str:
+    registry.entry(name)  # UnknownGenerator, a ValueError: pydantic reports it
+    return name
+
+
+def _generator_enum(schema: dict[str, Any]) -> None:
+    schema["enum"] = registry.names()  # read when the schema is built: plugins included
+
+
+# a generator the registry knows; the JSON schema lists them
+GeneratorName = Annotated[
+    str, AfterValidator(_registered), Field(json_schema_extra=_generator_enum)
+]
 Accountant = Literal["prv", "rdp"]
 GradSampleMode = Literal["bookkeeping", "ghost", "hooks", "functorch", "ew"]
 
 DEFAULT_DELTA = 1e-5
+
+# The bounds a request is checked against, here once: the API's job and schedule bodies
+# use these same types, so nothing it accepts can fail validation in the job's child.
+Epsilon = Annotated[float, Field(gt=0, le=100)]
+Delta = Annotated[float, Field(gt=0, lt=0.01)]
+Share = Annotated[float, Field(ge=0, lt=1)]
+Epochs = Annotated[int, Field(ge=1, le=10_000)]
 
 
 class DPConfig(BaseModel):
@@ -48,11 +71,11 @@ class DPConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    epsilon: float | None = Field(default=1.0, gt=0, le=100)
-    delta: float = Field(default=DEFAULT_DELTA, gt=0, lt=0.01)
+    epsilon: Epsilon | None = 1.0
+    delta: Delta = DEFAULT_DELTA
     max_grad_norm: float = Field(default=1.0, gt=0, le=100)
     preprocessing_share: float = Field(default=0.1, gt=0, lt=1)
-    calibration_share: float = Field(default=0.7, ge=0, lt=1)
+    calibration_share: Share = 0.7
     accountant: Accountant = "prv"
 
     @model_validator(mode="after")
@@ -74,9 +97,9 @@ class TrainSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    generator: GeneratorName = "tabular-ar"
+    generator: GeneratorName = Field(default_factory=lambda: registry.default_generator("table"))
     dp: DPConfig = Field(default_factory=DPConfig)
-    epochs: int | None = Field(default=None, ge=1, le=10_000)
+    epochs: Epochs | None = None
     batch_size: int | None = Field(default=None, ge=8, le=1_000_000)
     learning_rate: float | None = Field(default=None, gt=0, le=1)
     max_bins: int = Field(default=32, ge=2, le=256)
@@ -87,26 +110,28 @@ class TrainSpec(BaseModel):
     seed: int = 0
     accelerator: str = "auto"
     devices: int = Field(default=1, ge=1, le=64)  # DDP processes (one per GPU, or CPU)
-    # None: the generator's own (tabular-ar: bookkeeping in one process, ghost under DDP;
-    # tabular-gan: ghost). bookkeeping is one backward pass instead of ghost's two
+    # None: the generator's own (its registry entry's clipping, in one process and under
+    # DDP). bookkeeping is one backward pass instead of ghost's two
     grad_sample_mode: GradSampleMode | None = None
     min_rows: int = Field(default=50, ge=1)
 
     @model_validator(mode="after")
     def _distributed_runs_are_dp_sgd(self) -> TrainSpec:
-        if self.devices > 1 and self.generator not in DISTRIBUTED_GENERATORS:
+        generator = registry.entry(self.generator)
+        if self.devices > 1 and not generator.distributed:
+            distributed = [e.name for e in registry.entries() if e.distributed]
             raise ValueError(
                 f"devices={self.devices}: {self.generator} trains in one process; "
-                f"DDP runs {', '.join(DISTRIBUTED_GENERATORS)}"
+                f"DDP runs {', '.join(distributed)}"
             )
         if self.devices > 1 and not self.dp.enabled:
             raise ValueError(f"devices={self.devices}: DDP runs DP-SGD; --no-dp runs use one")
         if self.grad_sample_mode == "bookkeeping" and (
-            self.generator != "tabular-ar" or self.devices > 1
+            generator.clipping != "bookkeeping" or self.devices > 1
         ):
             raise ValueError(
-                "grad_sample_mode='bookkeeping' clips tabular-ar in one process; "
-                "use ghost for other generators and under DDP"
+                f"grad_sample_mode='bookkeeping' does not clip {self.generator} with "
+                f"devices={self.devices}: use ghost for other generators and under DDP"
             )
         return self
 

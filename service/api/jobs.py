@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ValidationError, model_validator
 from sqlalchemy.orm import Session
 
 from service.api.datasets import latest_version
@@ -14,7 +14,8 @@ from service.auth import Principal, require
 from service.budget import charge
 from service.db import Dataset, Job, JobState, Role
 from service.problems import Problem
-from training import IMAGE_GENERATORS
+from training import registry
+from training.spec import DEFAULT_DELTA, Delta, DPConfig, Epochs, Epsilon, GeneratorName, Share
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -23,19 +24,32 @@ class JobOptionsRequest(BaseModel):
     """What a job asks, without its dataset: the body of a job and of a schedule's job,
     one model so that a schedule accepts exactly what a job accepts."""
 
-    # None: image-ar for an image dataset, tabular-ar for a table
-    generator: Literal["tabular-ar", "tabular-gan", "image-ar", "image-gan"] | None = None
-    epsilon: float = Field(gt=0, le=100)
+    # None: the registry's default for the dataset's modality
+    generator: GeneratorName | None = None
+    epsilon: Epsilon
     # None: a tenth of the dataset's delta budget, so ten jobs fit (deltas add up)
-    delta: float | None = Field(default=None, gt=0, lt=0.01)
-    epochs: int | None = Field(default=None, ge=1, le=10_000)
+    delta: Delta | None = None
+    epochs: Epochs | None = None
     # tables: share of epsilon spent on measured marginals after training; None: 0.7
-    calibration_share: float | None = Field(default=None, ge=0, lt=0.8)
+    calibration_share: Share | None = None
     target_column: str | None = None
     audit: bool = False
     # images: the report shows the synthetic images closest to real training images
     # beside those real images (owners and auditors only); false leaves them out
     report_real_images: bool = True
+
+    @model_validator(mode="after")
+    def _child_accepts_the_privacy(self) -> JobOptionsRequest:
+        """The privacy settings as the job's child builds them (its shares' sum too)."""
+        share = self.calibration_share
+        try:
+            DPConfig(
+                epsilon=self.epsilon, delta=self.delta or DEFAULT_DELTA,
+                **({} if share is None else {"calibration_share": share}),
+            )  # fmt: skip
+        except ValidationError as e:
+            raise ValueError("; ".join(err["msg"] for err in e.errors())) from None
+        return self
 
 
 class JobRequest(JobOptionsRequest):
@@ -75,8 +89,8 @@ def enqueue(s: Session, dataset: Dataset, body: JobRequest, actor: str) -> Job:
     if version is None:
         raise Problem(409, "No Data", f"dataset {dataset.id} has no version to train on")
     images = dataset.kind == "images"
-    generator = body.generator or ("image-ar" if images else "tabular-ar")
-    if images != (generator in IMAGE_GENERATORS):
+    generator = body.generator or registry.default_generator(dataset.kind)
+    if dataset.kind != registry.modality_of(generator):
         raise Problem(
             422,
             "Generator Does Not Fit",

@@ -123,13 +123,13 @@ def test_nearest_image_attack_catches_a_generator_that_copies_its_images(digits_
 
 
 def test_audited_dp_image_gan_stays_within_its_epsilon(digits_split):
-    from service.pipeline import train_image_model
+    from service.pipeline import train_model
 
     train, _ = digits_split
     spec = training.TrainSpec(
         generator="image-gan", dp=training.DPConfig(epsilon=2.0), epochs=5, seed=2
     )
-    model, audit = train_image_model(train, spec, audit=True, canaries=100)
+    model, audit = train_model(train, spec, audit=True, canaries=100)
     assert audit.attack == "nearest synthetic image (image canaries)"
     assert audit.epsilon_lower_bound <= model.privacy.epsilon <= 2.0 + 1e-9
 
@@ -141,13 +141,13 @@ def test_audited_image_run_stays_within_its_epsilon_and_reports_it(digits_split,
 
     from evaluation.images import LabeledImages, evaluate_images, image_report_data
     from evaluation.report import write_report
-    from service.pipeline import train_image_model
+    from service.pipeline import train_model
 
     train, held = digits_split
     spec = training.TrainSpec(
         generator="image-ar", dp=training.DPConfig(epsilon=2.0), epochs=3, seed=2
     )
-    model, audit = train_image_model(train, spec, audit=True, canaries=100)
+    model, audit = train_model(train, spec, audit=True, canaries=100)
     assert audit.canaries == 100 and "image canaries" in audit.attack
     assert audit.epsilon_lower_bound <= model.privacy.epsilon + 1e-9
 

@@ -127,7 +127,7 @@ def test_an_image_artifact_holds_only_dp_releases(digits, monkeypatch, tmp_path)
     configs = []
     for i, data in enumerate((images, neighbour)):
         _pin(monkeypatch)
-        configs.append(_config(training.fit_images(data, spec), tmp_path / str(i)))
+        configs.append(_config(training.fit(data, spec), tmp_path / str(i)))
     assert ".weights_sha256" in _check(*configs)
 
 

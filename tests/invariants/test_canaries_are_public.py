@@ -11,7 +11,7 @@ import pytest
 
 import training
 from service.pipeline import TableCanaries, train_model
-from training.generators.fit_common import prepare_table
+from training.pipeline.tables import prepare_table
 
 pytestmark = pytest.mark.slow
 

@@ -22,9 +22,9 @@ import torch
 
 import training
 from training.dp import secret_random
-from training.generators.fit_common import calibrate, prepare_table
-from training.generators.tabular_ar_fit import fit_prepared
 from training.images import ImageSet
+from training.pipeline import fit_prepared
+from training.pipeline.tables import calibrate, prepare_table
 
 pytestmark = pytest.mark.slow
 ROWS = 400
@@ -130,7 +130,7 @@ def test_image_noise_ignores_every_seed(generator, digits, monkeypatch):
 
     def fit():
         spec = _spec(generator, hidden_size=8, depth=1, epochs=1)
-        return training.fit_images(images, spec, public_classes=True)
+        return training.fit(images, spec, public_classes=True)
 
     first, second = _fit_twice(fit, monkeypatch)
     assert not _same(first, second)

@@ -21,7 +21,7 @@ from dp_accounting.pld import pld_privacy_accountant
 import training
 from training import privacy
 from training.budget import plan_preprocessing, report
-from training.generators.tabular_ar_fit import auto_batch_size, auto_epochs
+from training.generators.tabular_ar.recipe import auto_batch_size, auto_epochs
 
 logging.getLogger("absl").setLevel(logging.ERROR)
 # PRV's own error bound (Opacus' eps_error=0.01) is absolute: at small epsilon it dominates

@@ -13,10 +13,12 @@ from torch.utils.data import TensorDataset
 
 import training
 from training import privacy
-from training.distributed import DPSGDRun, train_ddp
-from training.generators.fit_common import prepare_table
-from training.generators.tabular_ar_fit import _any_order_rank, fit_prepared
-from training.models.tabular_ar import TabularAR, TabularARConfig
+from training.generators.tabular_ar.network import TabularAR, TabularARConfig
+from training.generators.tabular_ar.recipe import any_order_module
+from training.pipeline import fit_prepared
+from training.pipeline.distributed import DPSGDRun, train_ddp
+from training.pipeline.loop import rank_module
+from training.pipeline.tables import prepare_table
 
 pytestmark = pytest.mark.slow
 
@@ -90,12 +92,12 @@ def test_ranks_end_with_identical_weights_that_moved(prepared):
     run = DPSGDRun(
         noise_multiplier=plan.noise_multiplier, sample_rate=plan.sample_rate, epochs=1,
         batch_size=256, max_grad_norm=1.0, accountant="prv", prior=prepared.budget.releases,
-        delta=prepared.budget.delta_accountant, learning_rate=1e-2, grad_sample_mode="ghost",
+        delta=prepared.budget.delta_accountant,
+        make_optimizer=functools.partial(torch.optim.Adam, lr=1e-2), grad_sample_mode="ghost",
         accelerator="cpu", devices=2,
     )  # fmt: skip
-    factory = functools.partial(
-        _any_order_rank, vocab_sizes=config.vocab_sizes, seed=0, total_steps=plan.steps
-    )
+    module = functools.partial(any_order_module, vocab_sizes=config.vocab_sizes, seed=0)
+    factory = functools.partial(rank_module, module, plan.steps)
     results = train_ddp(net, (tokens,), run, factory)
     assert len(results) == 2
     for name, tensor in results[0].weights.items():
@@ -134,7 +136,7 @@ def test_image_ar_trains_over_two_processes(digits_split):
         generator="image-ar", dp=training.DPConfig(epsilon=10.0), epochs=1, devices=2,
         hidden_size=16, depth=2,
     )  # fmt: skip
-    model = training.fit_images(train, spec, public_classes=True)
+    model = training.fit(train, spec, public_classes=True)
     p = model.privacy
     assert p.epsilon <= 10.0 and p.steps == int(1 / p.sample_rate)
     assert model.sample(4, label=3, seed=0).images.shape == (4, 8, 8, 1)

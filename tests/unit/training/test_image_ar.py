@@ -25,7 +25,7 @@ def plain_model(digits_split):
         generator="image-ar", dp=training.DPConfig(epsilon=None), epochs=25, seed=0,
         hidden_size=32, depth=4,
     )  # fmt: skip
-    return training.fit_images(train, spec, public_classes=True)
+    return training.fit(train, spec, public_classes=True)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_dp_run_reports_at_most_its_epsilon_and_drops_a_one_image_class(digits_s
         [*train.classes, "rare"],
     )
     spec = training.TrainSpec(generator="image-ar", dp=training.DPConfig(epsilon=2.0), epochs=1)
-    model = training.fit_images(rare, spec)
+    model = training.fit(rare, spec)
     p = model.privacy
     assert p.dp and p.epsilon <= 2.0 + 1e-9 and p.epsilon_preprocessing > 0
     assert p.noise_multiplier > 0 and p.steps > 0 and "classes" in p.private_metadata
@@ -102,4 +102,4 @@ def test_table_and_image_generators_refuse_each_others_data(digits_split, fair):
     with pytest.raises(training.TrainingError, match="images"):
         training.fit(fair, training.TrainSpec(generator="image-ar"))
     with pytest.raises(training.TrainingError, match="tables"):
-        training.fit_images(train, training.TrainSpec(generator="tabular-ar"))
+        training.fit(train, training.TrainSpec(generator="tabular-ar"))

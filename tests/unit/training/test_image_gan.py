@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 
 import training
 from training.errors import ArtifactError, ConditionError
-from training.generators.image_gan_fit import auto_batch_size, auto_epochs
+from training.generators.image_gan.recipe import auto_batch_size, auto_epochs
 from training.images import ImageSet
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ def plain_gan(digits_split):
     spec = training.TrainSpec(
         generator="image-gan", dp=training.DPConfig(epsilon=None), epochs=80, seed=0
     )
-    return training.fit_images(train, spec, public_classes=True)
+    return training.fit(train, spec, public_classes=True)
 
 
 def test_asked_label_is_what_a_real_digit_classifier_sees(plain_gan, digits_split):
@@ -61,7 +61,7 @@ def test_dp_run_reports_at_most_its_epsilon(digits_split):
     spec = training.TrainSpec(
         generator="image-gan", dp=training.DPConfig(epsilon=2.0), epochs=3, seed=1
     )
-    model = training.fit_images(train, spec)
+    model = training.fit(train, spec)
     p = model.privacy
     assert p.dp and p.epsilon <= 2.0 + 1e-9 and p.epsilon_preprocessing > 0
     assert p.steps > 0 and 0 < p.sample_rate < 1 and "epoch_losses" not in model.training
@@ -78,7 +78,7 @@ def test_fashion_mnist_at_28x28_under_dp(fashion_mnist):
     spec = training.TrainSpec(
         generator="image-gan", dp=training.DPConfig(epsilon=10.0), epochs=1, seed=0
     )
-    model = training.fit_images(subset, spec)
+    model = training.fit(subset, spec)
     p = model.privacy
     assert p.epsilon <= 10.0 + 1e-9 and model.summary.batch_size == 64
     assert abs(p.steps - 6000 / 64) <= 2  # one epoch of Poisson steps at rate 64/N (DP N)

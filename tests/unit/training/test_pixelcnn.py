@@ -2,7 +2,7 @@
 
 import torch
 
-from training.models.pixelcnn import PixelCNN, PixelCNNConfig, receptive_rows
+from training.generators.image_ar.network import PixelCNN, PixelCNNConfig, receptive_rows
 
 
 def _net(**kw) -> PixelCNN:

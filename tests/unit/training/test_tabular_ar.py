@@ -147,7 +147,7 @@ def test_shared_prefix_passes_draw_what_per_row_passes_draw(dp_model, where, mon
     be the ones a pass per row would give from the same random numbers."""
     import torch
 
-    from training.models import tabular_ar
+    from training.generators.tabular_ar import network as tabular_ar
 
     fixed = dp_model._fixed_tokens(where)
     shared = dp_model.draw(8_192, fixed, torch.Generator().manual_seed(11))

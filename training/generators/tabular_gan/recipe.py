@@ -1,5 +1,4 @@
-"""Fit tabular-gan: DP preprocessing as for tabular-ar, then a GAN whose discriminator
-alone sees real rows, under DP-SGD.
+"""tabular-gan's fit recipe: a GAN whose discriminator alone sees real rows, under DP-SGD.
 
 Privacy, end to end: the encoders come from the same DP preprocessing as tabular-ar.
 Each discriminator step is one DP-SGD step on a Poisson sample of real rows (each
@@ -13,23 +12,16 @@ discriminator's steps.
 
 from __future__ import annotations
 
+import functools
 import logging
-import time
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import pytorch_lightning as pl
 import torch
 from torch.nn import functional as F
-from torch.utils.data import TensorDataset
 
-from training.canaries import TablePlanter
-from training.generators.fit_common import finish_table_fit, prepare_table
-from training.generators.gan_training import GANModule, run_gan
-from training.generators.tabular_ar_fit import EpochProgress
-from training.generators.tabular_gan import TabularGANGenerator
-from training.models.tabular_gan import (
+from training.generators.gan_module import GANModule
+from training.generators.tabular_gan.network import (
     Discriminator,
     Generator,
     TabularGANConfig,
@@ -39,10 +31,11 @@ from training.models.tabular_gan import (
     one_hot_rows,
     straight_through,
 )
-from training.schema import TableSchema
+from training.pipeline.recipe import Networks, OptimizerFactory, Recipe, Stepping
+from training.pipeline.tables import PreparedTable
 from training.spec import TrainSpec
 
-__all__ = ["fit_tabular_gan"]
+__all__ = ["RECIPE", "TabularGANModule", "auto_batch_size", "auto_epochs"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +49,7 @@ logger = logging.getLogger(__name__)
 GENERATOR_EMA_DECAY = 0.999
 
 
-def auto_batch_size(rows: float, *, dp: bool) -> int:
+def auto_batch_size(rows: float, dp: bool) -> int:
     """About 1/25 of the (DP-counted) rows per step under DP, 64 to 256.
 
     A GAN needs many steps: on fair at epsilon 1, batches of 256 (sdmetrics overall
@@ -67,13 +60,11 @@ def auto_batch_size(rows: float, *, dp: bool) -> int:
     return int(np.clip(round(rows / 25), 64, 256)) if dp else 256
 
 
-def auto_epochs(rows: float, *, dp: bool) -> int:
+def auto_epochs(rows: float, dp: bool) -> int:
     return 60 if dp else int(np.clip(round(1_000_000 / max(rows, 1)), 30, 300))
 
 
-def _discriminator_optimizer(
-    discriminator: torch.nn.Module, lr: float, *, dp: bool
-) -> torch.optim.Optimizer:
+def discriminator_optimizer(lr: float, *, dp: bool) -> OptimizerFactory:
     """SGD under DP, Adam otherwise.
 
     Adam rescales each coordinate by its own (noise-dominated) variance, so every
@@ -84,8 +75,8 @@ def _discriminator_optimizer(
     and pair trends 0.86-0.87 (two seeds); lr 1 with 2e-3 for 30 epochs 0.72 and 0.57-0.71.
     """
     if dp:
-        return torch.optim.SGD(discriminator.parameters(), lr=0.3, momentum=0.5)
-    return torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.9))
+        return functools.partial(torch.optim.SGD, lr=0.3, momentum=0.5)
+    return functools.partial(torch.optim.Adam, lr=lr, betas=(0.5, 0.9))
 
 
 class TabularGANModule(GANModule):
@@ -141,56 +132,32 @@ class TabularGANModule(GANModule):
         return rows, condition_loss
 
 
-def fit_tabular_gan(
-    df: pd.DataFrame,
-    spec: TrainSpec,
-    *,
-    schema: TableSchema | None = None,
-    progress: EpochProgress | None = None,
-    plant: TablePlanter | None = None,
-) -> TabularGANGenerator:
-    """Fit tabular-gan on ``df``; every look at the data is charged to ``spec.dp``."""
-    started = time.perf_counter()
-    table = prepare_table(df, spec, schema, plant=plant)
-    dp, budget, fitted = spec.dp, table.budget, table.fitted
-    tokens, rows = table.tokens, table.rows
-    encoder = fitted.encoder
-    batch_size = spec.batch_size or auto_batch_size(rows, dp=dp.enabled)
-    epochs = spec.epochs or auto_epochs(rows, dp=dp.enabled)
-    pl.seed_everything(spec.seed, workers=False, verbose=False)
+def build(table: PreparedTable, spec: TrainSpec, batch_size: int) -> Networks:
+    dp = spec.dp.enabled
+    encoder = table.fitted.encoder
     config = TabularGANConfig(
         vocab_sizes=encoder.vocab_sizes, hidden_size=spec.hidden_size or 256,
-        depth=spec.depth or 2, discriminator_size=128 if dp.enabled else 256,
+        depth=spec.depth or 2, discriminator_size=128 if dp else 256,
     )  # fmt: skip
     generator, discriminator = Generator(config), Discriminator(config)
-    lr = spec.learning_rate or (5e-4 if dp.enabled else 2e-3)
+    lr = spec.learning_rate or (5e-4 if dp else 2e-3)
     g_optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.9))
-    d_optimizer = _discriminator_optimizer(discriminator, lr, dp=dp.enabled)
     banned = [enc.never_sampled() for enc in encoder.columns]
 
     def make_module(
-        discriminator: torch.nn.Module, optimizer: torch.optim.Optimizer, backward: Any,
-        hooks: Any,
+        discriminator: torch.nn.Module, optimizer: torch.optim.Optimizer, stepping: Stepping,
+        rank: int,
     ) -> TabularGANModule:  # fmt: skip
         return TabularGANModule(
             generator, discriminator, optimizer, g_optimizer, banned=banned,
-            fake_batch=batch_size, d_backward=backward, hooks=hooks,
+            fake_batch=batch_size, d_backward=stepping.backward, hooks=stepping.hooks,
             ema_decay=GENERATOR_EMA_DECAY,
         )  # fmt: skip
 
-    run = run_gan(
-        make_module, discriminator, d_optimizer, TensorDataset(tokens), spec=spec,
-        budget=budget, rows=rows, batch_size=batch_size, epochs=epochs,
-        grad_sample_mode=spec.grad_sample_mode or "ghost", progress=progress,
+    return Networks(
+        clipped=discriminator, make_optimizer=discriminator_optimizer(lr, dp=dp),
+        make_module=make_module, sampler=generator, batch_factor=2,
     )  # fmt: skip
-    z, sample_rate, steps, module = run.noise_multiplier, run.sample_rate, run.steps, run.module
 
-    record: dict[str, Any] = {"spec": spec.model_dump(mode="json")}
-    if not dp.enabled:  # losses of a DP run were never noised: kept out of its artifact
-        record["epoch_losses"] = module.epoch_losses
-    generator.cpu().eval()
-    return finish_table_fit(
-        TabularGANGenerator, table, generator, spec, noise_multiplier=z,
-        sample_rate=sample_rate, steps=steps, epochs=epochs, batch_size=batch_size,
-        started=started, training=record,
-    )  # fmt: skip
+
+RECIPE = Recipe(batch_size=auto_batch_size, epochs=auto_epochs, build=build)

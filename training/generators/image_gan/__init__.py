@@ -1,6 +1,6 @@
 """image-gan: the trained class-conditional DCGAN (sample, save, load).
 
-Fitting lives in ``image_gan_fit``; sampling is one generator pass per chunk.
+Fitting lives in ``recipe``; sampling is one generator pass per chunk.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.generators.image_gan.network import DCGANConfig, ImageGeneratorNet
 from training.generators.image_generator import ImageGenerator
-from training.models.dcgan import DCGANConfig, ImageGeneratorNet
 
-__all__ = ["IMAGE_GAN", "ImageGANGenerator"]
+__all__ = ["ARTIFACT", "IMAGE_GAN", "ImageGANGenerator"]
 
 IMAGE_GAN = "image-gan"
 
@@ -31,3 +31,6 @@ class ImageGANGenerator(ImageGenerator):
     @classmethod
     def build_net(cls, model: dict[str, Any]) -> ImageGeneratorNet:
         return ImageGeneratorNet(DCGANConfig(**model))
+
+
+ARTIFACT = ImageGANGenerator

@@ -1,6 +1,6 @@
 """image-ar: the trained class-conditional PixelCNN (sample, score, save, load).
 
-Fitting lives in ``image_ar_fit`` so that a sampler imports neither Lightning nor
+Fitting lives in ``recipe`` so that a sampler imports neither Lightning nor
 Opacus. Class names and the class mix of unconditional samples come from the DP
 label histogram of the fit, never from raw counts.
 """
@@ -13,16 +13,16 @@ import numpy as np
 import torch
 
 from training.errors import ConditionError
-from training.generators.image_generator import DEFAULT_IMAGE_CHUNK, ImageGenerator
-from training.images import ImageSet, dequantize, quantize
-from training.models.pixelcnn import (
+from training.generators.image_ar.network import (
     PixelCNN,
     PixelCNNConfig,
     generate_images,
     image_log_likelihood,
 )
+from training.generators.image_generator import DEFAULT_IMAGE_CHUNK, ImageGenerator
+from training.images import ImageSet, dequantize, quantize
 
-__all__ = ["DEFAULT_IMAGE_CHUNK", "IMAGE_AR", "ImageARGenerator"]
+__all__ = ["ARTIFACT", "DEFAULT_IMAGE_CHUNK", "IMAGE_AR", "ImageARGenerator"]
 
 IMAGE_AR = "image-ar"
 
@@ -53,3 +53,6 @@ class ImageARGenerator(ImageGenerator):
     @classmethod
     def build_net(cls, model: dict[str, Any]) -> PixelCNN:
         return PixelCNN(PixelCNNConfig(**model))
+
+
+ARTIFACT = ImageARGenerator

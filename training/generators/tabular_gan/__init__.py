@@ -1,6 +1,6 @@
 """tabular-gan: the trained conditional GAN table generator (sample, save, load).
 
-Fitting lives in ``tabular_gan_fit`` (Lightning and Opacus); sampling needs only the
+Fitting lives in ``recipe`` (Lightning and Opacus); sampling needs only the
 generator network. ``where=`` goes in as the generator's condition, and the fixed
 columns' tokens are then set exactly.
 """
@@ -12,14 +12,14 @@ from typing import Any
 import torch
 
 from training.generators.table_generator import TableGenerator
-from training.models.tabular_gan import (
+from training.generators.tabular_gan.network import (
     Generator,
     TabularGANConfig,
     condition_vector,
     draw_tokens,
 )
 
-__all__ = ["NAME", "TabularGANGenerator"]
+__all__ = ["ARTIFACT", "NAME", "TabularGANGenerator"]
 
 NAME = "tabular-gan"
 
@@ -48,3 +48,6 @@ class TabularGANGenerator(TableGenerator):
     @classmethod
     def build_net(cls, model: dict[str, Any]) -> Generator:
         return Generator(TabularGANConfig(**model))
+
+
+ARTIFACT = TabularGANGenerator

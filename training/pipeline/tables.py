@@ -1,29 +1,34 @@
-"""What every fit shares: the DP preprocessing of a table, and the accounting it ends with."""
+"""The table modality: DP preprocessing before training, the calibrated artifact after.
+
+``prepare_table`` charges every look at the rows (the schema's inference aside, which
+the owner reviews): the encoders' bounds, bins and category domains are DP releases,
+and the rows become tokens. ``build_table_generator`` turns the trained network into
+the artifact, calibrated on DP-measured marginals when the budget planned it.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from training.budget import PreprocessingBudget, plan_preprocessing, report
+from training.budget import PreprocessingBudget, plan_preprocessing
 from training.calibration import Calibration, fit_calibration
 from training.canaries import TablePlanter
 from training.dp.secret_random import secret_numpy_rng
-from training.generators.table_generator import TableGenerator
+from training.pipeline.accounting import RunFacts, account
 from training.preprocessing import FittedPreprocessing, fit_encoders
 from training.schema import TableSchema, infer_schema
-from training.spec import DPConfig, FitSummary, PrivacyReport, TrainSpec
+from training.spec import FitSummary, PrivacyReport, TrainSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PreparedTable", "account", "calibrate", "finish_table_fit", "prepare_table"]
+__all__ = ["PreparedTable", "build_table_generator", "calibrate", "prepare_table"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,10 @@ class PreparedTable:
     fitted: FittedPreprocessing
     tokens: torch.Tensor  # (rows, columns)
     rows: float  # the DP row count, at least 1: what batch sizes may depend on
+
+    @property
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.tokens,)
 
 
 def prepare_table(
@@ -67,39 +76,6 @@ def prepare_table(
     return PreparedTable(schema, budget, fitted, tokens, rows)
 
 
-def account(
-    generator: str,
-    dp: DPConfig,
-    budget: PreprocessingBudget,
-    *,
-    noise_multiplier: float | None,
-    sample_rate: float | None,
-    steps: int,
-    epochs: int,
-    batch_size: int,
-    started: float,
-    columns: int,
-    public_metadata: list[str],
-    private_metadata: list[str],
-    calibration_pairs: list[list[str]] | None = None,
-) -> tuple[PrivacyReport, FitSummary]:
-    """The privacy report of a finished fit and the summary the CLI and jobs print."""
-    privacy_report = report(
-        dp, budget, noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps,
-        public_metadata=public_metadata, private_metadata=private_metadata,
-        calibration_pairs=calibration_pairs,
-    )  # fmt: skip
-    summary = FitSummary(
-        generator=generator, epsilon=privacy_report.epsilon, delta=privacy_report.delta,
-        epsilon_preprocessing=privacy_report.epsilon_preprocessing,
-        epsilon_training=privacy_report.epsilon_training,
-        noise_multiplier=privacy_report.noise_multiplier, sample_rate=privacy_report.sample_rate,
-        steps=steps, epochs=epochs, batch_size=batch_size,
-        fit_seconds=round(time.perf_counter() - started, 3), columns=columns,
-    )  # fmt: skip
-    return privacy_report, summary
-
-
 def calibrate(
     draw: Callable[[int], np.ndarray], table: PreparedTable
 ) -> tuple[Calibration | None, list[list[str]] | None]:
@@ -120,23 +96,9 @@ def calibrate(
     return calibration, [[encoder.names[i], encoder.names[j]] for i, j in pairs]
 
 
-G = TypeVar("G", bound=TableGenerator)
-
-
-def finish_table_fit(
-    cls: type[G],
-    table: PreparedTable,
-    net: torch.nn.Module,
-    spec: TrainSpec,
-    *,
-    noise_multiplier: float | None,
-    sample_rate: float | None,
-    steps: int,
-    epochs: int,
-    batch_size: int,
-    started: float,
-    training: dict[str, Any],
-) -> G:
+def build_table_generator(
+    artifact: Any, table: PreparedTable, net: torch.nn.Module, run: RunFacts, record: dict[str, Any]
+) -> Any:
     """The trained generator, calibrated when the budget planned it, with its accounting.
 
     Calibration draws from the generator itself, so it is built first; a calibrated
@@ -147,17 +109,15 @@ def finish_table_fit(
 
     def accounted(pairs: list[list[str]] | None) -> tuple[PrivacyReport, FitSummary]:
         return account(
-            cls.name, spec.dp, table.budget, noise_multiplier=noise_multiplier,
-            sample_rate=sample_rate, steps=steps, epochs=epochs, batch_size=batch_size,
-            started=started, columns=len(fitted.encoder.columns),
+            run, table.budget, columns=len(fitted.encoder.columns),
             public_metadata=fitted.public_metadata, private_metadata=fitted.private_metadata,
             calibration_pairs=pairs,
         )  # fmt: skip
 
     privacy_report, summary = accounted(None)
-    model = cls(
+    model = artifact(
         schema=table.schema, encoder=fitted.encoder, net=net, privacy=privacy_report,
-        summary=summary, training=training,
+        summary=summary, training=record,
     )  # fmt: skip
     model.calibration, pairs = calibrate(model.draw_unconditional, table)
     if pairs is not None:

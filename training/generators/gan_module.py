@@ -1,37 +1,23 @@
-"""The training run both GANs share: DP-SGD wiring of the discriminator, the loop, and
-what the accountant recorded.
+"""The Lightning module both GANs share: a discriminator step, then a generator step.
 
-Under DP the discriminator is wrapped by Opacus and steps on Poisson samples of real
-data (the expected batch counts the fakes beside the real rows); the generator's step
-turns the discriminator's per-sample hooks off, since no real data flows through it.
+Under DP the training loop hands it the discriminator as Opacus wrapped it, stepping on
+Poisson samples of real data (the expected batch counts the fakes beside the real
+rows); the generator's step turns the discriminator's per-sample hooks off, since no
+real data flows through it.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
-from training import privacy
-from training.budget import PreprocessingBudget
-from training.generators.tabular_ar_fit import EpochProgress, _ProgressCallback, _trainer
-from training.spec import TrainSpec
+__all__ = ["GANModule"]
 
-__all__ = ["GANModule", "GANRun", "MakeModule", "run_gan"]
-
-logger = logging.getLogger(__name__)
 Hooks = Callable[[bool], None]
-# (discriminator as trained, its optimizer, its backward, the hook switch) -> the module
-MakeModule = Callable[
-    [torch.nn.Module, torch.optim.Optimizer, Callable[[torch.Tensor], None], Hooks | None],
-    "GANModule",
-]
 
 
 class GANModule(pl.LightningModule):
@@ -128,6 +114,9 @@ class GANModule(pl.LightningModule):
         with torch.no_grad():
             torch._foreach_lerp_(self._ema, params, 1 - decay)
 
+    def on_fit_end(self) -> None:
+        self.use_average()
+
     def use_average(self) -> None:
         """Give the generator the moving average of its weights (when kept)."""
         if self.ema_decay is None:
@@ -140,76 +129,3 @@ class GANModule(pl.LightningModule):
         if self._running:
             self.epoch_losses.append(sum(self._running) / len(self._running))
         self._running = []
-
-
-@dataclass(frozen=True)
-class GANRun:
-    module: Any  # the trained LightningModule (its epoch_losses)
-    steps: int
-    noise_multiplier: float | None
-    sample_rate: float | None
-
-
-def _mean_backward(loss: torch.Tensor) -> None:
-    loss.mean().backward()
-
-
-def run_gan(
-    make_module: MakeModule,
-    discriminator: torch.nn.Module,
-    d_optimizer: torch.optim.Optimizer,
-    dataset: TensorDataset,
-    *,
-    spec: TrainSpec,
-    budget: PreprocessingBudget,
-    rows: float,
-    batch_size: int,
-    epochs: int,
-    grad_sample_mode: str,
-    progress: EpochProgress | None,
-) -> GANRun:
-    """Train; under DP every discriminator step is a DP-SGD step the accountant counts."""
-    dp = spec.dp
-    spent: Callable[[], float | None]
-    if dp.enabled:
-        assert dp.epsilon is not None
-        plan = privacy.plan_dp_sgd(
-            dataset, batch_size=batch_size, rows=rows, epochs=epochs, target_epsilon=dp.epsilon,
-            delta=budget.delta_accountant, prior=budget.releases, accountant=dp.accountant,
-        )  # fmt: skip
-        loader: DataLoader[Any] = plan.loader
-        private = privacy.make_private(
-            module=discriminator, optimizer=d_optimizer, noise_multiplier=plan.noise_multiplier,
-            max_grad_norm=dp.max_grad_norm, expected_batch_size=2 * batch_size,
-            sample_rate=plan.sample_rate, accountant=dp.accountant, prior=budget.releases,
-            grad_sample_mode=grad_sample_mode, device=privacy.noise_device(spec.accelerator),
-        )  # fmt: skip
-        wrapped = private.module
-
-        def hooks(on: bool) -> None:
-            wrapped.enable_hooks() if on else wrapped.disable_hooks()  # type: ignore[operator]
-
-        module = make_module(wrapped, private.optimizer, private.backward, hooks)
-
-        def spent() -> float | None:
-            return privacy.accountant_epsilon(private.accountant, delta=budget.delta_accountant)
-
-        logger.info(
-            "DP discriminator: noise=%.3f rate=%.4f steps=%d",
-            plan.noise_multiplier, plan.sample_rate, plan.steps,
-        )  # fmt: skip
-    else:
-        seeded = torch.Generator().manual_seed(spec.seed)
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=seeded)
-        module = make_module(discriminator, d_optimizer, _mean_backward, None)
-
-        def spent() -> float | None:
-            return None
-
-    callbacks: list[pl.Callback] = [_ProgressCallback(epochs, progress, spent)] if progress else []
-    _trainer(spec, epochs, callbacks).fit(module, train_dataloaders=loader)
-    module.use_average()
-    if not dp.enabled:
-        return GANRun(module, len(loader) * epochs, None, None)
-    steps = privacy.steps_beyond(private.accountant.history, budget.releases)
-    return GANRun(module, steps, plan.noise_multiplier, plan.sample_rate)

@@ -44,7 +44,7 @@ from torch.utils.data import TensorDataset
 
 from training import privacy
 from training.errors import TrainingError
-from training.generators.any_order_module import PerRowLossModule
+from training.generators.per_row_module import PerRowLossModule
 
 __all__ = ["DPSGDRun", "ModuleFactory", "OpacusDDPStrategy", "RankResult", "train_ddp"]
 
@@ -71,7 +71,8 @@ class DPSGDRun:
     accountant: str
     prior: History  # what preprocessing released before training
     delta: float  # the accountant's delta, for progress reports
-    learning_rate: float
+    # each rank's optimizer of the network's parameters (pickles: a functools.partial)
+    make_optimizer: Callable[[Any], torch.optim.Optimizer]
     grad_sample_mode: str
     accelerator: str
     devices: int
@@ -142,7 +143,7 @@ def _rank_main(
     backend = "nccl" if cuda else "gloo"
     dist.init_process_group(backend, rank=rank, world_size=world)
     try:
-        optimizer = torch.optim.Adam(net.parameters(), lr=run.learning_rate)
+        optimizer = run.make_optimizer(net.parameters())
         private = privacy.make_private(
             module=net, optimizer=optimizer, noise_multiplier=run.noise_multiplier,
             max_grad_norm=run.max_grad_norm, expected_batch_size=run.batch_size / world,  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """tabular-ar: the trained any-order autoregressive table generator (sample, save, load).
 
-Fitting lives in ``tabular_ar_fit``: sampling needs neither Lightning nor Opacus, and
+Fitting lives in ``recipe``: sampling needs neither Lightning nor Opacus, and
 importing them cost a sampler process seconds before its first row.
 """
 
@@ -14,9 +14,14 @@ import torch
 
 from training.errors import ConditionError
 from training.generators.table_generator import DEFAULT_CHUNK, TableGenerator
-from training.models.tabular_ar import TabularAR, TabularARConfig, generate, log_likelihood
+from training.generators.tabular_ar.network import (
+    TabularAR,
+    TabularARConfig,
+    generate,
+    log_likelihood,
+)
 
-__all__ = ["DEFAULT_CHUNK", "NAME", "TabularARGenerator"]
+__all__ = ["ARTIFACT", "DEFAULT_CHUNK", "NAME", "TabularARGenerator"]
 
 NAME = "tabular-ar"
 
@@ -49,3 +54,6 @@ class TabularARGenerator(TableGenerator):
     @classmethod
     def build_net(cls, model: dict[str, Any]) -> TabularAR:
         return TabularAR(TabularARConfig(**model))
+
+
+ARTIFACT = TabularARGenerator
