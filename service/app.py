@@ -16,18 +16,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from evaluation.report import CONTENT_SECURITY_POLICY  # a string: no ML import
 from service.api import audit_log, datasets, jobs, models, releases, schedules, system
-from service.auth import lookup_key
 from service.db import make_engine, make_sessionmaker
-from service.download_slots import DownloadSlots
-from service.guards import BodyGuard, RefusalLimiter
+from service.http.auth import lookup_key
+from service.http.guards import BodyGuard, RefusalLimiter
+from service.http.problems import PROBLEM_RESPONSES, install_problem_handlers
+from service.jobs.runner import CeleryRunner, JobContext, LocalRunner, Runner
+from service.jobs.sweep import sweep
 from service.migrate import upgrade
-from service.object_store import from_settings
-from service.problems import PROBLEM_RESPONSES, install_problem_handlers
-from service.runner import CeleryRunner, JobContext, LocalRunner, Runner
-from service.samplers import SamplerPool
+from service.sampling.download_slots import DownloadSlots
+from service.sampling.samplers import SamplerPool
 from service.settings import Settings
-from service.storage import load_key
-from service.sweep import sweep
+from service.storage.encrypted import load_key
+from service.storage.object_store import from_settings
 
 __all__ = ["create_app"]
 
@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         runner.start()
         if scheduler:
-            from service.scheduler import run_loop
+            from service.jobs.scheduler import run_loop
 
             threading.Thread(
                 target=run_loop, args=(ctx, runner, stop), daemon=True, name="sanitas-scheduler"

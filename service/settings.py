@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     samplers_per_project: int = Field(default=3, ge=1)
     download_stall_seconds: float = Field(default=60.0, gt=0)
     # DDP processes per DP-SGD training job on this worker (one per GPU on the node, or
-    # CPU processes); tabular-ar and image-ar use them, the GANs train in one
+    # CPU processes); generators whose registry entry supports DDP use them
     training_devices: int = Field(default=1, ge=1, le=64)
     # leftovers of killed processes older than this are swept at start-up
     partial_stale_seconds: float = Field(default=600.0, ge=0)

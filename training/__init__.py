@@ -17,9 +17,9 @@ from training.spec import DPConfig, FitSummary, PrivacyReport, TrainSpec
 if TYPE_CHECKING:
     import pandas as pd
 
-    from training.generators.protocol import TrainedGenerator
     from training.images import ImageSet
     from training.pipeline.loop import EpochProgress
+    from training.protocol import TrainedGenerator
 
 __all__ = [
     "ColumnKind",

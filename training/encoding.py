@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from training.dp.mechanisms import Bin
 from training.errors import ConditionError
 from training.schema import ColumnKind, Scalar
 
@@ -173,10 +172,6 @@ class TableEncoder(BaseModel):
     def decode(self, tokens: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
         data = {c.name: c.decode(tokens[:, j], rng) for j, c in enumerate(self.columns)}
         return pd.DataFrame(data)
-
-
-def numeric_bins(bins: list[Bin]) -> list[tuple[float, float]]:
-    return [(b.lo, b.hi) for b in bins]
 
 
 def _restore_dtype(values: pd.Series, dtype: str) -> pd.Series:

@@ -2,12 +2,13 @@
 
 Each entry says what the rest of Sanitas needs to know about a generator without
 importing it: its modality, whether it has a likelihood that scores rows (an audit's
-white-box attack; an autoregressive model has one) or only samples (a GAN), how its DP-SGD clips per-row gradients in one
-process and under DDP, and its folder. The folder holds the trained artifact (its
-``__init__``: ``ARTIFACT``, the class that samples, saves and loads) and the fit recipe
-(``recipe``: ``RECIPE``); both load lazily, so the API process reads this module
-without torch. The spec's and the API's generator enums, the CLI help, the default
-generator of a dataset and the audit's choice of attack all come from here.
+white-box attack; an autoregressive model has one) or only samples (a GAN), how its
+DP-SGD clips per-row gradients in one process and under DDP, and its folder. The
+folder holds the trained artifact (its ``__init__``: ``ARTIFACT``, the class that
+samples, saves and loads) and the fit recipe (``recipe``: ``RECIPE``); both load
+lazily, so the API process reads this module without torch. The spec's and the API's
+generator enums, the CLI help, the default generator of a dataset and the audit's
+choice of attack all come from here.
 
 Adding a generator is one folder and one ``register`` call. A generator outside this
 package is registered by a module named in ``SANITAS_GENERATOR_PLUGINS`` (commas

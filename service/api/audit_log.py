@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.api.deps import iso, session
-from service.auth import Principal, require
+from service.api.deps import session
 from service.db import AuditEvent, Role
+from service.domain.records import iso
+from service.http.auth import Principal, require
 
 router = APIRouter(prefix="/v1/audit-log", tags=["audit"])
 

@@ -10,12 +10,14 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.api.deps import audit, get_scoped, iso, new_id, session
-from service.auth import Principal, require
+from service.api.deps import get_scoped, session
 from service.db import Dataset, DatasetVersion, LedgerEntry, Role
-from service.image_uploads import IMAGE_FORMATS, store_images
-from service.problems import Problem
-from service.uploads import store_table
+from service.domain.datasets import latest_version
+from service.domain.records import audit, iso, new_id
+from service.errors import Problem
+from service.http.auth import Principal, require
+from service.storage.image_uploads import IMAGE_FORMATS, store_images
+from service.storage.uploads import store_table
 from training.schema import INFERENCE_NOTICE  # pydantic and pandas only: no torch
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -47,15 +49,6 @@ def _view(d: Dataset, latest: DatasetVersion | None) -> dict[str, Any]:
             "sha256": latest.sha256,
         },
     }
-
-
-def latest_version(s: Session, dataset_id: str) -> DatasetVersion | None:
-    return s.scalar(
-        select(DatasetVersion)
-        .where(DatasetVersion.dataset_id == dataset_id)
-        .order_by(DatasetVersion.number.desc())
-        .limit(1)
-    )
 
 
 def _store(request: Request, file: UploadFile) -> Any:

@@ -1,21 +1,19 @@
-"""What routes share: a database session per request, scope checks, the audit log."""
+"""What routes share: a database session per request and scope checks."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from fastapi import Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service.auth import Principal
-from service.db import AuditEvent, Base, aware
-from service.problems import Problem, Refusal
+from service.db import Base
+from service.errors import Problem, Refusal
+from service.http.auth import Principal
 
-__all__ = ["audit", "check_scope", "get_scoped", "iso", "new_id", "session"]
+__all__ = ["check_scope", "get_scoped", "session"]
 
 T = TypeVar("T", bound=Base)
 
@@ -31,10 +29,6 @@ async def session(request: Request) -> AsyncIterator[Session]:
         yield s
     finally:
         await run_in_threadpool(s.close)
-
-
-def new_id() -> str:
-    return secrets.token_hex(12)
 
 
 def get_scoped(s: Session, cls: type[T], ident: str, who: Principal) -> T:
@@ -56,23 +50,3 @@ def check_scope(who: Principal, project: str, kind: str, ident: str) -> None:
             f"no {kind} {ident!r}",
             refusal=Refusal(who.key_id, project, f"key of project {who.project_id}"),
         )
-
-
-def audit(
-    s: Session,
-    who: Principal | str,
-    action: str,
-    *,
-    project_id: str | None,
-    target: str | None = None,
-    **detail: Any,
-) -> None:
-    actor = who if isinstance(who, str) else who.key_id
-    s.add(
-        AuditEvent(actor=actor, project_id=project_id, action=action, target=target, detail=detail)
-    )
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 with the zone, whatever the database handed back."""
-    return aware(moment).isoformat() if moment is not None else None

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
-from service.api.deps import audit, get_scoped, iso, session
-from service.auth import Principal, require
+from service.api.deps import get_scoped, session
 from service.db import Model, Release, Role
-from service.problems import Problem
+from service.domain.records import audit, iso
+from service.errors import Problem
+from service.http.auth import Principal, require
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 READERS = (Role.OWNER, Role.AUDITOR)

@@ -16,12 +16,15 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import audit, check_scope, get_scoped, iso, new_id, session
-from service.auth import Principal, require
+from service.api.deps import check_scope, get_scoped, session
 from service.db import Model, Release, Role
-from service.download_slots import DownloadSlots, SlotsBusy
-from service.problems import Problem
-from service.samplers import SamplerRefused, SamplerUnavailable
+from service.domain.records import audit, iso, new_id
+from service.errors import Problem
+from service.http.auth import Principal, require
+from service.sampling.download_slots import DownloadSlots, SlotsBusy
+from service.sampling.samplers import SamplerRefused, SamplerUnavailable
+from service.storage.image_uploads import IMAGE_FORMATS
+from service.storage.tables import parse_scalar
 
 router = APIRouter(prefix="/v1/releases", tags=["releases"])
 READERS = (Role.CONSUMER, Role.OWNER, Role.AUDITOR)
@@ -32,7 +35,6 @@ MEDIA = {
     "npz": "application/octet-stream",
     "zip": "application/zip",
 }
-IMAGE_FORMATS = ("npz", "zip")
 
 
 class ReleaseRequest(BaseModel):
@@ -197,17 +199,8 @@ def _where(items: list[str], columns: set[str]) -> dict[str, Any]:
                 "Invalid Condition",
                 f"where={item!r}: use column:value with a column of the release",
             )
-        where[name] = _scalar(raw)
+        where[name] = parse_scalar(raw)
     return where
-
-
-def _scalar(raw: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            continue
-    return {"true": True, "false": False}.get(raw.lower(), raw)
 
 
 @router.get("/{release_id}/samples", response_class=StreamingResponse)

@@ -11,10 +11,11 @@ from pydantic import BaseModel, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.api.deps import audit, get_scoped, iso, new_id, session
-from service.api.jobs import JobOptionsRequest
-from service.auth import Principal, require
+from service.api.deps import get_scoped, session
 from service.db import Dataset, Role, Schedule, ScheduleRun
+from service.domain.jobs import JobOptionsRequest
+from service.domain.records import audit, iso, new_id
+from service.http.auth import Principal, require
 
 MIN_INTERVAL = timedelta(minutes=10)
 

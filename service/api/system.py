@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import func, select, text
 
 from service.db import Job
-from service.problems import Problem
+from service.errors import Problem
 
 router = APIRouter(tags=["system"])
 

@@ -6,7 +6,7 @@ import pytest
 
 import training
 from evaluation.spec import EvalSpec
-from service.pipeline import evaluate_tables, save_audit, train_model
+from service.jobs.pipeline import evaluate_tables, save_audit, train_model
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +70,7 @@ def test_black_box_attack_catches_a_generator_that_copies_its_training_rows(fair
     import numpy as np
 
     from evaluation.audit import epsilon_lower_bound, planted_half, sample_match_scores
-    from service.pipeline import kinds_of
+    from service.jobs.pipeline import kinds_of
     from training.canaries import table_canaries
     from training.preprocessing import fit_encoders
 
@@ -123,7 +123,7 @@ def test_nearest_image_attack_catches_a_generator_that_copies_its_images(digits_
 
 
 def test_audited_dp_image_gan_stays_within_its_epsilon(digits_split):
-    from service.pipeline import train_model
+    from service.jobs.pipeline import train_model
 
     train, _ = digits_split
     spec = training.TrainSpec(
@@ -141,7 +141,7 @@ def test_audited_image_run_stays_within_its_epsilon_and_reports_it(digits_split,
 
     from evaluation.images import LabeledImages, evaluate_images, image_report_data
     from evaluation.report import write_report
-    from service.pipeline import train_model
+    from service.jobs.pipeline import train_model
 
     train, held = digits_split
     spec = training.TrainSpec(

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import training
 from tests.service.conftest import make_api, wait_for_job
 
 pytestmark = pytest.mark.slow
@@ -54,10 +55,15 @@ def test_a_plugin_generator_trains_saves_loads_and_samples_through_the_cli(
 ):
     data = tmp_path / "fair.csv"
     fair.to_csv(data, index=False)
+    # the survey's codebook is public: declared so, DP selection keeps rare answers
+    schema = training.infer_schema(fair)
+    for column in COLUMNS:
+        schema = schema.with_public_categories(column, sorted(fair[column].unique().tolist()))
+    (tmp_path / "schema.json").write_text(schema.to_json())
     cli = [sys.executable, "-m", "service.cli"]
     trained = subprocess.run(
         [*cli, "train", str(data), "--generator", NAME, "--epsilon", "1", "--out",
-         str(tmp_path / "model"), "--json"],
+         str(tmp_path / "model"), "--schema", str(tmp_path / "schema.json"), "--json"],
         env=plugin_env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import training
-from service.pipeline import TableCanaries, train_model
+from service.jobs.pipeline import TableCanaries, train_model
 from training.pipeline.tables import prepare_table
 
 pytestmark = pytest.mark.slow

@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from service.app import create_app
-from service.auth import create_key
 from service.db import Role
+from service.http.auth import create_key
 from service.migrate import upgrade
 from service.settings import Settings
 

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from service.app import create_app
-from service.auth import create_key
 from service.db import Role
+from service.http.auth import create_key
 from service.settings import Settings
 
 pytestmark = [

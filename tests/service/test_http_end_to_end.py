@@ -21,7 +21,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from service.storage import iter_decrypted, load_key
+from service.storage.encrypted import iter_decrypted, load_key
 
 pytestmark = pytest.mark.slow
 MARKER = "zqmarker"
@@ -185,7 +185,9 @@ def _children(pid: int) -> dict[int, bytes]:
 def _sampler_survives(server, release_id: str, alone: bytes) -> None:
     """Kill -9 the pool: the next download starts another and gives the same bytes.
     Walk away from a long download: its forked sampler exits within seconds."""
-    pools = [p for p, cmd in _children(server.pid).items() if b"service.sampler_pool" in cmd]
+    pools = [
+        p for p, cmd in _children(server.pid).items() if b"service.sampling.sampler_pool" in cmd
+    ]
     assert len(pools) == 1  # one warm pool served all 21 downloads
     os.kill(pools[0], signal.SIGKILL)
     again = httpx.get(
@@ -195,7 +197,9 @@ def _sampler_survives(server, release_id: str, alone: bytes) -> None:
         timeout=300,
     )
     assert again.status_code == 200 and again.content == alone
-    (pool,) = [p for p, cmd in _children(server.pid).items() if b"service.sampler_pool" in cmd]
+    (pool,) = [
+        p for p, cmd in _children(server.pid).items() if b"service.sampling.sampler_pool" in cmd
+    ]
     assert pool != pools[0]
 
     with httpx.stream(

@@ -16,7 +16,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from service.db import Dataset
-from service.storage import decrypt_to
+from service.storage.encrypted import decrypt_to
 
 
 @pytest.fixture(scope="module")

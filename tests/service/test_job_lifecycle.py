@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from service.db import Job, JobState
-from service.runner import reap_stale
+from service.jobs.runner import reap_stale
 
 
 def _queued_job(api, cps_small, budget=2.0):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from service.db import DatasetVersion
-from service.storage import StorageError, iter_decrypted, key_for
+from service.storage.encrypted import StorageError, iter_decrypted, key_for
 
 pytestmark = pytest.mark.slow
 

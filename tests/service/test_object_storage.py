@@ -16,9 +16,9 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from service.object_store import ObjectStoreError
 from service.settings import Settings
-from service.storage import MAGIC
+from service.storage.encrypted import MAGIC
+from service.storage.object_store import ObjectStoreError
 from tests.service.conftest import wait_for_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -111,7 +111,7 @@ def test_a_release_served_from_the_bucket_by_two_replicas(api_factory, bucket, c
 
 
 def test_a_shared_bucket_without_a_shared_key_is_refused(tmp_path):
-    from service.object_store import from_settings
+    from service.storage.object_store import from_settings
 
     settings = Settings(data_dir=tmp_path, storage_url="s3://any/prefix")
     with pytest.raises(ObjectStoreError, match="SANITAS_ENCRYPTION_KEY"):

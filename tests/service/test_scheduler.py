@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from service.db import Job, Schedule, ScheduleRun
-from service.scheduler import tick
+from service.jobs.scheduler import tick
 
 
 class _Collect:
@@ -98,7 +98,7 @@ def test_bad_cron_is_refused(api, cps_small):
 
 def test_auto_release_releases_a_scheduled_retrain_only_when_every_gate_holds(api, cps_small):
     """A real scheduled retrain; its release (or its holding back) follows the gates."""
-    from service.runner import execute_job
+    from service.jobs.runner import execute_job
 
     ds = api.upload(cps_small, budget=2.0)
     r = api.client.post(

@@ -2,8 +2,8 @@
 the run is DP-SGD on a generator that can spread (the end-to-end DDP run on real data
 is tests/integration/test_cli.py, the accounting tests/unit/training/test_distributed.py)."""
 
-from service.job_contract import JobOptions
-from service.job_process import _train_spec
+from service.jobs.job_contract import JobOptions
+from service.jobs.job_process import _train_spec
 
 JOB = JobOptions(generator="tabular-ar", epsilon=1.0, delta=1e-5)
 
@@ -19,11 +19,11 @@ def test_the_worker_setting_decides_the_processes(monkeypatch):
 
 def test_the_job_contract_round_trips_and_refuses_what_it_does_not_know(tmp_path):
     """The spec the service writes and the result the child leaves are typed on both
-    sides (service.job_contract); a progress line out of range is refused, not logged."""
+    sides (service.jobs.job_contract); a progress line out of range is refused, not logged."""
     import pytest
     from pydantic import ValidationError
 
-    from service.job_contract import JobResult, JobSpec, JobWorkspace, Progress
+    from service.jobs.job_contract import JobResult, JobSpec, JobWorkspace, Progress
 
     work = JobWorkspace(tmp_path)
     stored = {"dataset_id": "d", "epsilon": 1.0, "delta": 1e-6, "generator": "tabular-ar",

@@ -9,7 +9,7 @@ import io
 
 import pandas as pd
 
-from service.sample_process import csv_bytes, neutralize
+from service.sampling.sample_process import csv_bytes, neutralize
 
 FORMULAS = ("=", "+", "-", "@")
 

@@ -25,7 +25,7 @@ def _loaded(modules: list[str], banned: list[str]) -> list[str]:
 
 
 def test_service_entry_points_leave_torch_out():
-    entry_points = ["service.cli", "service.pipeline", "training", "training.spec",
+    entry_points = ["service.cli", "service.jobs.pipeline", "training", "training.spec",
                     "training.artifacts", "evaluation.spec"]  # fmt: skip
     assert _loaded(entry_points, ["torch", "opacus", "sdmetrics", "sklearn"]) == []
 
@@ -63,7 +63,7 @@ def test_anonymeter_is_imported_in_one_module_only():
 
 def test_model_accounting_reads_without_torch(tmp_path):
     """The evaluation side reads a model's accounting from config.json alone."""
-    code = "import sys, json, pathlib; from service.pipeline import load_model_record; " \
+    code = "import sys, json, pathlib; from service.jobs.pipeline import load_model_record; " \
            f"d = pathlib.Path({str(tmp_path)!r}); " \
            "(d / 'config.json').write_text(json.dumps({'format': 'sanitas-generator', " \
            "'format_version': 1, 'generator': 'tabular-ar', 'weights_sha256': '0' * 64, " \

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from training.artifacts import read_config
 from training.errors import ArtifactError
-from training.generators.protocol import TrainedGenerator
+from training.protocol import TrainedGenerator
 from training.registry import UnknownGenerator, entry
 
 __all__ = ["TrainedGenerator", "load_generator"]

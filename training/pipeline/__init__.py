@@ -20,13 +20,13 @@ import pytorch_lightning as pl
 
 from training.canaries import ImagePlanter, TablePlanter
 from training.errors import TrainingError
-from training.generators.protocol import TrainedGenerator
 from training.images import ImageSet
 from training.pipeline.accounting import RunFacts
 from training.pipeline.images import PreparedImages, build_image_generator, prepare_images
 from training.pipeline.loop import EpochProgress, train, training_record
 from training.pipeline.recipe import Prepared
 from training.pipeline.tables import PreparedTable, build_table_generator, prepare_table
+from training.protocol import TrainedGenerator
 from training.registry import GeneratorEntry, entry
 from training.schema import TableSchema
 from training.spec import TrainSpec
@@ -48,11 +48,11 @@ def prepare(
     generator = entry(spec.generator)
     if generator.modality == "images":
         if not isinstance(data, ImageSet):
-            raise TrainingError(f"generator={spec.generator!r} trains on images, not a table")
+            raise TrainingError(f"generator={spec.generator!r} trains on images, not tables")
         images_plant: ImagePlanter | None = plant
         return prepare_images(data, spec, public_classes=public_classes, plant=images_plant)
     if not isinstance(data, pd.DataFrame):
-        raise TrainingError(f"generator={spec.generator!r} trains on a table, not images")
+        raise TrainingError(f"generator={spec.generator!r} trains on tables, not images")
     table_plant: TablePlanter | None = plant
     return prepare_table(data, spec, schema, plant=table_plant)
 

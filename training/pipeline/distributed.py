@@ -44,7 +44,7 @@ from torch.utils.data import TensorDataset
 
 from training import privacy
 from training.errors import TrainingError
-from training.generators.per_row_module import PerRowLossModule
+from training.pipeline.per_row_module import PerRowLossModule
 
 __all__ = ["DPSGDRun", "ModuleFactory", "OpacusDDPStrategy", "RankResult", "train_ddp"]
 

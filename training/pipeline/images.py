@@ -5,7 +5,7 @@ classes exist and how common each is): one Gaussian release with the run's
 preprocessing share. Without ``public_classes`` a class enters the model only if its
 noisy count passes the partition-selection threshold (a class of one image shows with
 probability at most ``delta_selection``). Images of dropped classes are not trained
-on. Intensity quantization (image-ar) is a fixed map, the generator's own business.
+on. Intensity quantization (a PixelCNN's) is a fixed map, the generator's own business.
 """
 
 from __future__ import annotations

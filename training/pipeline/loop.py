@@ -19,8 +19,8 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, TensorDataset
 
 from training import privacy
-from training.generators.per_row_module import PerRowLossModule, mean_backward
 from training.pipeline.distributed import DPSGDRun, train_ddp
+from training.pipeline.per_row_module import PerRowLossModule, mean_backward
 from training.pipeline.recipe import Networks, Prepared, Stepping
 from training.registry import entry
 from training.spec import TrainSpec

@@ -60,7 +60,7 @@ class Networks:
     # discriminator sees as many fakes beside them: 2)
     batch_factor: int = 1
     # the rows the loop samples, where the recipe recodes the prepared tensors by a
-    # fixed public map (image-ar's intensity levels); None: the prepared ones
+    # fixed public map (a PixelCNN's intensity levels); None: the prepared ones
     tensors: tuple[torch.Tensor, ...] | None = None
 
     def rows_of(self, prepared: Prepared) -> tuple[torch.Tensor, ...]:

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from training.generators.image_ar.network import PixelCNN, PixelCNNConfig, per_image_loss
-from training.generators.per_row_module import PerRowLossModule
 from training.images import quantize
 from training.pipeline.images import PreparedImages
+from training.pipeline.per_row_module import PerRowLossModule
 from training.pipeline.recipe import Networks, Recipe, Stepping
 from training.spec import TrainSpec
 

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.generators.gan_module import GANModule
 from training.generators.image_gan.network import (
     DCGANConfig,
     ImageDiscriminator,
     ImageGeneratorNet,
 )
+from training.pipeline.gan_module import GANModule
 from training.pipeline.images import PreparedImages
 from training.pipeline.recipe import Networks, OptimizerFactory, Recipe, Stepping
 from training.spec import TrainSpec

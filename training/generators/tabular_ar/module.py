@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from training.generators.per_row_module import (
+from training.pipeline.per_row_module import (
     Backward,
     EmptyBackward,
     PerRowLossModule,

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from training.generators.gan_module import GANModule
 from training.generators.tabular_gan.network import (
     Discriminator,
     Generator,
@@ -31,6 +30,7 @@ from training.generators.tabular_gan.network import (
     one_hot_rows,
     straight_through,
 )
+from training.pipeline.gan_module import GANModule
 from training.pipeline.recipe import Networks, OptimizerFactory, Recipe, Stepping
 from training.pipeline.tables import PreparedTable
 from training.spec import TrainSpec

@@ -5,7 +5,7 @@ import functools
 import torch
 from torch.nn import functional as F
 
-from training.generators.per_row_module import PerRowLossModule
+from training.pipeline.per_row_module import PerRowLossModule
 from training.pipeline.recipe import Networks, Recipe, Stepping
 from training.pipeline.tables import PreparedTable
 from training.spec import TrainSpec

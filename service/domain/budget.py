@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from service.db import Dataset, LedgerEntry
-from service.problems import Problem
+from service.errors import Problem
 
 __all__ = ["charge", "refund"]
 

@@ -1,7 +1,7 @@
 """Running jobs: the database row is the truth, the work happens in a child process.
 
 ``execute_job`` claims a queued job (a conditional UPDATE, so two workers never run one
-job), decrypts its data into the job directory, runs ``python -m service.job_process``
+job), decrypts its data into the job directory, runs ``python -m service.jobs.job_process``
 and mirrors the child's progress lines into the row, heartbeating while it waits. The
 in-process ``LocalRunner`` (embedded default) and the Celery task both call it; a
 crash in the child fails the job, never the API.
@@ -25,14 +25,14 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.auto_release import release_if_scheduled
-from service.budget import refund
 from service.db import Dataset, DatasetVersion, Job, JobState, Model, now
-from service.job_contract import JobOptions, JobSpec, JobWorkspace, Progress
-from service.object_store import ObjectStore
+from service.domain.budget import refund
+from service.domain.releases import release_if_scheduled
+from service.jobs.job_contract import JobOptions, JobSpec, JobWorkspace, Progress
+from service.jobs.sweep import remove_job_plaintext
 from service.settings import Settings
-from service.storage import decode_key, decrypt_to, key_for
-from service.sweep import remove_job_plaintext
+from service.storage.encrypted import decode_key, decrypt_to, key_for
+from service.storage.object_store import ObjectStore
 
 __all__ = [
     "CeleryRunner",
@@ -151,7 +151,7 @@ def execute_job(ctx: JobContext, job_id: str) -> None:
 def _run_child(ctx: JobContext, job_id: str, work: JobWorkspace) -> tuple[JobState, str | None]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     child = subprocess.Popen(
-        [sys.executable, "-m", "service.job_process", str(work.directory)],
+        [sys.executable, "-m", "service.jobs.job_process", str(work.directory)],
         stdout=subprocess.PIPE,
         stderr=work.stderr.open("wb"),
         text=True,
@@ -273,12 +273,12 @@ class CeleryRunner:
     """Jobs go to Celery workers over the broker (``sanitas worker``)."""
 
     def __init__(self, broker_url: str) -> None:
-        from service.celery_app import make_celery
+        from service.jobs.celery_app import RUN_JOB, make_celery
 
-        self.celery = make_celery(broker_url)
+        self.celery, self.task = make_celery(broker_url), RUN_JOB
 
     def submit(self, job_id: str) -> None:
-        self.celery.send_task("sanitas.run_job", args=[job_id])
+        self.celery.send_task(self.task, args=[job_id])
 
     def start(self) -> None:
         return None

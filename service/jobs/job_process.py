@@ -1,8 +1,8 @@
-"""``python -m service.job_process DIR``: one training job, in its own process.
+"""``python -m service.jobs.job_process DIR``: one training job, in its own process.
 
 Reads DIR/spec.json and DIR/data.*; writes DIR/model (artifact + audit.json),
 DIR/report (HTML, PDF, JSON) and DIR/result.json; reports progress as JSON lines on
-stdout (the files and messages: ``service.job_contract``). Torch, Opacus and sdmetrics
+stdout (the files and messages: ``service.jobs.job_contract``). Torch, Opacus and sdmetrics
 load here, never in the API process. About 80% of the rows train the generator (with
 canaries planted when the job asks for an audit), about 20% are held out for the
 evaluation: each row's side is a keyed hash of that row under a secret key
@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from service.job_contract import JobOptions, JobResult, JobSpec, JobWorkspace, Progress
+from service.jobs.job_contract import JobOptions, JobResult, JobSpec, JobWorkspace, Progress
 from service.log_safety import configure_logging
 
 MAX_EVALUATION_IMAGES = 5_000  # an autoregressive model samples pixel by pixel: bounded cost
@@ -59,8 +59,8 @@ def run(work: JobWorkspace) -> JobResult:
     import training
     from evaluation.report import write_report
     from evaluation.spec import EvalSpec
-    from service.pipeline import evaluate_tables, save_audit, train_model
-    from service.tables import read_table
+    from service.jobs.pipeline import evaluate_tables, save_audit, train_model
+    from service.storage.tables import read_table
     from training.split import split_table
 
     spec = work.read_spec()
@@ -99,7 +99,7 @@ def run_images(work: JobWorkspace, spec: JobSpec) -> JobResult:
 
     from evaluation.images import LabeledImages, evaluate_images, image_report_data
     from evaluation.report import write_report
-    from service.pipeline import save_audit, train_model
+    from service.jobs.pipeline import save_audit, train_model
     from training.images import ImageSet, load_npz
     from training.split import split_images
 

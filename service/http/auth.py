@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service.db import ApiKey, Project, Role
-from service.problems import Problem, Refusal
+from service.errors import Problem, Refusal
 
 __all__ = ["Principal", "create_key", "hash_key", "lookup_key", "require", "revoke_key"]
 

@@ -1,8 +1,8 @@
 """A warm sampler: one process imports torch once, then forks a child per download.
 
-A fresh ``python -m service.sample_process`` per download paid the torch import (about
+A fresh ``python -m service.sampling.sample_process`` per download paid the torch import (about
 2 s of CPU) every time; under load those imports took the CPU from every other request.
-Here the API (which never imports torch) starts ``python -m service.sampler_pool SOCKET``
+Here the API (which never imports torch) starts ``python -m service.sampling.sampler_pool SOCKET``
 once, on the first download; each download connects to the Unix socket, sends one JSON
 line, and the forked child streams the answer back on the same connection:
 
@@ -73,7 +73,7 @@ def _request(conn: socket.socket) -> dict[str, Any]:
 
 def _handle(conn: socket.socket) -> None:
     """In the forked child: sample what the request names into the connection."""
-    from service.sample_process import write_samples
+    from service.sampling.sample_process import write_samples
     from training.errors import TrainingError
 
     out = conn.makefile("wb")
@@ -112,7 +112,8 @@ def _preload() -> None:
 
     for name in (
         "torch", "safetensors.torch", "training.generators", "training.images",
-        "pyarrow.csv", "pyarrow.parquet", "pyarrow.pandas_compat", "service.sample_process",
+        "pyarrow.csv", "pyarrow.parquet", "pyarrow.pandas_compat",
+        "service.sampling.sample_process",
     ):  # fmt: skip
         importlib.import_module(name)
 

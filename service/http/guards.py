@@ -24,7 +24,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.problems import MEDIA_TYPE, TOO_MANY_REFUSALS, problem_body
+from service.http.problems import MEDIA_TYPE, TOO_MANY_REFUSALS, problem_body
 
 __all__ = ["BodyGuard", "RefusalLimiter"]
 

@@ -20,13 +20,15 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from service.problems import Problem
-from service.storage import store_encrypted
-from service.sweep import UPLOAD_TMP_PREFIX
+from service.errors import Problem
+from service.storage.encrypted import store_encrypted
 
-__all__ = ["IMAGE_FORMATS", "StoredImages", "store_images"]
+__all__ = ["IMAGE_FORMATS", "UPLOAD_TMP_PREFIX", "StoredImages", "store_images"]
 
 IMAGE_FORMATS = ("npz", "zip")
+# an upload's unpacking folder in the data directory (``service.jobs.sweep`` removes
+# those a killed process left behind)
+UPLOAD_TMP_PREFIX = "upload-"
 MAX_SIDE = 64
 MIN_IMAGES = 100
 MAX_IMAGES = 500_000

@@ -1,4 +1,4 @@
-"""The API's side of the warm sampler (service.sampler_pool): start it, ask it for a file.
+"""The API's side of the warm sampler (service.sampling.sampler_pool): start it, ask it for a file.
 
 The pool starts on the first download, not with the app, so that an API that never
 serves one never pays for torch; it is restarted if it died, and stopped with the app.
@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from service.sampler_pool import READY
+from service.sampling.sampler_pool import READY
 
 __all__ = ["SamplerPool", "SamplerRefused", "SamplerUnavailable"]
 
@@ -54,7 +54,7 @@ class SamplerPool:
             # a short directory of its own: Unix socket paths are limited to ~100 bytes
             self._dir = self._dir or tempfile.TemporaryDirectory(prefix="sanitas-")
             process = subprocess.Popen(
-                [sys.executable, "-m", "service.sampler_pool", self.socket_path],
+                [sys.executable, "-m", "service.sampling.sampler_pool", self.socket_path],
                 stdout=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
             )
@@ -78,10 +78,8 @@ class SamplerPool:
         socket may even accept, then the connection drops before any answer. Then the
         dead pool is collected and the request tried once more on a fresh one.
         """
-        from starlette.concurrency import run_in_threadpool
-
         for attempt in range(2):
-            path = await run_in_threadpool(self.ensure_started)
+            path = await asyncio.to_thread(self.ensure_started)
             try:
                 reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
                 writer.write(json.dumps(request).encode() + b"\n")
@@ -89,7 +87,7 @@ class SamplerPool:
                 status = await reader.read(1)
             except OSError as e:
                 logger.warning("sampler pool unreachable (%s), attempt %d", e, attempt + 1)
-                await run_in_threadpool(self._collect_dead)
+                await asyncio.to_thread(self._collect_dead)
                 continue
             if status == b"+":
                 return reader, writer
@@ -97,7 +95,7 @@ class SamplerPool:
             writer.close()
             if status == b"-":
                 raise SamplerRefused(reason or "no rows produced")
-            await run_in_threadpool(self._collect_dead)
+            await asyncio.to_thread(self._collect_dead)
         raise SamplerUnavailable("the sampler pool stopped before answering, twice")
 
     def _collect_dead(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -49,3 +50,14 @@ def write_table(path: Path, chunks: Iterable[pd.DataFrame]) -> int:
         if writer is not None:
             writer.close()
     return rows
+
+
+def parse_scalar(raw: str) -> Any:
+    """A condition's value as typed on a command line or in a query (``where=``): an
+    int, else a float, else true/false, else the text itself."""
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            continue
+    return {"true": True, "false": False}.get(raw.lower(), raw)

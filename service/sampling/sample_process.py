@@ -1,4 +1,4 @@
-"""``python -m service.sample_process MODEL_DIR N``: stream synthetic rows to stdout.
+"""``python -m service.sampling.sample_process MODEL_DIR N``: stream synthetic rows to stdout.
 
 A process of its own so that torch never loads in the API; the API relays its stdout.
 Rows go out chunk by chunk, so a million rows need no more memory than one chunk.

@@ -16,11 +16,11 @@ from croniter import croniter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from service.api.deps import audit
-from service.api.jobs import JobRequest, enqueue
 from service.db import Dataset, Schedule, ScheduleRun, aware, now
-from service.problems import Problem
-from service.runner import JobContext, Runner, reap_stale
+from service.domain.jobs import JobRequest, enqueue
+from service.domain.records import audit
+from service.errors import Problem
+from service.jobs.runner import JobContext, Runner, reap_stale
 
 __all__ = ["due_fire_times", "run_loop", "tick"]
 

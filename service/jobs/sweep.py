@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import Job, JobState
+from service.storage.image_uploads import UPLOAD_TMP_PREFIX
 
-__all__ = ["UPLOAD_TMP_PREFIX", "remove_job_plaintext", "sweep"]
+__all__ = ["remove_job_plaintext", "sweep"]
 
 logger = logging.getLogger(__name__)
-UPLOAD_TMP_PREFIX = "upload-"
 
 
 def remove_job_plaintext(data_dir: Path, job_id: str) -> int:

@@ -1,9 +1,11 @@
-"""RFC 9457 problem details: every error the API returns is one of these JSON bodies."""
+"""RFC 9457 problem details: every error the API returns is one of these JSON bodies.
+
+``Problem`` and ``Refusal`` live in ``service.errors`` (no FastAPI there).
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,49 +14,18 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.errors import Problem, Refusal
+
 __all__ = [
     "MEDIA_TYPE",
     "PROBLEM_RESPONSES",
     "TOO_MANY_REFUSALS",
-    "Problem",
-    "Refusal",
     "install_problem_handlers",
     "problem_body",
 ]
 
 logger = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Who was turned away from what: the handler writes it to the audit log."""
-
-    actor: str  # a key id, or "anonymous" (a presented secret is never logged)
-    project_id: str | None  # whose resource was asked for; its auditors see the attempt
-    reason: str
-
-
-class Problem(Exception):
-    """Raise anywhere in a route: becomes ``{type, title, status, detail, ...}``.
-
-    ``refusal`` marks an access refusal (bad key, wrong role, another project's
-    resource); it goes to the audit log, not into the response.
-    """
-
-    def __init__(
-        self,
-        status: int,
-        title: str,
-        detail: str,
-        *,
-        refusal: Refusal | None = None,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.title, self.detail, self.extra = status, title, detail, extra
-        self.refusal, self.headers = refusal, headers
 
 
 _PROBLEM_SCHEMA: dict[str, Any] = {
@@ -98,7 +69,7 @@ TOO_MANY_REFUSALS = "too many refused requests from this client; wait a minute"
 def problem_body(
     status: int, title: str, detail: str, instance: str, **extra: Any
 ) -> dict[str, Any]:
-    """An RFC 9457 problem document (the handlers here and ``service.guards`` send it)."""
+    """An RFC 9457 problem document (the handlers here and ``service.http.guards`` send it)."""
     slug = title.lower().replace(" ", "-")
     return {
         "type": f"https://sanitas.dev/problems/{slug}",

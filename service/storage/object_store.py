@@ -5,7 +5,7 @@ Keys are the relative paths the database already records (``datasets/<id>.csv.en
 ``models/<id>``, ``reports/<id>``). Everything is written once under a fresh key and
 never changed, so a node may keep what it read in its cache (``data_dir/cache``)
 without invalidation: an API replica or a worker holds no state the bucket lacks.
-Uploads are encrypted before they reach this layer (``service.storage``); the bucket
+Uploads are encrypted before they reach this layer (``service.storage.encrypted``); the bucket
 only ever sees ciphertext for datasets.
 
 The local store is the embedded default and moves nothing: its keys are paths under

@@ -20,8 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from service.problems import Problem
-from service.storage import store_encrypted
+from service.errors import Problem
+from service.storage.encrypted import store_encrypted
 
 __all__ = ["StoredTable", "store_table"]
 

@@ -11,8 +11,8 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.api.deps import audit, new_id
 from service.db import Job, Model, Release, Schedule, ScheduleRun
+from service.domain.records import audit, new_id
 
 __all__ = ["release_if_scheduled"]
 

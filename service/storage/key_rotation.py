@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import DatasetVersion
-from service.object_store import ObjectStore
-from service.storage import key_for, reencrypt
+from service.storage.encrypted import key_for, reencrypt
+from service.storage.object_store import ObjectStore
 
 __all__ = ["RotationResult", "rotate"]
 

@@ -1,0 +1,1 @@
+"""HTTP plumbing: keys and roles, request guards, problem responses, the h11 protocol."""

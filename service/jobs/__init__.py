@@ -1,0 +1,1 @@
+"""Jobs: the runner, the job child, Celery, the scheduler and the sweep (worker side)."""

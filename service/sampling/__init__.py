@@ -1,0 +1,1 @@
+"""Sampling: the warm sampler pool, its forked children, the API's client and slots."""

@@ -1,0 +1,1 @@
+"""Storage: encrypted files, the object store, key rotation, uploads, table files."""
