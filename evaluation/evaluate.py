@@ -6,9 +6,10 @@ so a report can be re-rendered, diffed and archived without the real data.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -129,22 +130,78 @@ def evaluate(
     """
     spec = spec or EvalSpec()
     kinds = dict(kinds or sdtypes(train))
-    for name, frame in (("train", train), ("holdout", holdout), ("synthetic", synthetic)):
+    _check_frames(kinds, train=train, holdout=holdout, synthetic=synthetic)
+    # Columns outside ``kinds`` (IDs and free text the schema excluded) were never
+    # modelled: every metric compares the modelled columns only.
+    columns = list(kinds)
+    train, holdout, synthetic = train[columns], holdout[columns], synthetic[columns]
+    watch = _Stopwatch()
+    with watch("fidelity"):
+        fidelity, quality = _fidelity(train, synthetic, kinds)
+    with watch("utility"):
+        utility = _utility(train, holdout, synthetic, kinds, spec)
+    with watch("memorization"):
+        mem = memorization(train, holdout, synthetic, kinds, max_rows=spec.max_rows, seed=spec.seed)
+    risks: list[dict[str, Any]] = []
+    if spec.risks:
+        with watch("risks"):
+            risks = _risks(train, holdout, synthetic, kinds, spec, utility)
+    claimed = _claimed_epsilon(privacy)
+    gates = release_gates(
+        memorization=mem, quality=quality.overall, audit=audit, claimed_epsilon=claimed,
+        thresholds=spec.thresholds,
+    )  # fmt: skip
+    data = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dataset": _sizes(kinds, train=train, holdout=holdout, synthetic=synthetic),
+        "privacy": dict(privacy) if privacy else None,
+        "claimed_epsilon": claimed,
+        "fidelity": fidelity,
+        "utility": utility,
+        "memorization": _memorization_data(mem),
+        "risks": risks,
+        "audit": audit.as_dict() if audit else None,
+        "epsilon_lower_bound": audit.epsilon_lower_bound if audit else None,
+        "training": {"epoch_losses": list((training or {}).get("epoch_losses", []))},
+        "gates": [g.as_dict() for g in gates],
+        "spec": spec.model_dump(mode="json"),
+        "timings": watch.seconds,
+    }
+    return Evaluation(_json_safe(data))
+
+
+class _Stopwatch:
+    """Seconds per step of the evaluation, for the report's timings."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.seconds[step] = round(time.perf_counter() - started, 3)
+
+
+def _sizes(kinds: dict[str, str], **frames: pd.DataFrame) -> dict[str, Any]:
+    return {**{f"{name}_rows": len(frame) for name, frame in frames.items()}, "columns": kinds}
+
+
+def _check_frames(kinds: Mapping[str, str], **frames: pd.DataFrame) -> None:
+    for name, frame in frames.items():
         absent = sorted(set(kinds) - set(frame.columns))
         if absent:
             raise MetricError(f"the {name} table lacks columns {absent}")
         if len(frame) < 2:
             raise MetricError(f"the {name} table needs at least 2 rows, got {len(frame)}")
-    # Columns outside ``kinds`` (IDs and free text the schema excluded) were never
-    # modelled: every metric compares the modelled columns only.
-    columns = list(kinds)
-    train, holdout, synthetic = train[columns], holdout[columns], synthetic[columns]
-    timings: dict[str, float] = {}
 
-    def timed(key: str, started: float) -> None:
-        timings[key] = round(time.perf_counter() - started, 3)
 
-    t = time.perf_counter()
+def _fidelity(
+    train: pd.DataFrame, synthetic: pd.DataFrame, kinds: dict[str, str]
+) -> tuple[dict[str, Any], Any]:
+    """sdmetrics' report with its per-column scores, the binned marginals and the
+    association matrices the figures draw; and the report itself (the gates read it)."""
     quality = quality_report(train, synthetic, kinds)
     codes_real, codes_syn = discretize(train, synthetic, kinds)
     fidelity = {
@@ -162,9 +219,17 @@ def evaluate(
             "synthetic": association_matrix(codes_syn),
         },
     }
-    timed("fidelity", t)
+    return fidelity, quality
 
-    t = time.perf_counter()
+
+def _utility(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    kinds: dict[str, str],
+    spec: EvalSpec,
+) -> list[dict[str, Any]]:
+    """TSTR beside TRTR for each target (the spec's, or chosen from the table)."""
     utility = []
     for target in spec.targets or choose_targets(train, kinds):
         if target not in kinds:
@@ -180,62 +245,26 @@ def evaluate(
                 "real": score.real,
             }
         )
-    timed("utility", t)
+    return utility
 
-    t = time.perf_counter()
-    mem = memorization(train, holdout, synthetic, kinds, max_rows=spec.max_rows, seed=spec.seed)
-    timed("memorization", t)
 
-    risks: list[dict[str, Any]] = []
-    if spec.risks:
-        from evaluation.risks import attack_risks
+def _risks(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    kinds: dict[str, str],
+    spec: EvalSpec,
+    utility: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """anonymeter's attacks; the inference secret is the spec's, else the first target."""
+    from evaluation.risks import attack_risks
 
-        t = time.perf_counter()
-        secrets = spec.attack_secrets or [str(u["target"]) for u in utility[:1]] or None
-        for r in attack_risks(
-            train,
-            holdout,
-            synthetic,
-            kinds,
-            n_attacks=spec.n_attacks,
-            secrets=secrets,
-            max_rows=spec.max_rows,
-            seed=spec.seed,
-        ):
-            risks.append({**vars(r), "ci": list(r.ci)})
-        timed("risks", t)
-
-    claimed = _claimed_epsilon(privacy)
-    gates = release_gates(
-        memorization=mem,
-        quality=quality.overall,
-        audit=audit,
-        claimed_epsilon=claimed,
-        thresholds=spec.thresholds,
-    )
-    data = {
-        "schema_version": REPORT_SCHEMA_VERSION,
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "dataset": {
-            "train_rows": len(train),
-            "holdout_rows": len(holdout),
-            "synthetic_rows": len(synthetic),
-            "columns": kinds,
-        },
-        "privacy": dict(privacy) if privacy else None,
-        "claimed_epsilon": claimed,
-        "fidelity": fidelity,
-        "utility": utility,
-        "memorization": _memorization_data(mem),
-        "risks": risks,
-        "audit": audit.as_dict() if audit else None,
-        "epsilon_lower_bound": audit.epsilon_lower_bound if audit else None,
-        "training": {"epoch_losses": list((training or {}).get("epoch_losses", []))},
-        "gates": [g.as_dict() for g in gates],
-        "spec": spec.model_dump(mode="json"),
-        "timings": timings,
-    }
-    return Evaluation(_json_safe(data))
+    secrets = spec.attack_secrets or [str(u["target"]) for u in utility[:1]] or None
+    found = attack_risks(
+        train, holdout, synthetic, kinds, n_attacks=spec.n_attacks, secrets=secrets,
+        max_rows=spec.max_rows, seed=spec.seed,
+    )  # fmt: skip
+    return [{**vars(r), "ci": list(r.ci)} for r in found]
 
 
 def _json_safe(value: Any) -> Any:

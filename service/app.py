@@ -8,6 +8,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -126,6 +127,58 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     stop = threading.Event()
     sampler_pool = SamplerPool()
 
+    lifespan = _lifespan(settings, ctx, runner, stop, sampler_pool, [engine, key_reader], scheduler)
+    docs = settings.expose_docs
+    app = FastAPI(
+        title="Sanitas", version="0.1.0", lifespan=lifespan,
+        docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        description="Differentially private synthetic data. No route returns a "
+        "real row; no job trains past its dataset's privacy budget.",
+    )  # fmt: skip
+    app.state.settings, app.state.sessions, app.state.key = settings, sessions, key
+    app.state.runner, app.state.ctx, app.state.metrics = runner, ctx, Metrics()
+    app.state.objects, app.state.sampler_pool = objects, sampler_pool
+    app.state.samplers = DownloadSlots(
+        settings.max_concurrent_samplers, per_key=settings.samplers_per_key,
+        per_project=settings.samplers_per_project,
+    )  # fmt: skip
+    app.state.engine, app.state.key_reader = engine, key_reader
+    app.state.release_cards = releases.ReleaseCards()
+    install_problem_handlers(app)
+    for module in (system, datasets, jobs, models, releases, schedules, audit_log):
+        app.include_router(module.router, responses=PROBLEM_RESPONSES)
+
+    _guard(app, settings, engine, key_reader)
+    return app
+
+
+def _guard(app: FastAPI, settings: Settings, engine: Any, key_reader: Any) -> None:
+    """What runs before any route: the body guard (keys on headers, bounded bodies,
+    refusals rate-limited), request counting, security headers on every response."""
+    app.state.refusals = RefusalLimiter(settings.refusals_per_minute)
+    app.add_middleware(
+        BodyGuard, lookup=functools.partial(lookup_key, key_reader or engine),
+        lookup_on_loop=key_reader is not None,
+        max_upload_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_bytes,
+        read_seconds=settings.body_read_seconds, refusals=app.state.refusals,
+    )  # fmt: skip
+    app.add_middleware(CountRequests, counter=app.state.metrics.requests)
+    app.add_middleware(SecurityHeaders)
+
+
+def _lifespan(
+    settings: Settings,
+    ctx: JobContext,
+    runner: Runner,
+    stop: threading.Event,
+    sampler_pool: SamplerPool,
+    engines: list[Any],
+    scheduler: bool,
+) -> Any:
+    """Start the runner and the scheduler with the app; stop them, the sampler pool and
+    the engines with it."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # sync routes run in anyio's threadpool; fewer threads than its 40 keep them from
@@ -143,42 +196,8 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         stop.set()
         runner.stop()
         sampler_pool.stop()
-        engine.dispose()
-        if key_reader is not None:
-            key_reader.dispose()
+        for engine in engines:
+            if engine is not None:
+                engine.dispose()
 
-    docs = settings.expose_docs
-    app = FastAPI(
-        title="Sanitas",
-        version="0.1.0",
-        lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
-        description="Differentially private synthetic data. No route returns a "
-        "real row; no job trains past its dataset's privacy budget.",
-    )
-    app.state.settings, app.state.sessions, app.state.key = settings, sessions, key
-    app.state.runner, app.state.ctx, app.state.metrics = runner, ctx, Metrics()
-    app.state.objects = objects
-    app.state.samplers = DownloadSlots(
-        settings.max_concurrent_samplers, per_key=settings.samplers_per_key,
-        per_project=settings.samplers_per_project,
-    )  # fmt: skip
-    app.state.sampler_pool = sampler_pool
-    app.state.engine, app.state.key_reader = engine, key_reader
-    app.state.release_cards = releases.ReleaseCards()
-    install_problem_handlers(app)
-    for module in (system, datasets, jobs, models, releases, schedules, audit_log):
-        app.include_router(module.router, responses=PROBLEM_RESPONSES)
-
-    app.state.refusals = RefusalLimiter(settings.refusals_per_minute)
-    app.add_middleware(
-        BodyGuard, lookup=functools.partial(lookup_key, key_reader or engine),
-        lookup_on_loop=key_reader is not None,
-        max_upload_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_bytes,
-        read_seconds=settings.body_read_seconds, refusals=app.state.refusals,
-    )  # fmt: skip
-    app.add_middleware(CountRequests, counter=app.state.metrics.requests)
-    app.add_middleware(SecurityHeaders)
-    return app
+    return lifespan

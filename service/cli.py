@@ -35,47 +35,46 @@ def _parse_where(items: list[str]) -> dict[str, object]:
     return where
 
 
+DataArgument = Annotated[
+    Path, typer.Argument(help="CSV or Parquet table, or NPZ images", exists=True, dir_okay=False)
+]
+GeneratorOption = Annotated[
+    str | None, typer.Option(help=f"one of: {GENERATOR_HELP} (default: the data's modality's)")
+]
+ShareOption = Annotated[
+    float | None,
+    typer.Option(help="tables: share of epsilon for measured marginals (0: off; 0.7)"),
+]
+DevicesOption = Annotated[
+    int,
+    typer.Option(
+        help=f"DDP processes for DP-SGD ({DDP_HELP}): one per GPU, or CPU processes; the "
+        "accounting is that of one process"
+    ),
+]
+CanariesOption = Annotated[
+    int | None,
+    typer.Option(
+        help="canaries for --audit (default: ~2% of the DP row count, a power of two, 128-1024)"
+    ),
+]
+
+
 @app.command()
 def train(
-    data: Annotated[
-        Path,
-        typer.Argument(help="CSV or Parquet table, or NPZ images", exists=True, dir_okay=False),
-    ],
+    data: DataArgument,
     out: Annotated[Path, typer.Option("--out", help="artifact directory to write")],
-    generator: Annotated[
-        str | None,
-        typer.Option(help=f"one of: {GENERATOR_HELP} (default: the data's modality's)"),
-    ] = None,
+    generator: GeneratorOption = None,
     epsilon: Annotated[float | None, typer.Option(help="target epsilon; omit with --no-dp")] = 1.0,
     delta: Annotated[float, typer.Option(help="target delta")] = 1e-5,
-    calibration_share: Annotated[
-        float | None,
-        typer.Option(help="tables: share of epsilon for measured marginals (0: off; 0.7)"),
-    ] = None,
-    no_dp: Annotated[
-        bool, typer.Option("--no-dp", help="train without DP (comparison only)")
-    ] = False,
-    epochs: Annotated[
-        int | None, typer.Option(help="epochs (default: chosen from the data size)")
-    ] = None,
+    calibration_share: ShareOption = None,
+    no_dp: Annotated[bool, typer.Option("--no-dp", help="without DP (comparison only)")] = False,
+    epochs: Annotated[int | None, typer.Option(help="epochs (default: by data size)")] = None,
     schema_file: Annotated[Path | None, typer.Option("--schema", help="schema JSON to use")] = None,
     seed: Annotated[int, typer.Option(help="seed for initialisation and masks")] = 0,
-    devices: Annotated[
-        int,
-        typer.Option(
-            help=f"DDP processes for DP-SGD ({DDP_HELP}): one per GPU, or CPU "
-            "processes; the accounting is that of one process"
-        ),
-    ] = 1,
-    audit: Annotated[
-        bool, typer.Option("--audit", help="plant canaries and measure a lower bound on epsilon")
-    ] = False,
-    canaries: Annotated[
-        int | None,
-        typer.Option(
-            help="canaries for --audit (default: ~2% of the DP row count, a power of two, 128-1024)"
-        ),
-    ] = None,
+    devices: DevicesOption = 1,
+    audit: Annotated[bool, typer.Option("--audit", help="plant canaries, bound epsilon")] = False,
+    canaries: CanariesOption = None,
     public_classes: Annotated[
         bool, typer.Option("--public-classes", help="images: the class list is public knowledge")
     ] = False,
@@ -86,49 +85,24 @@ def train(
     DATA ending in .npz holds labeled images (``images`` uint8 N x H x W [x C],
     ``labels``, optional ``classes``) for an image generator.
     """
-    from rich.progress import BarColumn, Progress, TextColumn
-
     import training
-    from evaluation.errors import EvaluationError
-    from service.jobs.pipeline import save_audit, train_model
-    from training.errors import TrainingError
+    from service.jobs.pipeline import save_audit
 
     images = data.suffix.lower() == ".npz"
     generator = generator or registry.default_generator("images" if images else "table")
+    share = {} if calibration_share is None else {"calibration_share": calibration_share}
     try:
         spec = training.TrainSpec(
-            generator=generator,
-            dp=training.DPConfig(
-                epsilon=None if no_dp else epsilon,
-                delta=delta,
-                **({} if calibration_share is None else {"calibration_share": calibration_share}),
-            ),
-            epochs=epochs,
-            seed=seed,
-            devices=devices,
-        )
+            generator=generator, epochs=epochs, seed=seed, devices=devices,
+            dp=training.DPConfig(epsilon=None if no_dp else epsilon, delta=delta, **share),
+        )  # fmt: skip
         schema = training.TableSchema.from_json(schema_file.read_text()) if schema_file else None
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                  console=console, disable=as_json, transient=True) as bar:  # fmt: skip
-        task = bar.add_task("training", total=None, info="")
-
-        def progress(epoch: int, total: int, loss: float, eps: float | None) -> None:
-            spent = f" epsilon={eps:.3f}" if eps is not None else ""
-            bar.update(task, completed=epoch, total=total, info=f"loss={loss:.3f}{spent}")
-
-        try:
-            if images:
-                from training.images import load_npz
-
-            model, audited = train_model(
-                load_npz(data) if images else read_table(data), spec, schema=schema,
-                public_classes=public_classes, audit=audit, canaries=canaries, progress=progress,
-            )  # fmt: skip
-        except (TrainingError, EvaluationError) as e:
-            console.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2) from e
+    model, audited = _fit_with_progress(
+        data, spec, schema=schema, public_classes=public_classes, audit=audit,
+        canaries=canaries, quiet=as_json,
+    )  # fmt: skip
     model.save(out)
     summary = model.summary.model_dump(mode="json") | {"artifact": str(out)}
     if audited is not None:
@@ -141,6 +115,31 @@ def train(
     for key, value in summary.items():
         table.add_row(key, str(value))
     Console().print(table)
+
+
+def _fit_with_progress(data: Path, spec: Any, *, quiet: bool, **options: Any) -> tuple[Any, Any]:
+    """Train with a progress bar (none with ``quiet``); a training error exits with 2."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from evaluation.errors import EvaluationError
+    from service.jobs.pipeline import train_model
+    from training.errors import TrainingError
+    from training.images import load_npz
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                  console=console, disable=quiet, transient=True) as bar:  # fmt: skip
+        task = bar.add_task("training", total=None, info="")
+
+        def progress(epoch: int, total: int, loss: float, eps: float | None) -> None:
+            spent = f" epsilon={eps:.3f}" if eps is not None else ""
+            bar.update(task, completed=epoch, total=total, info=f"loss={loss:.3f}{spent}")
+
+        try:
+            rows = load_npz(data) if data.suffix.lower() == ".npz" else read_table(data)
+            return train_model(rows, spec, progress=progress, **options)  # type: ignore[no-any-return]
+        except (TrainingError, EvaluationError) as e:
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from e
 
 
 @app.command()

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -113,16 +114,40 @@ def run(
         f"owner uploaded {data.name}: {ds['version']['rows']:,} rows, dataset {ds['id']}, "
         f"budget epsilon {ds['epsilon_budget']} (encrypted at rest)"
     )
+    model = _train(http, owner, ds["id"], args.epsilon)
+    _save_report(http, owner, model["id"], out)
+    card = _release(http, owner, model["id"])
+    synthetic = out / "synthetic.csv"
+    with (
+        http.stream(
+            "GET",
+            f"/v1/releases/{card['id']}/samples",
+            headers=consumer,
+            params={"n": args.rows, "seed": 0},
+        ) as stream,
+        synthetic.open("wb") as f,
+    ):
+        for chunk in stream.iter_bytes():
+            f.write(chunk)
+    rows = sum(1 for _ in synthetic.open()) - 1
+    console.print(f"consumer downloaded {rows:,} synthetic rows -> {synthetic}")
+    refused = http.get(f"/v1/datasets/{ds['id']}", headers=consumer)
+    console.print(
+        f"consumer asks for the raw dataset: {refused.status_code} "
+        f"{refused.json()['title']}: {refused.json()['detail']}"
+    )
+    budget = http.get(f"/v1/datasets/{ds['id']}/budget", headers=owner).json()
+    console.print(f"budget: spent {budget['epsilon_spent']} of {budget['epsilon_budget']}")
+
+
+def _train(http: httpx.Client, owner: dict[str, str], dataset_id: str, epsilon: float) -> Any:
+    """Queue the audited job, follow its progress, and show the model's accounting."""
     job = http.post(
         "/v1/jobs",
         headers=owner,
-        json={
-            "dataset_id": ds["id"],
-            "epsilon": args.epsilon,
-            "audit": True,
-            "target_column": "parttime",
-        },
-    ).json()
+        json={"dataset_id": dataset_id, "epsilon": epsilon, "audit": True,
+              "target_column": "parttime"},
+    ).json()  # fmt: skip
     with Progress(
         TextColumn("training"), BarColumn(), TextColumn("{task.fields[line]}"), console=console
     ) as bar:
@@ -145,47 +170,34 @@ def run(
     for gate in model["gates"]:
         colour = {"pass": "green", "fail": "red", "not_run": "grey50"}[gate["status"]]
         console.print(f"  [{colour}]{gate['status']:>7}[/] {gate['name']}: {gate['reason']}")
+    return model
+
+
+def _save_report(http: httpx.Client, owner: dict[str, str], model_id: str, out: Path) -> None:
     report_dir = out / "report"
     report_dir.mkdir()
     for fmt in ("html", "pdf", "json"):
-        r = http.get(f"/v1/models/{model['id']}/report", params={"format": fmt}, headers=owner)
+        r = http.get(f"/v1/models/{model_id}/report", params={"format": fmt}, headers=owner)
         (report_dir / f"report.{fmt}").write_bytes(r.content)
     console.print(f"report -> {report_dir / 'report.html'} (also .pdf, .json)")
 
-    release = http.post("/v1/releases", headers=owner, json={"model_id": model["id"]})
+
+def _release(http: httpx.Client, owner: dict[str, str], model_id: str) -> Any:
+    """Release the model; a failed gate is overridden with a stated reason (a demo)."""
+    release = http.post("/v1/releases", headers=owner, json={"model_id": model_id})
     if release.status_code == 409:
         console.print(f"[yellow]release refused:[/] {release.json()['detail']}")
         release = http.post(
             "/v1/releases",
             headers=owner,
             json={
-                "model_id": model["id"],
+                "model_id": model_id,
                 "override_reason": "demo run: released despite the gate",
             },
         )
     card = release.json()
     console.print(f"owner approved release {card['id']}")
-    synthetic = out / "synthetic.csv"
-    with (
-        http.stream(
-            "GET",
-            f"/v1/releases/{card['id']}/samples",
-            headers=consumer,
-            params={"n": args.rows, "seed": 0},
-        ) as stream,
-        synthetic.open("wb") as f,
-    ):
-        for chunk in stream.iter_bytes():
-            f.write(chunk)
-    rows = sum(1 for _ in synthetic.open()) - 1
-    console.print(f"consumer downloaded {rows:,} synthetic rows -> {synthetic}")
-    refused = http.get(f"/v1/datasets/{ds['id']}", headers=consumer)
-    console.print(
-        f"consumer asks for the raw dataset: {refused.status_code} "
-        f"{refused.json()['title']}: {refused.json()['detail']}"
-    )
-    budget = http.get(f"/v1/datasets/{ds['id']}/budget", headers=owner).json()
-    console.print(f"budget: spent {budget['epsilon_spent']} of {budget['epsilon_budget']}")
+    return card
 
 
 if __name__ == "__main__":

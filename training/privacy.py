@@ -221,6 +221,35 @@ def noise_device(accelerator: str, rank: int = 0) -> str:
     return f"cuda:{rank}" if uses_cuda(accelerator) else "cpu"
 
 
+def _per_sample_wrapper(
+    module: torch.nn.Module, grad_sample_mode: str, max_grad_norm: float
+) -> tuple[torch.nn.Module, BookkeepingClipper | None]:
+    """The network as DP-SGD runs it, and bookkeeping's clipper when that is the mode.
+
+    Ghost and bookkeeping hand the optimizer clipped sums; the other modes
+    materialise per-sample gradients (Opacus' GradSampleModule).
+    """
+    if grad_sample_mode == "bookkeeping":
+        return module, BookkeepingClipper(module, max_grad_norm=max_grad_norm)
+    if grad_sample_mode == "ghost":
+        wrapped = GradSampleModuleFastGradientClipping(
+            module, batch_first=True, loss_reduction="mean", max_grad_norm=max_grad_norm,
+            use_ghost_clipping=True,
+        )  # fmt: skip
+        return wrapped, None
+    options = {"force_functorch": True} if grad_sample_mode == "functorch" else {}
+    gsm_class = get_gsm_class(grad_sample_mode)
+    return gsm_class(module, batch_first=True, loss_reduction="mean", **options), None
+
+
+def _dp_optimizer_class(*, sums_in_grad: bool, distributed: bool) -> type[DPOptimizer]:
+    if distributed:
+        return (
+            DistributedDPOptimizerFastGradientClipping if sums_in_grad else DistributedDPOptimizer
+        )
+    return DPOptimizerFastGradientClipping if sums_in_grad else DPOptimizer
+
+
 def make_private(
     *,
     module: torch.nn.Module,
@@ -257,27 +286,8 @@ def make_private(
     if bookkeeping and distributed:
         raise PrivacyConfigError("bookkeeping clipping runs in one process; use ghost under DDP")
     sums_in_grad = grad_sample_mode == "ghost" or bookkeeping
-    wrapped: torch.nn.Module
-    clipper = None
-    if bookkeeping:
-        clipper = BookkeepingClipper(module, max_grad_norm=max_grad_norm)
-        wrapped = module
-    elif sums_in_grad:
-        wrapped = GradSampleModuleFastGradientClipping(
-            module, batch_first=True, loss_reduction="mean", max_grad_norm=max_grad_norm,
-            use_ghost_clipping=True,
-        )  # fmt: skip
-    else:
-        options = {"force_functorch": True} if grad_sample_mode == "functorch" else {}
-        gsm_class = get_gsm_class(grad_sample_mode)
-        wrapped = gsm_class(module, batch_first=True, loss_reduction="mean", **options)
-    optimizer_class: type[DPOptimizer]
-    if distributed:
-        optimizer_class = (
-            DistributedDPOptimizerFastGradientClipping if sums_in_grad else DistributedDPOptimizer
-        )
-    else:
-        optimizer_class = DPOptimizerFastGradientClipping if sums_in_grad else DPOptimizer
+    wrapped, clipper = _per_sample_wrapper(module, grad_sample_mode, max_grad_norm)
+    optimizer_class = _dp_optimizer_class(sums_in_grad=sums_in_grad, distributed=distributed)
     dp_optimizer = optimizer_class(
         optimizer,
         noise_multiplier=noise_multiplier,

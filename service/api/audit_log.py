@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.api.deps import session
+from service.api.views import AuditEventView
 from service.db import AuditEvent, Role
 from service.domain.records import iso
 from service.http.auth import Principal, require
@@ -16,7 +17,7 @@ from service.http.auth import Principal, require
 router = APIRouter(prefix="/v1/audit-log", tags=["audit"])
 
 
-@router.get("")
+@router.get("", response_model=list[AuditEventView], operation_id="listAuditEvents")
 def audit_log(
     limit: int = Query(default=200, ge=1, le=10_000),
     action: str | None = None,

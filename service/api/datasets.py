@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.api.deps import get_scoped, session
+from service.api.views import BudgetView, DatasetView, VersionCreated
 from service.db import Dataset, DatasetVersion, LedgerEntry, Role
 from service.domain.datasets import latest_version
 from service.domain.records import audit, iso, new_id
@@ -76,7 +77,7 @@ def _store(request: Request, file: UploadFile) -> Any:
     return stored
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=DatasetView, operation_id="uploadDataset")
 def upload_dataset(
     request: Request,
     file: Annotated[
@@ -128,7 +129,7 @@ def upload_dataset(
     return _view(dataset, version)
 
 
-@router.get("")
+@router.get("", response_model=list[DatasetView], operation_id="listDatasets")
 def list_datasets(
     who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
 ) -> list[dict[str, Any]]:
@@ -138,7 +139,7 @@ def list_datasets(
     return [_view(d, latest_version(s, d.id)) for d in s.scalars(query)]
 
 
-@router.get("/{dataset_id}")
+@router.get("/{dataset_id}", response_model=DatasetView, operation_id="getDataset")
 def get_dataset(
     dataset_id: str, who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
 ) -> dict[str, Any]:
@@ -154,7 +155,9 @@ class SchemaPatch(BaseModel):
     drop: list[str] = []
 
 
-@router.patch("/{dataset_id}/schema")
+@router.patch(
+    "/{dataset_id}/schema", response_model=DatasetView, operation_id="declarePublicSchema"
+)
 def patch_schema(
     dataset_id: str,
     patch: SchemaPatch,
@@ -212,7 +215,12 @@ def _mismatch(known: dict[str, Any], seen: dict[str, Any]) -> str | None:
     return None
 
 
-@router.post("/{dataset_id}/versions", status_code=201)
+@router.post(
+    "/{dataset_id}/versions",
+    status_code=201,
+    response_model=VersionCreated,
+    operation_id="addDatasetVersion",
+)
 def add_version(
     request: Request,
     dataset_id: str,
@@ -252,7 +260,7 @@ def add_version(
     return {"id": version.id, "dataset_id": d.id, "number": number, "rows": stored.rows}
 
 
-@router.get("/{dataset_id}/budget")
+@router.get("/{dataset_id}/budget", response_model=BudgetView, operation_id="getDatasetBudget")
 def budget(
     dataset_id: str, who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
 ) -> dict[str, Any]:

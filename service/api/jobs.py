@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 
 from service.api.deps import get_scoped, session
+from service.api.views import JobView
 from service.db import Dataset, Job, JobState, Role
 from service.domain.jobs import JobRequest, enqueue
 from service.domain.records import audit, iso
@@ -35,7 +36,7 @@ def job_view(j: Job) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=202)
+@router.post("", status_code=202, response_model=JobView, operation_id="createJob")
 def create_job(
     request: Request,
     body: JobRequest,
@@ -50,7 +51,7 @@ def create_job(
     return job_view(job)
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", response_model=JobView, operation_id="getJob")
 def get_job(
     job_id: str,
     who: Principal = Depends(require(Role.OWNER, Role.AUDITOR)),
@@ -59,7 +60,7 @@ def get_job(
     return job_view(get_scoped(s, Job, job_id, who))
 
 
-@router.post("/{job_id}/cancel", status_code=202)
+@router.post("/{job_id}/cancel", status_code=202, response_model=JobView, operation_id="cancelJob")
 def cancel_job(
     job_id: str, who: Principal = Depends(require(Role.OWNER)), s: Session = Depends(session)
 ) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
 from service.api.deps import get_scoped, session
+from service.api.views import ModelView, binary_responses
 from service.db import Model, Release, Role
 from service.domain.records import audit, iso
 from service.errors import Problem
@@ -34,7 +35,7 @@ def model_view(m: Model, released: bool) -> dict[str, Any]:
     }
 
 
-@router.get("/{model_id}")
+@router.get("/{model_id}", response_model=ModelView, operation_id="getModel")
 def get_model(
     model_id: str, who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
 ) -> dict[str, Any]:
@@ -43,7 +44,12 @@ def get_model(
     return model_view(m, released)
 
 
-@router.get("/{model_id}/report", response_class=FileResponse)
+@router.get(
+    "/{model_id}/report",
+    response_class=FileResponse,
+    operation_id="getModelReport",
+    responses=binary_responses(MEDIA, "the privacy and quality report (html, pdf or json)"),
+)
 def get_report(
     request: Request,
     model_id: str,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -17,12 +15,14 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import check_scope, get_scoped, session
+from service.api.views import ReleaseCard, binary_responses
 from service.db import Model, Release, Role
 from service.domain.records import audit, iso, new_id
 from service.errors import Problem
 from service.http.auth import Principal, require
 from service.sampling.download_slots import DownloadSlots, SlotsBusy
 from service.sampling.samplers import SamplerRefused, SamplerUnavailable
+from service.sampling.stream import SampleStream
 from service.storage.image_uploads import IMAGE_FORMATS
 from service.storage.tables import parse_scalar
 
@@ -95,7 +95,7 @@ def _image_fields(schema: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "images", "classes": schema.get("classes", []), "image_shape": shape}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=ReleaseCard, operation_id="createRelease")
 def create_release(
     body: ReleaseRequest,
     who: Principal = Depends(require(Role.OWNER)),
@@ -135,7 +135,7 @@ def create_release(
     return release_card(r, m)
 
 
-@router.get("")
+@router.get("", response_model=list[ReleaseCard], operation_id="listReleases")
 def list_releases(
     who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
 ) -> list[dict[str, Any]]:
@@ -145,7 +145,7 @@ def list_releases(
     return [release_card(r, m) for r, m in s.execute(query.order_by(Release.created_at))]
 
 
-@router.get("/{release_id}", response_model=dict[str, Any])
+@router.get("/{release_id}", response_model=ReleaseCard, operation_id="getRelease")
 async def get_release(
     release_id: str, request: Request, who: Principal = Depends(require(*READERS))
 ) -> Response:
@@ -203,7 +203,12 @@ def _where(items: list[str], columns: set[str]) -> dict[str, Any]:
     return where
 
 
-@router.get("/{release_id}/samples", response_class=StreamingResponse)
+@router.get(
+    "/{release_id}/samples",
+    response_class=StreamingResponse,
+    operation_id="sampleRelease",
+    responses=binary_responses(MEDIA, "synthetic rows (csv, jsonl, parquet) or images (npz, zip)"),
+)
 async def samples(
     request: Request,
     release_id: str,
@@ -240,8 +245,24 @@ async def samples(
         "seed": seed,
         "label": label,
     }
-    slots: DownloadSlots = request.app.state.samplers
     holder = (who.key_id, who.project_id or "(admin)")
+    stream = await _open_sampler(request, request_line, holder)
+    name = f"sanitas-{rid}.{format}"
+    return StreamingResponse(
+        stream.chunks(),
+        media_type=MEDIA[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        background=BackgroundTask(stream.finish),
+    )
+
+
+async def _open_sampler(
+    request: Request, request_line: dict[str, Any], holder: tuple[str, str]
+) -> SampleStream:
+    """A sampler slot (this key's and project's share) and the sampler's stream; 503
+    when the slots stay busy or the pool cannot answer, 422 when sampling fails."""
+    settings = request.app.state.settings
+    slots: DownloadSlots = request.app.state.samplers
     try:
         await slots.take(*holder, settings.sampler_wait_seconds)
     except SlotsBusy as e:
@@ -258,50 +279,10 @@ async def samples(
     except SamplerUnavailable as e:
         await slots.give_back(*holder)
         raise Problem(503, "Sampler Unavailable", str(e), headers={"Retry-After": "10"}) from None
-    finished = False
-
-    async def finish() -> None:
-        """Idempotent: the stream's end, the stall watchdog and the response's background
-        task all call it."""
-        nonlocal finished
-        if finished:
-            return
-        finished = True
-        writer.close()  # a child still writing gets EPIPE and exits
-        await slots.give_back(*holder)
-
-    handed = [asyncio.get_running_loop().time()]  # when the client last took a chunk
-
-    async def watchdog() -> None:
-        """A client that stops reading blocks the send below, not this code: past
-        ``download_stall_seconds`` its sampler is stopped and its slot handed on."""
-        stall = settings.download_stall_seconds
-        while not finished:
-            await asyncio.sleep(min(stall / 4, 1.0))
-            if handed[0] is not None and asyncio.get_running_loop().time() - handed[0] > stall:
-                await finish()
-
-    async def stream() -> AsyncIterator[bytes]:
-        guard = asyncio.create_task(watchdog())
-        try:
-            while not finished:
-                handed[0] = None  # waiting on the sampler is not the client's stall
-                chunk = await reader.read(65536)
-                if not chunk:
-                    break
-                handed[0] = asyncio.get_running_loop().time()
-                yield chunk
-        finally:
-            guard.cancel()
-            await finish()
-
-    name = f"sanitas-{rid}.{format}"
-    return StreamingResponse(
-        stream(),
-        media_type=MEDIA[format],
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        background=BackgroundTask(finish),
-    )
+    return SampleStream(
+        reader, writer, slots=slots, holder=holder,
+        stall_seconds=settings.download_stall_seconds,
+    )  # fmt: skip
 
 
 def _authorize_download(

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.api.deps import get_scoped, session
+from service.api.views import ScheduleView
 from service.db import Dataset, Role, Schedule, ScheduleRun
 from service.domain.jobs import JobOptionsRequest
 from service.domain.records import audit, iso, new_id
@@ -67,7 +68,7 @@ def schedule_view(sch: Schedule, runs: list[ScheduleRun]) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=ScheduleView, operation_id="createSchedule")
 def create_schedule(
     body: ScheduleRequest,
     who: Principal = Depends(require(Role.OWNER)),
@@ -89,7 +90,7 @@ def create_schedule(
     return schedule_view(sch, [])
 
 
-@router.get("")
+@router.get("", response_model=list[ScheduleView], operation_id="listSchedules")
 def list_schedules(
     who: Principal = Depends(require(Role.OWNER, Role.AUDITOR)), s: Session = Depends(session)
 ) -> list[dict[str, Any]]:

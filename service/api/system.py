@@ -7,18 +7,19 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import func, select, text
 
+from service.api.views import HealthView, binary_responses
 from service.db import Job
 from service.errors import Problem
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=HealthView, operation_id="healthz")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=HealthView, operation_id="readyz")
 def readyz(request: Request) -> dict[str, Any]:
     try:
         with request.app.state.sessions() as s:
@@ -31,7 +32,8 @@ def readyz(request: Request) -> dict[str, Any]:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+    responses=binary_responses({"text": "text/plain"}, "Prometheus text format"),
+    operation_id="getMetrics",
 )
 def metrics(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

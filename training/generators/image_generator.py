@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
-from training.artifacts import load_artifact, save_artifact
-from training.errors import ArtifactError, ConditionError
+from training.errors import ConditionError
+from training.generators.saved import SavedGenerator
 from training.images import ImageSet
 from training.spec import FitSummary, PrivacyReport
 
@@ -21,10 +20,8 @@ __all__ = ["DEFAULT_IMAGE_CHUNK", "ImageGenerator"]
 DEFAULT_IMAGE_CHUNK = 512
 
 
-class ImageGenerator:
+class ImageGenerator(SavedGenerator):
     """A trained image generator over the classes its DP label histogram kept."""
-
-    name: ClassVar[str]
 
     def __init__(
         self,
@@ -93,36 +90,12 @@ class ImageGenerator:
             images = self.draw(torch.from_numpy(labels.astype(np.int64)), generator)
             yield ImageSet(images, labels.astype(np.int64), list(self.classes))
 
-    def save(self, directory: str | Path) -> Path:
-        config = {
-            "generator": self.name,
-            "kind": "images",
-            "model": dict(vars(self.net.config)),
-            "classes": self.classes,
-            "class_weights": self.class_weights,
-            "privacy": self.privacy.model_dump(mode="json"),
-            "summary": self.summary.model_dump(mode="json"),
-            "training": self.training,
-        }
-        return save_artifact(Path(directory), config=config, state=self.net.state_dict())
+    def modality_config(self) -> dict[str, Any]:
+        return {"kind": "images", "classes": self.classes, "class_weights": self.class_weights}
 
     @classmethod
-    def build_net(cls, model: dict[str, Any]) -> torch.nn.Module:
-        raise NotImplementedError
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Any:
-        config, state = load_artifact(Path(directory))
-        try:
-            net = cls.build_net(config["model"])
-            net.load_state_dict(state)
-            return cls(
-                net=net.eval(),
-                classes=[str(c) for c in config["classes"]],
-                class_weights=[float(w) for w in config["class_weights"]],
-                privacy=PrivacyReport.model_validate(config["privacy"]),
-                summary=FitSummary.model_validate(config["summary"]),
-                training=config.get("training", {}),
-            )
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise ArtifactError(f"{directory} does not hold a valid {cls.name} model: {e}") from e
+    def from_config(cls, config: dict[str, Any], net: torch.nn.Module, **common: Any) -> Any:
+        return cls(
+            net=net, classes=[str(c) for c in config["classes"]],
+            class_weights=[float(w) for w in config["class_weights"]], **common,
+        )  # fmt: skip

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from training.artifacts import load_artifact, save_artifact
 from training.calibration import MIN_DRAW, Calibration
 from training.encoding import TableEncoder
-from training.errors import ArtifactError, ConditionError
+from training.errors import ConditionError
+from training.generators.saved import SavedGenerator
 from training.schema import Scalar, TableSchema
 from training.spec import FitSummary, PrivacyReport
 
@@ -29,10 +28,8 @@ __all__ = ["DEFAULT_CHUNK", "TableGenerator"]
 DEFAULT_CHUNK = 16_384
 
 
-class TableGenerator:
+class TableGenerator(SavedGenerator):
     """A trained table generator. Subclasses draw tokens and build their networks."""
-
-    name: ClassVar[str]
 
     def __init__(
         self,
@@ -93,10 +90,6 @@ class TableGenerator:
             parts.append(self.draw(size, {}, generator).numpy())
         return np.concatenate(parts)
 
-    def model_config(self) -> dict[str, Any]:
-        """The network's constructor arguments, stored in config.json."""
-        return dict(vars(self.net.config))
-
     def _fixed_tokens(self, where: Mapping[str, Scalar | None]) -> dict[int, int]:
         unknown = sorted(set(where) - set(self.columns))
         if unknown:
@@ -138,42 +131,19 @@ class TableGenerator:
             np.zeros((0, len(self.columns)), dtype=np.int64), np.random.default_rng(0)
         )
 
-    def save(self, directory: str | Path) -> Path:
-        config = {
-            "generator": self.name,
+    def modality_config(self) -> dict[str, Any]:
+        return {
             "schema": self.schema.model_dump(mode="json"),
             "encoder": self.encoder.model_dump(mode="json"),
-            "model": self.model_config(),
-            "privacy": self.privacy.model_dump(mode="json"),
-            "summary": self.summary.model_dump(mode="json"),
-            "training": self.training,
             "calibration": (self.calibration.model_dump(mode="json") if self.calibration else None),
         }
-        return save_artifact(Path(directory), config=config, state=self.net.state_dict())
 
     @classmethod
-    def build_net(cls, model: dict[str, Any]) -> torch.nn.Module:
-        """The network of a stored ``model`` config, untrained."""
-        raise NotImplementedError
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Any:
-        config, state = load_artifact(Path(directory))
-        try:
-            net = cls.build_net(config["model"])
-            net.load_state_dict(state)
-            return cls(
-                schema=TableSchema.model_validate(config["schema"]),
-                encoder=TableEncoder.model_validate(config["encoder"]),
-                net=net.eval(),
-                privacy=PrivacyReport.model_validate(config["privacy"]),
-                summary=FitSummary.model_validate(config["summary"]),
-                training=config.get("training", {}),
-                calibration=(
-                    Calibration.model_validate(config["calibration"])
-                    if config.get("calibration")
-                    else None
-                ),
-            )
-        except (KeyError, TypeError, ValueError, RuntimeError, ArtifactError) as e:
-            raise ArtifactError(f"{directory} does not hold a valid {cls.name} model: {e}") from e
+    def from_config(cls, config: dict[str, Any], net: torch.nn.Module, **common: Any) -> Any:
+        calibration = config.get("calibration")
+        return cls(
+            schema=TableSchema.model_validate(config["schema"]),
+            encoder=TableEncoder.model_validate(config["encoder"]), net=net,
+            calibration=Calibration.model_validate(calibration) if calibration else None,
+            **common,
+        )  # fmt: skip

@@ -81,7 +81,7 @@ def build(prepared: PreparedImages, spec: TrainSpec, batch_size: int) -> Network
     generator, discriminator = ImageGeneratorNet(config), ImageDiscriminator(config)
     lr = spec.learning_rate or (5e-4 if dp else 2e-4)
     g_optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
-    # SGD for a DP discriminator: Adam random-walks noise-dominated weights (tabular-gan)
+    # SGD for a DP discriminator: Adam random-walks noise-dominated weights (the table GAN's)
     d_optimizer: OptimizerFactory = (
         functools.partial(torch.optim.SGD, lr=0.3, momentum=0.5)
         if dp

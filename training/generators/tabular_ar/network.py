@@ -81,6 +81,29 @@ _MAX_PREFIX_ID = 2**62  # prefix ids are mixed-radix int64
 
 
 @torch.no_grad()
+def _running_projection(
+    model: TabularAR, tokens: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input projection of ``tokens`` (N, H) and, per token, what filling its column
+    adds to it (the delta rows): the projection is linear in the per-column embeddings."""
+    config = model.config
+    n, c = tokens.shape
+    w = model.proj.weight.view(config.hidden_size, c, config.embedding_dim)  # (H, C, E)
+    column_of = torch.repeat_interleave(
+        torch.arange(c, device=tokens.device),
+        torch.tensor(config.vocab_sizes, device=tokens.device) + 1,
+    )
+    table = torch.einsum("gE,gHE->gH", model.embed.weight, w.permute(1, 0, 2)[column_of])
+    mask_rows = table[model.mask_ids + model.offsets]  # (C, H)
+    delta = table - mask_rows[column_of]  # filling a column adds its token's row of delta
+    h0 = (model.proj.bias + mask_rows.sum(0)).expand(n, -1).clone()  # (N, H)
+    for k in range(c):  # column by column: an (N, C, H) gather would cost C times the memory
+        if bool((tokens[:, k] != model.mask_ids[k]).any()):
+            h0 += delta[tokens[:, k] + model.offsets[k]]
+    return h0, delta
+
+
+@torch.no_grad()
 def generate(
     model: TabularAR,
     tokens: torch.Tensor,
@@ -99,19 +122,8 @@ def generate(
     five columns), the network runs once per prefix, not once per row.
     """
     config = model.config
-    n, c = tokens.shape
-    w = model.proj.weight.view(config.hidden_size, c, config.embedding_dim)  # (H, C, E)
-    column_of = torch.repeat_interleave(
-        torch.arange(c, device=tokens.device),
-        torch.tensor(config.vocab_sizes, device=tokens.device) + 1,
-    )
-    table = torch.einsum("gE,gHE->gH", model.embed.weight, w.permute(1, 0, 2)[column_of])
-    mask_rows = table[model.mask_ids + model.offsets]  # (C, H)
-    delta = table - mask_rows[column_of]  # filling a column adds its token's row of delta
-    h0 = (model.proj.bias + mask_rows.sum(0)).expand(n, -1).clone()  # (N, H)
-    for k in range(c):  # column by column: an (N, C, H) gather would cost C times the memory
-        if bool((tokens[:, k] != model.mask_ids[k]).any()):
-            h0 += delta[tokens[:, k] + model.offsets[k]]
+    n = tokens.shape[0]
+    h0, delta = _running_projection(model, tokens)
     # rows' prefix ids in mixed radix; None once the prefixes are too many to share
     prefix: torch.Tensor | None = None
     if n and bool((tokens == tokens[0]).all()):

@@ -1,6 +1,6 @@
 """tabular-gan's fit recipe: a GAN whose discriminator alone sees real rows, under DP-SGD.
 
-Privacy, end to end: the encoders come from the same DP preprocessing as tabular-ar.
+Privacy, end to end: the encoders come from the table modality's DP preprocessing.
 Each discriminator step is one DP-SGD step on a Poisson sample of real rows (each
 row's gradient clipped, Gaussian noise added) beside a batch of fakes; fakes are
 clipped too but carry no data. The generator learns only through the discriminator's

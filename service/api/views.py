@@ -1,0 +1,179 @@
+"""What each route answers: the response bodies the served OpenAPI documents.
+
+Routes build plain dicts; FastAPI checks them against these models on the way out
+(``extra="forbid"``: a field a route adds without declaring it here fails loudly in
+the tests rather than vanishing from the documentation).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AuditEventView",
+    "BudgetView",
+    "DatasetView",
+    "HealthView",
+    "JobView",
+    "ModelView",
+    "ReleaseCard",
+    "ScheduleView",
+    "VersionCreated",
+    "binary_responses",
+]
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class VersionSummary(_View):
+    id: str
+    number: int
+    rows: int
+    bytes: int
+    sha256: str  # of the plaintext as uploaded: an owner can check the stored copy
+
+
+class DatasetView(_View):
+    id: str
+    name: str
+    kind: Literal["table", "images"]
+    project_id: str
+    epsilon_budget: float
+    epsilon_spent: float
+    epsilon_remaining: float
+    delta: float
+    delta_spent: float
+    schema_: dict[str, Any] = Field(alias="schema")  # BaseModel has a .schema
+    schema_notice: str  # schema inference read the rows: not covered by epsilon
+    created_at: str | None
+    version: VersionSummary | None
+
+
+class VersionCreated(_View):
+    id: str
+    dataset_id: str
+    number: int
+    rows: int
+
+
+class LedgerLine(_View):
+    id: int
+    job_id: str | None
+    epsilon: float
+    delta: float
+    reason: str
+    at: str | None
+
+
+class BudgetView(_View):
+    dataset_id: str
+    epsilon_budget: float
+    epsilon_spent: float
+    epsilon_remaining: float
+    delta: float
+    delta_spent: float
+    delta_remaining: float
+    ledger_total: float
+    ledger: list[LedgerLine]
+
+
+class JobView(_View):
+    id: str
+    state: str
+    progress: float
+    dataset_id: str
+    epsilon: float
+    spec: dict[str, Any]
+    model_id: str | None
+    error: str | None
+    log: list[str]
+    touched_data: bool
+    worker: str | None
+    created_at: str | None
+    finished_at: str | None
+
+
+class ModelView(_View):
+    id: str
+    dataset_id: str
+    job_id: str
+    generator: str
+    privacy: dict[str, Any]
+    schema_: dict[str, Any] = Field(alias="schema")
+    gates: list[dict[str, Any]]
+    passed: bool
+    released: bool
+    created_at: str | None
+
+
+class ColumnName(_View):
+    name: str
+    kind: str
+
+
+class GateStatus(_View):
+    name: str
+    status: str
+
+
+class ReleaseCard(_View):
+    """What a consumer may know of a release, and which of it epsilon covers."""
+
+    id: str
+    model_id: str
+    generator: str
+    epsilon: float | None
+    delta: float | None
+    epsilon_preprocessing: float | None
+    epsilon_training: float | None
+    epsilon_calibration: float | None
+    columns: list[ColumnName]
+    gates: list[GateStatus]
+    override: bool
+    covered_by_epsilon: list[str]
+    not_covered_by_epsilon: list[str]
+    kind: Literal["table", "images"]
+    classes: list[str] | None = None  # images: those DP selection kept
+    image_shape: list[int] | None = None
+    created_at: str | None
+
+
+class ScheduleRunView(_View):
+    fire_time: str | None
+    job_id: str | None
+    skipped_reason: str | None
+
+
+class ScheduleView(_View):
+    id: str
+    dataset_id: str
+    cron: str
+    job: dict[str, Any]
+    auto_release: bool
+    created_at: str | None
+    runs: list[ScheduleRunView]
+
+
+class AuditEventView(_View):
+    id: int
+    at: str | None
+    actor: str
+    project_id: str | None
+    action: str
+    target: str | None
+    detail: dict[str, Any]
+
+
+def binary_responses(media_types: dict[str, str], description: str) -> dict[int | str, Any]:
+    """The 200 of a route that answers a file or a stream, one schema per media type."""
+    schema = {"type": "string", "format": "binary"}
+    content = {media: {"schema": schema} for media in sorted(set(media_types.values()))}
+    return {200: {"description": description, "content": content}}
+
+
+class HealthView(_View):
+    status: Literal["ok", "ready"]
