@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Evaluation": "evaluation.evaluate",
+    "Evaluation": "evaluation.result",
     "evaluate": "evaluation.evaluate",
     "QualityScores": "evaluation.fidelity",
     "marginal_accuracy": "evaluation.fidelity",

@@ -10,7 +10,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from evaluation.errors import MetricError
 from evaluation.fidelity import discretize, quality_report, sdtypes
 from evaluation.gates import release_gates
 from evaluation.memorization import Memorization, memorization
+from evaluation.result import Evaluation
 from evaluation.spec import EvalSpec
 from evaluation.utility import tstr
 
@@ -32,21 +32,6 @@ logger = logging.getLogger(__name__)
 REPORT_SCHEMA_VERSION = "1.0"
 HISTOGRAM_BINS = 30
 ROC_POINTS = 101
-
-
-@dataclass
-class Evaluation:
-    """The report's data; ``data`` is what report.json holds."""
-
-    data: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def gates(self) -> list[dict[str, str]]:
-        return list(self.data["gates"])
-
-    @property
-    def passed(self) -> bool:
-        return all(g["status"] != "fail" for g in self.gates)
 
 
 def choose_targets(frame: pd.DataFrame, kinds: Mapping[str, str], limit: int = 3) -> list[str]:

@@ -57,9 +57,8 @@ def _train_spec(job: JobOptions) -> Any:
 
 def run(work: JobWorkspace) -> JobResult:
     import training
-    from evaluation.report import write_report
     from evaluation.spec import EvalSpec
-    from service.jobs.pipeline import evaluate_tables, save_audit, train_model
+    from service.jobs.pipeline import evaluate_tables
     from service.storage.tables import read_table
     from training.split import split_table
 
@@ -71,26 +70,14 @@ def run(work: JobWorkspace) -> JobResult:
     schema = training.TableSchema.model_validate(spec.table_schema)
     train, holdout = split_table(frame)
     emit(0.02, f"{len(train):,} rows train, {len(holdout):,} held out for the evaluation")
-    train_spec = _train_spec(job)
-
-    model, audit = train_model(train, train_spec, schema=schema, audit=job.audit, progress=progress)
-    model_dir = model.save(work.model)
-    if audit is not None:
-        save_audit(audit, model_dir)
-        emit(0.82, f"audit: epsilon lower bound {audit.epsilon_lower_bound:.2f}")
-    emit(0.85, "sampling and evaluating")
+    model, model_dir, _ = _train_and_save(work, job, train, schema=schema)
     synthetic = model.sample(len(train), seed=0)
     targets = [job.target_column] if job.target_column else []
     result = evaluate_tables(
         train, holdout, synthetic, spec=EvalSpec(targets=targets), model_dir=model_dir
     )
-    write_report(result.data, work.report)
-    failed = [g["name"] for g in result.gates if g["status"] == "fail"]
-    emit(0.99, "report written" + (f"; failed gates: {failed}" if failed else "; all gates pass"))
-    return JobResult(
-        generator=job.generator, privacy=model.privacy.model_dump(mode="json"),
-        schema=model.schema.model_dump(mode="json"), gates=result.gates, passed=result.passed,
-    )  # fmt: skip
+    return _report(work, job.generator, result, privacy=model.privacy.model_dump(mode="json"),
+                   schema=model.schema.model_dump(mode="json"))  # fmt: skip
 
 
 def run_images(work: JobWorkspace, spec: JobSpec) -> JobResult:
@@ -98,8 +85,7 @@ def run_images(work: JobWorkspace, spec: JobSpec) -> JobResult:
     import numpy as np
 
     from evaluation.images import LabeledImages, evaluate_images, image_report_data
-    from evaluation.report import write_report
-    from service.jobs.pipeline import save_audit, train_model
+    from evaluation.result import Evaluation
     from training.images import ImageSet, load_npz
     from training.split import split_images
 
@@ -109,18 +95,8 @@ def run_images(work: JobWorkspace, spec: JobSpec) -> JobResult:
     train, holdout = (ImageSet(data.images[i], data.labels[i], data.classes)
                       for i in (~held, held))  # fmt: skip
     emit(0.02, f"{len(train):,} images train, {len(holdout):,} held out for the evaluation")
-    train_spec = _train_spec(job)
-
     public = bool(spec.table_schema.get("public_classes", False))
-    model, audit = train_model(
-        train, train_spec, public_classes=public, audit=job.audit,
-        progress=progress,
-    )  # fmt: skip
-    model_dir = model.save(work.model)
-    if audit is not None:
-        save_audit(audit, model_dir)
-        emit(0.82, f"audit: epsilon lower bound {audit.epsilon_lower_bound:.2f}")
-    emit(0.85, "sampling and evaluating")
+    model, _, audit = _train_and_save(work, job, train, public_classes=public)
     synthetic = model.sample(min(len(train), MAX_EVALUATION_IMAGES), seed=0)
 
     def labeled(d: ImageSet) -> LabeledImages:
@@ -135,14 +111,45 @@ def run_images(work: JobWorkspace, spec: JobSpec) -> JobResult:
         result, train=labeled(train), synthetic=labeled(synthetic), classes=data.classes,
         privacy=privacy, show_real_images=job.report_real_images,
     )  # fmt: skip
-    write_report(report, work.report)
-    gates = [g.as_dict() for g in result.gates]
-    failed = [g["name"] for g in gates if g["status"] == "fail"]
-    emit(0.99, "report written" + (f"; failed gates: {failed}" if failed else "; all gates pass"))
     schema = {**spec.table_schema, "classes": model.classes}  # the classes DP selection kept
+    return _report(work, job.generator, Evaluation(report), privacy=privacy, schema=schema)
+
+
+def _train_and_save(
+    work: JobWorkspace, job: JobOptions, train: Any, **options: Any
+) -> tuple[Any, Path, Any]:
+    """Train (audited when the job asks), save the model and its audit into the workspace."""
+    from service.jobs.pipeline import save_audit, train_model
+
+    model, audit = train_model(
+        train, _train_spec(job), audit=job.audit, progress=progress, **options
+    )
+    model_dir = model.save(work.model)
+    if audit is not None:
+        save_audit(audit, model_dir)
+        emit(0.82, f"audit: epsilon lower bound {audit.epsilon_lower_bound:.2f}")
+    emit(0.85, "sampling and evaluating")
+    return model, model_dir, audit
+
+
+def _report(
+    work: JobWorkspace,
+    generator: str,
+    evaluation: Any,
+    *,
+    privacy: dict[str, Any],
+    schema: dict[str, Any],
+) -> JobResult:
+    """Write the report (HTML, PDF, JSON, checked against its modality's schema) and the
+    job's result; the gates travel with it."""
+    from evaluation.report import write_report
+
+    write_report(evaluation.data, work.report)
+    failed = evaluation.failed
+    emit(0.99, "report written" + (f"; failed gates: {failed}" if failed else "; all gates pass"))
     return JobResult(
-        generator=job.generator, privacy=privacy, schema=schema, gates=gates,
-        passed=result.passed,
+        generator=generator, privacy=privacy, schema=schema, gates=evaluation.gates,
+        passed=evaluation.passed,
     )  # fmt: skip
 
 

@@ -42,3 +42,19 @@ def test_a_generator_is_named_only_in_the_registry_and_its_folder():
             if entry.name in path.read_text():
                 strays.append(f"{entry.name} in {path.relative_to(ROOT)}")
     assert not strays
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    """No import cycles in the product (celery_app <-> runner was one), lazy imports
+    inside functions included: a cycle hides which module depends on which."""
+    import grimp
+
+    graph = grimp.build_graph(*PACKAGES)
+    cycles = {
+        tuple(sorted((a, b)))
+        for a in graph.modules
+        for b in graph.find_modules_directly_imported_by(a)
+        if not a.startswith(b + ".") and not b.startswith(a + ".")
+        and graph.chain_exists(importer=b, imported=a)
+    }  # fmt: skip
+    assert not cycles

@@ -100,21 +100,26 @@ def train(
         "DP-SGD: noise_multiplier=%.3f sample_rate=%.4f steps=%d",
         plan.noise_multiplier, plan.sample_rate, plan.steps,
     )  # fmt: skip
-    if spec.devices > 1:
-        return _train_ddp(networks, data, spec, plan, batch_size, epochs, progress)
-    return _train_private(networks, data, spec, plan, batch_size, epochs, progress)
+    run = _DPRun(networks, data, spec, plan, batch_size, epochs, progress)
+    return _train_ddp(run) if spec.devices > 1 else _train_private(run)
 
 
-def _train_private(
-    networks: Networks,
-    data: Prepared,
-    spec: TrainSpec,
-    plan: privacy.SGDPlan,
-    batch_size: int,
-    epochs: int,
-    progress: EpochProgress | None,
-) -> Trained:
-    dp, budget = spec.dp, data.budget
+@dataclass(frozen=True)
+class _DPRun:
+    """One DP-SGD run as planned: what the one-process and the DDP paths both take."""
+
+    networks: Networks
+    data: Prepared
+    spec: TrainSpec
+    plan: privacy.SGDPlan
+    batch_size: int
+    epochs: int
+    progress: EpochProgress | None
+
+
+def _train_private(run: _DPRun) -> Trained:
+    networks, spec, plan, epochs = run.networks, run.spec, run.plan, run.epochs
+    dp, budget, batch_size, progress = spec.dp, run.data.budget, run.batch_size, run.progress
     private = privacy.make_private(
         module=networks.clipped, optimizer=networks.make_optimizer(networks.clipped.parameters()),
         noise_multiplier=plan.noise_multiplier, max_grad_norm=dp.max_grad_norm,
@@ -151,19 +156,12 @@ def stepping(private: privacy.PrivateTraining, total_steps: int) -> Stepping:
     )
 
 
-def _train_ddp(
-    networks: Networks,
-    data: Prepared,
-    spec: TrainSpec,
-    plan: privacy.SGDPlan,
-    batch_size: int,
-    epochs: int,
-    progress: EpochProgress | None,
-) -> Trained:
-    dp, budget = spec.dp, data.budget
+def _train_ddp(run: _DPRun) -> Trained:
+    networks, spec, plan, data = run.networks, run.spec, run.plan, run.data
+    dp, budget, batch_size, epochs = spec.dp, data.budget, run.batch_size, run.epochs
     clipping = entry(spec.generator).ddp_clipping
     assert clipping is not None  # TrainSpec refuses devices > 1 for the others
-    run = DPSGDRun(
+    ddp = DPSGDRun(
         noise_multiplier=plan.noise_multiplier, sample_rate=plan.sample_rate, epochs=epochs,
         batch_size=networks.batch_factor * batch_size, max_grad_norm=dp.max_grad_norm,
         accountant=dp.accountant, prior=budget.releases, delta=budget.delta_accountant,
@@ -171,7 +169,9 @@ def _train_ddp(
         accelerator=spec.accelerator, devices=spec.devices,
     )  # fmt: skip
     factory = functools.partial(rank_module, networks.make_module, plan.steps)
-    results = train_ddp(networks.clipped, networks.rows_of(data), run, factory, progress=progress)
+    results = train_ddp(
+        networks.clipped, networks.rows_of(data), ddp, factory, progress=run.progress
+    )
     steps = privacy.steps_beyond(results[0].history, budget.releases)
     return Trained(steps, [], plan.noise_multiplier, plan.sample_rate)
 

@@ -68,3 +68,25 @@ def test_the_report_can_leave_the_real_training_images_out(three_real_sets):
     assert hidden["figures"]["closest_pairs"] is None and hidden["closest_pairs"]
     page = render_html(hidden)
     assert "left out of this report" in page and "closest synthetic-train pairs" not in page
+
+
+def test_an_image_report_is_held_to_its_json_schema(three_real_sets):
+    """Image reports have a schema of their own, as table reports do (issue 20, item 4):
+    a real report validates; one with a gate status outside pass/fail/not_run, or a
+    closest pair at a negative distance, does not."""
+    import copy
+
+    from evaluation.images import image_report_data
+    from evaluation.report import ReportError, validate_report
+
+    train, holdout, other = three_real_sets
+    result = evaluate_images(train, holdout, other, CLASSES)
+    report = image_report_data(result, train=train, synthetic=other, classes=CLASSES, privacy=None)
+    validate_report(report)
+    bad_gate = copy.deepcopy(report)
+    bad_gate["gates"][0]["status"] = "maybe"
+    bad_pair = copy.deepcopy(report)
+    bad_pair["closest_pairs"][0]["distance"] = -1.0
+    for bad in (bad_gate, bad_pair):
+        with pytest.raises(ReportError, match="images schema"):
+            validate_report(bad)
