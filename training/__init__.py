@@ -15,10 +15,7 @@ from training.schema import ColumnKind, ColumnSchema, TableSchema, infer_schema
 from training.spec import DPConfig, FitSummary, PrivacyReport, TrainSpec
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from training.images import ImageSet
-    from training.pipeline.loop import EpochProgress
+    from training.pipeline import fit
     from training.protocol import TrainedGenerator
 
 __all__ = [
@@ -37,27 +34,13 @@ __all__ = [
 ]
 
 
-def fit(
-    data: pd.DataFrame | ImageSet,
-    spec: TrainSpec,
-    *,
-    schema: TableSchema | None = None,
-    public_classes: bool = False,
-    progress: EpochProgress | None = None,
-    plant: Any = None,
-) -> TrainedGenerator:
-    """Fit the generator ``spec.generator`` names on a table or on labeled images.
+def __getattr__(name: str) -> Any:
+    """``training.fit`` loads the fit pipeline (torch, Lightning, Opacus) on first use."""
+    if name == "fit":
+        from training.pipeline import fit
 
-    ``schema``: a table's reviewed schema (else inferred). ``public_classes``: the owner
-    declares an image set's class list public knowledge, so every class is kept and only
-    their frequencies are learned under DP. ``plant``: an audit's canaries, built from
-    what preprocessing released (``training.canaries``).
-    """
-    from training.pipeline import fit as run_pipeline
-
-    return run_pipeline(
-        data, spec, schema=schema, public_classes=public_classes, progress=progress, plant=plant
-    )
+        return fit
+    raise AttributeError(f"module 'training' has no attribute {name!r}")
 
 
 def load(directory: str | Path) -> TrainedGenerator:

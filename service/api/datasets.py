@@ -52,6 +52,14 @@ def _view(d: Dataset, latest: DatasetVersion | None) -> dict[str, Any]:
     }
 
 
+def _version(dataset_id: str, number: int, stored: Any) -> DatasetVersion:
+    """The version row of an encrypted upload (its SHA-256 is of the plaintext)."""
+    return DatasetVersion(
+        id=new_id(), dataset_id=dataset_id, number=number, path=str(stored.path),
+        format=stored.format, rows=stored.rows, bytes=stored.bytes, sha256=stored.sha256,
+    )  # fmt: skip
+
+
 def _store(request: Request, file: UploadFile) -> Any:
     """A table (.csv, .parquet) or images (.npz arrays, .zip of PNGs in class folders)."""
     app = request.app.state
@@ -103,16 +111,7 @@ def upload_dataset(
         delta=delta,
         schema_json=stored.schema,
     )
-    version = DatasetVersion(
-        id=new_id(),
-        dataset_id=dataset.id,
-        number=1,
-        path=str(stored.path),
-        format=stored.format,
-        rows=stored.rows,
-        bytes=stored.bytes,
-        sha256=stored.sha256,
-    )
+    version = _version(dataset.id, 1, stored)
     s.add(dataset)
     s.flush()
     s.add(version)
@@ -235,17 +234,9 @@ def add_version(
     if mismatch:
         request.app.state.objects.delete(str(stored.path))
         raise Problem(422, "Schema Mismatch", mismatch)
-    number = (latest_version(s, d.id).number if latest_version(s, d.id) else 0) + 1  # type: ignore[union-attr]
-    version = DatasetVersion(
-        id=new_id(),
-        dataset_id=d.id,
-        number=number,
-        path=str(stored.path),
-        format=stored.format,
-        rows=stored.rows,
-        bytes=stored.bytes,
-        sha256=stored.sha256,
-    )
+    latest = latest_version(s, d.id)
+    number = (latest.number if latest else 0) + 1
+    version = _version(d.id, number, stored)
     s.add(version)
     audit(
         s,
