@@ -36,8 +36,6 @@ ACCOUNTING_KEYS = [
 ]  # fmt: skip
 
 
-
-
 class ReportError(EvaluationError):
     """A report document is malformed or cannot be rendered."""
 
