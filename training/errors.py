@@ -8,7 +8,6 @@ expected range.
 from __future__ import annotations
 
 __all__ = [
-    "AllNullColumnError",
     "ArtifactError",
     "ConditionError",
     "DuplicateColumnError",
@@ -36,10 +35,6 @@ class EmptyTableError(SchemaError):
 
 class TooFewRowsError(SchemaError):
     """The table has fewer rows than DP training can use."""
-
-
-class AllNullColumnError(SchemaError):
-    """A column holds no value at all."""
 
 
 class DuplicateColumnError(SchemaError):

@@ -17,7 +17,6 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from training.errors import (
-    AllNullColumnError,
     DuplicateColumnError,
     EmptyTableError,
     SchemaError,
@@ -184,8 +183,9 @@ def _check_frame(df: pd.DataFrame, *, min_rows: int) -> None:
 def _infer_column(name: str, values: pd.Series) -> ColumnSchema:
     dtype = str(values.dtype)
     present = values.dropna()
-    if present.empty:
-        raise AllNullColumnError(f"column={name!r} holds no value (all {len(values)} are null)")
+    dropped = _nothing_to_learn(present, n_rows=len(values))
+    if dropped is not None:
+        return ColumnSchema(name=name, kind=ColumnKind.CATEGORICAL, dtype=dtype, excluded=dropped)
     if pd.api.types.is_bool_dtype(values.dtype):
         return ColumnSchema(name=name, kind=ColumnKind.BOOLEAN, dtype=dtype)
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
@@ -199,6 +199,17 @@ def _infer_column(name: str, values: pd.Series) -> ColumnSchema:
     if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
         return _infer_object(name, present, dtype, n_rows=len(values))
     raise UnsupportedDtypeError(f"column={name!r} has dtype={dtype}, which has no encoder")
+
+
+def _nothing_to_learn(present: pd.Series, *, n_rows: int) -> str | None:
+    """Why a column carries nothing to learn (all null, or one value in every row), or
+    None. Such a column is excluded with that reason, never an error: real exports have
+    them (a form field never filled, a treatment flag of a one-arm study)."""
+    if present.empty:
+        return f"no value: all {n_rows} rows are null"
+    if len(present) == n_rows and present.astype(str).nunique() == 1:
+        return "constant: every row holds the same value"
+    return None
 
 
 def _infer_numeric(name: str, present: pd.Series, dtype: str) -> ColumnSchema:

