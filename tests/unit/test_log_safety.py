@@ -21,7 +21,10 @@ def test_a_column_name_with_newlines_stays_on_its_log_line(cps):
     from training.preprocessing import fit_encoders
 
     forged = "region\nCRITICAL root: all keys revoked\x1b[2J"
-    frame = cps.drop(columns=["rownames"]).head(500).rename(columns={"region": forged})
+    # a sample across regions (the first 500 rows are all one region: a constant column,
+    # which inference now excludes before preprocessing could warn about it)
+    frame = cps.drop(columns=["rownames"]).sample(500, random_state=0)
+    frame = frame.rename(columns={"region": forged})
     schema = training.infer_schema(frame)
     stream = io.StringIO()
     configure_logging(logging.INFO, stream)
