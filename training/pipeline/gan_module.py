@@ -8,6 +8,7 @@ real data flows through it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,9 @@ import pytorch_lightning as pl
 import torch
 from torch.nn import functional as F
 
-__all__ = ["GANModule"]
+from training.pipeline.recipe import Networks, OptimizerFactory, Stepping
+
+__all__ = ["GANModule", "discriminator_optimizer", "gan_networks"]
 
 Hooks = Callable[[bool], None]
 
@@ -129,3 +132,47 @@ class GANModule(pl.LightningModule):
         if self._running:
             self.epoch_losses.append(sum(self._running) / len(self._running))
         self._running = []
+
+
+def discriminator_optimizer(lr: float, *, dp: bool, betas: tuple[float, float]) -> OptimizerFactory:
+    """SGD under DP, Adam otherwise (both GANs).
+
+    Adam rescales each coordinate by its own (noise-dominated) variance, so every
+    weight of a DP discriminator random-walks at the learning rate and the generator
+    chases noise: on fair at epsilon 10, Adam reached sdmetrics overall 0.41-0.52 and
+    SGD (lr 1, momentum 0.5) 0.69; even at epsilon 100 Adam stayed at 0.38. At epsilon
+    1, SGD lr 0.3 with the generator at 5e-4 for 60 epochs gave column shapes 0.80-0.81
+    and pair trends 0.86-0.87 (two seeds); lr 1 with 2e-3 for 30 epochs 0.72 and 0.57-0.71.
+    """
+    if dp:
+        return functools.partial(torch.optim.SGD, lr=0.3, momentum=0.5)
+    return functools.partial(torch.optim.Adam, lr=lr, betas=betas)
+
+
+def gan_networks(
+    module: type[GANModule],
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    *,
+    d_optimizer: OptimizerFactory,
+    g_optimizer: torch.optim.Optimizer,
+    fake_batch: int,
+    **options: Any,
+) -> Networks:
+    """A GAN as the training loop sees it: the discriminator is what DP-SGD clips (its
+    expected batch counts the fakes beside the real rows: twice the real batch), the
+    generator is what the artifact samples from. ``options`` go to ``module``."""
+
+    def make_module(
+        clipped: torch.nn.Module, optimizer: torch.optim.Optimizer, stepping: Stepping,
+        rank: int,
+    ) -> GANModule:  # fmt: skip
+        return module(
+            generator, clipped, optimizer, g_optimizer, fake_batch=fake_batch,
+            d_backward=stepping.backward, hooks=stepping.hooks, **options,
+        )  # fmt: skip
+
+    return Networks(
+        clipped=discriminator, make_optimizer=d_optimizer, make_module=make_module,
+        sampler=generator, batch_factor=2,
+    )  # fmt: skip

@@ -9,7 +9,6 @@ histogram.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -20,9 +19,9 @@ from training.generators.image_gan.network import (
     ImageDiscriminator,
     ImageGeneratorNet,
 )
-from training.pipeline.gan_module import GANModule
+from training.pipeline.gan_module import GANModule, discriminator_optimizer, gan_networks
 from training.pipeline.images import PreparedImages
-from training.pipeline.recipe import Networks, OptimizerFactory, Recipe, Stepping
+from training.pipeline.recipe import Networks, Recipe
 from training.spec import TrainSpec
 
 __all__ = ["RECIPE", "ImageGANModule", "auto_batch_size", "auto_epochs"]
@@ -81,26 +80,11 @@ def build(prepared: PreparedImages, spec: TrainSpec, batch_size: int) -> Network
     generator, discriminator = ImageGeneratorNet(config), ImageDiscriminator(config)
     lr = spec.learning_rate or (5e-4 if dp else 2e-4)
     g_optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
-    # SGD for a DP discriminator: Adam random-walks noise-dominated weights (the table GAN's)
-    d_optimizer: OptimizerFactory = (
-        functools.partial(torch.optim.SGD, lr=0.3, momentum=0.5)
-        if dp
-        else functools.partial(torch.optim.Adam, lr=lr, betas=(0.5, 0.999))
-    )
     weights = torch.tensor(prepared.histogram.counts, dtype=torch.float)
-
-    def make_module(
-        discriminator: torch.nn.Module, optimizer: torch.optim.Optimizer, stepping: Stepping,
-        rank: int,
-    ) -> ImageGANModule:  # fmt: skip
-        return ImageGANModule(
-            generator, discriminator, optimizer, g_optimizer, class_weights=weights,
-            fake_batch=batch_size, d_backward=stepping.backward, hooks=stepping.hooks,
-        )  # fmt: skip
-
-    return Networks(
-        clipped=discriminator, make_optimizer=d_optimizer, make_module=make_module,
-        sampler=generator, batch_factor=2,
+    return gan_networks(
+        ImageGANModule, generator, discriminator, g_optimizer=g_optimizer,
+        d_optimizer=discriminator_optimizer(lr, dp=dp, betas=(0.5, 0.999)),
+        fake_batch=batch_size, class_weights=weights,
     )  # fmt: skip
 
 
