@@ -60,7 +60,7 @@ class GeneratorEntry:
     package: str  # the generator's folder, as a module path
     clipping: str
     ddp_clipping: str | None
-    summary: str  # one line for the CLI help and the API's docs
+    summary: str  # one line for the API's documentation (the generator enum)
 
     @property
     def distributed(self) -> bool:

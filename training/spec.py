@@ -33,7 +33,10 @@ def _registered(name: str) -> str:
 
 
 def _generator_enum(schema: dict[str, Any]) -> None:
-    schema["enum"] = registry.names()  # read when the schema is built: plugins included
+    """The registry's generators, read when the schema is built (plugins included)."""
+    known = registry.entries()
+    schema["enum"] = [e.name for e in known]
+    schema["description"] = "; ".join(f"{e.name} ({e.modality}): {e.summary}" for e in known)
 
 
 # a generator the registry knows; the JSON schema lists them

@@ -166,18 +166,18 @@ def train_model(
     import training
     from evaluation.audit import epsilon_lower_bound
 
-    images = training.modality_of(spec.generator) == "images"
-    if not images:
-        schema = schema or training.infer_schema(data, min_rows=spec.min_rows)
+    generator = training.registry.entry(spec.generator)
     fit = functools.partial(
         training.fit, data, spec, schema=schema, public_classes=public_classes, progress=progress
     )
     if not audit:
         return fit(), None
-    planter = (ImageCanaries if images else TableCanaries)(seed=spec.seed + 7919, count=canaries)
+    planter_class = ImageCanaries if generator.modality == "images" else TableCanaries
+    planter = planter_class(seed=spec.seed + 7919, count=canaries)
     model = fit(plant=planter)
-    scores_rows = training.registry.entry(spec.generator).likelihood
-    scores, attack = planter.attack(model, scores_rows=scores_rows, seed=spec.seed + 104729)
+    scores, attack = planter.attack(
+        model, scores_rows=generator.likelihood, seed=spec.seed + 104729
+    )
     result = epsilon_lower_bound(scores, planter.included, delta=spec.dp.delta, attack=attack)
     logger.info("audit: epsilon lower bound %.3f", result.epsilon_lower_bound)
     return model, result

@@ -27,5 +27,6 @@ def test_every_success_has_a_schema_and_every_route_a_chosen_operation_id(api):
     assert not derived  # FastAPI's default ids end in the method and double underscores
     generator = spec["components"]["schemas"]["JobRequest"]["properties"]["generator"]
     assert registry.names() == generator["anyOf"][0]["enum"]
+    assert all(e.summary in generator["anyOf"][0]["description"] for e in registry.entries())
     card = spec["components"]["schemas"]["ReleaseCard"]["properties"]
     assert {"epsilon", "covered_by_epsilon", "not_covered_by_epsilon"} <= set(card)
