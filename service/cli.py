@@ -90,12 +90,13 @@ def train(
 
     images = data.suffix.lower() == ".npz"
     generator = generator or registry.default_generator("images" if images else "table")
-    share = {} if calibration_share is None else {"calibration_share": calibration_share}
     try:
+        dp = training.DPConfig.requested(
+            epsilon=None if no_dp else epsilon, delta=delta, calibration_share=calibration_share
+        )
         spec = training.TrainSpec(
-            generator=generator, epochs=epochs, seed=seed, devices=devices,
-            dp=training.DPConfig(epsilon=None if no_dp else epsilon, delta=delta, **share),
-        )  # fmt: skip
+            generator=generator, epochs=epochs, seed=seed, devices=devices, dp=dp
+        )
         schema = training.TableSchema.from_json(schema_file.read_text()) if schema_file else None
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e

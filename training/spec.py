@@ -94,6 +94,19 @@ class DPConfig(BaseModel):
     def enabled(self) -> bool:
         return self.epsilon is not None
 
+    @classmethod
+    def requested(
+        cls, *, epsilon: float | None, delta: float, calibration_share: float | None = None
+    ) -> DPConfig:
+        """The guarantee a request asks for; a share it leaves unset keeps the default.
+
+        The API validates a job with this and the job's child trains with it, so the
+        two cannot disagree on what a request means.
+        """
+        if calibration_share is None:
+            return cls(epsilon=epsilon, delta=delta)
+        return cls(epsilon=epsilon, delta=delta, calibration_share=calibration_share)
+
 
 class TrainSpec(BaseModel):
     """What to train. Everything but ``dp`` is a performance or quality knob."""

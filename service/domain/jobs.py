@@ -42,11 +42,10 @@ class JobOptionsRequest(BaseModel):
     @model_validator(mode="after")
     def _child_accepts_the_privacy(self) -> JobOptionsRequest:
         """The privacy settings as the job's child builds them (its shares' sum too)."""
-        share = self.calibration_share
         try:
-            DPConfig(
+            DPConfig.requested(
                 epsilon=self.epsilon, delta=self.delta or DEFAULT_DELTA,
-                **({} if share is None else {"calibration_share": share}),
+                calibration_share=self.calibration_share,
             )  # fmt: skip
         except ValidationError as e:
             raise ValueError("; ".join(err["msg"] for err in e.errors())) from None

@@ -44,13 +44,13 @@ def _train_spec(job: JobOptions) -> Any:
     import training
     from service.settings import Settings
 
-    share = job.calibration_share
-    calibration = {} if share is None else {"calibration_share": share}
     distributed = training.registry.entry(job.generator).distributed and job.epsilon
     return training.TrainSpec(
         generator=job.generator,
         epochs=job.epochs,
-        dp=training.DPConfig(epsilon=job.epsilon, delta=job.delta, **calibration),
+        dp=training.DPConfig.requested(
+            epsilon=job.epsilon, delta=job.delta, calibration_share=job.calibration_share
+        ),
         devices=Settings().training_devices if distributed else 1,
     )
 
