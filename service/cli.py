@@ -43,7 +43,10 @@ GeneratorOption = Annotated[
 ]
 ShareOption = Annotated[
     float | None,
-    typer.Option(help="tables: share of epsilon for measured marginals (0: off; 0.7)"),
+    typer.Option(
+        help="tables: share of epsilon for measured marginals (0: off; unset: by rule, "
+        "0.45-0.7 as fewer or more of the domains are declared public)"
+    ),
 ]
 DevicesOption = Annotated[
     int,

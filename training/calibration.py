@@ -36,6 +36,7 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,6 +61,15 @@ MIN_DRAW = 4_096  # rows drawn to resample a small request from
 IPF_ITERATIONS = 50
 FACTOR_CAP = 5.0  # see _ipf
 IPF_TOLERANCE = 1e-4
+# a row's resampling weight is at most this many times the pool's mean: uncapped, the
+# product of 23 factor tables put 4.6% of one table's output on one token-row (issue 21)
+WEIGHT_CAP = 10.0
+# applied in the conditionals (see ``training.conditional_tilt``): fitted on fresh draws
+# of the tilted chain, each step damped, log-factors bounded
+TILT_ITERATIONS = 14
+TILT_POOL_ROWS = 32_768
+TILT_STEP = 0.7
+LOG_FACTOR_BOUNDS = (-8.0, 5.0)
 # Resampling n rows from n model rows whose tilt has an effective sample size of
 # a tenth (fair at epsilon 1) repeats rows: sdmetrics quality 0.895 against 0.913 from a
 # pool 3x larger (6 fits). So the pool grows until each group's effective size is this
@@ -153,12 +163,18 @@ class MeasuredMarginal(BaseModel):
     factors: list[float]  # row-major over the columns' groups
 
 
+Applied = Literal["resampling", "conditionals"]
+
+
 class Calibration(BaseModel):
-    """What sampling needs: token groups per column and the factor tables."""
+    """What sampling needs: token groups per column, the factor tables, and how they
+    are applied: to whole rows by resampling a larger draw (any generator), or to each
+    column's conditional as it is drawn (generators that draw column by column)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     groups: list[list[int]]  # groups[j][token] -> group of column j
+    applied: Applied = "resampling"  # artifacts saved before issue 21 resample
     # model rows drawn per row sampled, so that resampling has distinct rows to pick
     oversample: float = Field(default=1.0, ge=1.0, le=MAX_OVERSAMPLE)
     marginals: list[MeasuredMarginal]
@@ -180,8 +196,9 @@ class Calibration(BaseModel):
             raise ArtifactError("calibration groups do not match the encoder's vocabularies")
 
     def weights(self, tokens: np.ndarray) -> np.ndarray:
-        """Each row's tilt: the product of its cells' factors.  (rows,)"""
-        return self._grouped_weights(self._grouped(tokens))
+        """Each row's tilt: the product of its cells' factors, at most ``WEIGHT_CAP``
+        times the mean.  (rows,)"""
+        return _capped(self._grouped_weights(self._grouped(tokens)))
 
     def _grouped_weights(self, grouped: np.ndarray) -> np.ndarray:
         sizes = [max(g) + 1 for g in self.groups]
@@ -206,6 +223,13 @@ class Calibration(BaseModel):
     def _grouped(self, tokens: np.ndarray) -> np.ndarray:
         lookups = [np.asarray(g) for g in self.groups]
         return np.stack([lookups[j][tokens[:, j]] for j in range(tokens.shape[1])], axis=1)
+
+
+def _capped(weights: np.ndarray) -> np.ndarray:
+    mean = weights.mean() if len(weights) else 0.0
+    if not np.isfinite(mean) or mean <= 0:
+        return weights
+    return np.minimum(weights, WEIGHT_CAP * mean)
 
 
 def _cells(grouped: np.ndarray, columns: list[int], sizes: list[int]) -> np.ndarray:
@@ -248,22 +272,28 @@ def _numeric_groups(counts: np.ndarray) -> list[int]:
     return [0, *(dense + 1).tolist()]
 
 
+Draw = Callable[[int, "Calibration | None"], np.ndarray]
+
+
 def fit_calibration(
-    draw: Callable[[int], np.ndarray],
+    draw: Draw,
     encoder: TableEncoder,
     real_tokens: np.ndarray,
     plan: CalibrationPlan,
     *,
     rows: float,
     rng: np.random.Generator,
+    applied: Applied = "resampling",
 ) -> tuple[Calibration, list[list[int]]]:
     """Measure 1-way marginals, select pairs against the tilted model, measure them,
     then fit the factors: the three releases ``plan`` paid for.
 
-    ``draw(n)`` returns ``n`` rows of the trained model's tokens; ``rows`` is the DP
-    row count. Returns the calibration and the measured pairs (column indices).
+    ``draw(n, calibration)`` returns ``n`` rows of the trained model's tokens, tilted by
+    ``calibration`` when one is given; ``rows`` is the DP row count; ``applied`` says how
+    sampling will apply the factors, which decides how they are fitted. Returns the
+    calibration and the measured pairs (column indices).
     """
-    pool = draw(POOL_ROWS)
+    pool = draw(POOL_ROWS, None)
     groups = token_groups(encoder, pool)
     sizes = [max(g) + 1 for g in groups]
     calib = Calibration(groups=groups, marginals=[])
@@ -277,25 +307,74 @@ def fit_calibration(
         prior = np.bincount(_cells(model, clique, sizes), weights=weights, minlength=cells)
         return _shrunk(noisy, prior * rows, plan.measurement_sigma)
 
-    def fitted(cliques: list[list[int]], targets: list[np.ndarray]) -> Calibration:
-        factors = _ipf(model, sizes, cliques, targets)
-        marginals = [
-            MeasuredMarginal(columns=c, factors=f.tolist())
-            for c, f in zip(cliques, factors, strict=True)
-        ]
-        return Calibration(groups=groups, marginals=marginals)
-
     singles = [[j] for j in range(len(sizes))]
     uniform = np.full(len(model), 1 / len(model))
     single_targets = [measure(c, uniform) for c in singles]
-    tilt = fitted(singles, single_targets)._grouped_weights(model)
+    single_factors = _ipf(model, sizes, singles, single_targets)
+    tilt = _capped(_with_factors(groups, singles, single_factors)._grouped_weights(model))
     tilt /= tilt.sum()
     pairs = _select_pairs(model, tilt, data, sizes, plan, rows=rows, rng=rng)
     cliques = [[i, j] for i, j in pairs] + singles
     targets = [measure(c, tilt) for c in cliques[: len(pairs)]] + single_targets
-    tilted = fitted(cliques, targets)
-    oversample = _oversample(tilted._grouped_weights(model), model)
+    if applied == "conditionals":
+        return _fit_conditionals(draw, groups, cliques, targets), [list(p) for p in pairs]
+    tilted = _with_factors(groups, cliques, _ipf(model, sizes, cliques, targets))
+    oversample = _oversample(_capped(tilted._grouped_weights(model)), model)
     return tilted.model_copy(update={"oversample": oversample}), [list(p) for p in pairs]
+
+
+def _with_factors(
+    groups: list[list[int]],
+    cliques: list[list[int]],
+    factors: list[np.ndarray],
+    applied: Applied = "resampling",
+) -> Calibration:
+    marginals = [
+        MeasuredMarginal(columns=c, factors=f.tolist())
+        for c, f in zip(cliques, factors, strict=True)
+    ]
+    return Calibration(groups=groups, marginals=marginals, applied=applied)
+
+
+def _fit_conditionals(
+    draw: Draw, groups: list[list[int]], cliques: list[list[int]], targets: list[np.ndarray]
+) -> Calibration:
+    """Log-factors for a chain that applies each clique at its last column, fitted on
+    fresh draws of the tilted chain itself (post-processing: no data, only the
+    targets).
+
+    A column's own factor moves its share; a pair's factor, applied when its later
+    column is drawn, moves the later column's share *given* the earlier one, so its
+    step is the ratio of conditionals and leaves the 1-way shares to the singles.
+    Steps are damped: cliques that end on the same column push on the same logits.
+    """
+    sizes = [max(g) + 1 for g in groups]
+    shares = [t / t.sum() if t.sum() > 0 else None for t in targets]
+    logs = [np.zeros(len(t)) for t in targets]
+    ending = np.bincount([max(c) for c in cliques], minlength=len(groups))
+    steps = [TILT_STEP / ending[max(c)] for c in cliques]
+    for _ in range(TILT_ITERATIONS):
+        current = _with_factors(groups, cliques, [np.exp(x) for x in logs], "conditionals")
+        grouped = current._grouped(draw(TILT_POOL_ROWS, current))
+        for k, (clique, share) in enumerate(zip(cliques, shares, strict=True)):
+            if share is None:
+                continue
+            counts = np.bincount(_cells(grouped, clique, sizes), minlength=len(share))
+            step = _log_step(share, counts / len(grouped), [sizes[j] for j in clique])
+            logs[k] = np.clip(logs[k] + steps[k] * step, *LOG_FACTOR_BOUNDS)
+    return _with_factors(groups, cliques, [np.exp(x) for x in logs], "conditionals")
+
+
+def _log_step(target: np.ndarray, current: np.ndarray, shape: list[int]) -> np.ndarray:
+    """log(target / current), of the last column's share given the others'; cells are
+    smoothed by half a pool row so that an empty cell asks for a finite step."""
+    smooth = 0.5 / TILT_POOL_ROWS
+    t = target.reshape(shape) + smooth
+    c = current.reshape(shape) + smooth
+    if len(shape) > 1:
+        t = t / t.sum(-1, keepdims=True)
+        c = c / c.sum(-1, keepdims=True)
+    return np.clip(np.log(t) - np.log(c), -3.0, 3.0).ravel()
 
 
 def _oversample(weights: np.ndarray, grouped: np.ndarray) -> float:
@@ -392,7 +471,7 @@ def _ipf(
             current = np.bincount(cells[k], weights=w, minlength=len(share))
             ratio = np.where(current > 0, share / np.maximum(current, 1e-300), 1.0)
             updated = np.clip(factors[k] * ratio, 1 / FACTOR_CAP, FACTOR_CAP)
-            w = w * (updated / factors[k])[cells[k]]
+            w = _capped(w * (updated / factors[k])[cells[k]])
             w /= w.sum()
             factors[k] = updated
             worst = max(worst, float(np.abs(current - share).max()))

@@ -74,8 +74,9 @@ def table_canaries(
             columns[column.name] = column.decode(tokens, rng)
         else:
             declared = schema.column(column.name).public_bounds
-            bounds = declared or (column.bins[0][0], column.bins[-1][1])
-            span = column.model_copy(update={"bins": [tuple(bounds)]})
+            lo, hi = declared or column.value_range
+            step = column.step or 1.0  # bins count steps
+            span = column.model_copy(update={"bins": [(lo / step, hi / step)], "shapes": []})
             columns[column.name] = span.decode(np.ones(m, dtype=np.int64), rng)
     return pd.DataFrame(columns)
 

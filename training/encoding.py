@@ -1,9 +1,14 @@
 """Column encoders: each column of a table becomes one integer token per row.
 
 Token 0 of every column means "missing". Categorical columns add an "other" token (1)
-for values outside the learned domain; it is never sampled. Numeric columns map to
-bins (points or half-open intervals) and are decoded by drawing uniformly inside the
-bin. Encoders are plain pydantic data, so an artifact stores them as JSON.
+for values outside the learned domain (rare categories that DP partition selection
+dropped); a text column whose dropped categories hold a share of rows the noise
+cannot explain samples it and decodes it as its ``other`` label, "(other)", so those
+rows keep the rest of their values instead of turning into a majority category or a
+missing one. Numeric columns map to
+bins (points or half-open intervals) and are decoded by drawing a part of the bin by
+the weight the released fine histogram gave it, then a value uniformly inside it.
+Encoders are plain pydantic data, so an artifact stores them as JSON.
 """
 
 from __future__ import annotations
@@ -32,13 +37,15 @@ class CategoricalEncoder(BaseModel):
     dtype: str
     categories: list[Scalar]
     nullable: bool = True
+    other: str | None = None  # what the other token decodes to; None: never sampled
 
     @property
     def vocab_size(self) -> int:
         return 2 + len(self.categories)
 
     def never_sampled(self) -> list[int]:
-        return [OTHER] if self.nullable else [MISSING, OTHER]
+        banned = [] if self.nullable else [MISSING]
+        return banned if self.other is not None else [*banned, OTHER]
 
     def encode(self, values: pd.Series) -> np.ndarray:
         index = pd.Index(self.categories, dtype=object)
@@ -47,22 +54,27 @@ class CategoricalEncoder(BaseModel):
         return np.where(values.isna().to_numpy(), MISSING, tokens).astype(np.int64)
 
     def decode(self, tokens: np.ndarray, rng: np.random.Generator) -> pd.Series:
-        lookup = np.array([None, None, *self.categories], dtype=object)
+        lookup = np.array([None, self.other, *self.categories], dtype=object)
         values = lookup[tokens]
         return _restore_dtype(pd.Series(values, dtype=object), self.dtype)
 
     def token_of(self, value: Scalar | None) -> int:
         if value is None:
             return MISSING
+        if self.other is not None and value == self.other:
+            return OTHER
         for i, cat in enumerate(self.categories):
             if cat == value or str(cat) == str(value):
                 return i + 2
         raise ConditionError(
-            f"column={self.name!r}: value={value!r} is not in its domain {self.categories[:20]}"
+            f"column={self.name!r}: value={value!r} is not in its domain "
+            f"{[*self.categories[:20], *([self.other] if self.other is not None else [])]}"
         )
 
     def exact_value(self, value: Scalar | None) -> Scalar | None:
         token = self.token_of(value)
+        if token == OTHER:
+            return self.other
         return None if token == MISSING else self.categories[token - 2]
 
 
@@ -74,6 +86,11 @@ class NumericEncoder(BaseModel):
     dtype: str
     kind: ColumnKind
     bins: list[tuple[float, float]]
+    # per bin, (lo, hi, weight) parts from the DP fine histogram; [] decodes uniformly
+    shapes: list[list[tuple[float, float, float]]] = Field(default_factory=list)
+    # values are whole multiples of step (0.01 for two decimals, a day of seconds for
+    # dates): bins then count steps, as an integer column's count ones
+    step: float | None = Field(default=None, gt=0)
     nullable: bool = True
 
     @property
@@ -87,8 +104,19 @@ class NumericEncoder(BaseModel):
     def _lows(self) -> np.ndarray:
         return np.array([lo for lo, _ in self.bins])
 
-    def encode(self, values: pd.Series) -> np.ndarray:
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """The lowest and highest value the bins hold, in the column's own units."""
+        step = self.step or 1.0
+        return self.bins[0][0] * step, self.bins[-1][1] * step
+
+    def units(self, values: pd.Series) -> np.ndarray:
+        """Values in the units the bins count: steps when a step is set."""
         x = as_float(values, self.kind)
+        return x if self.step is None else np.round(x / self.step)
+
+    def encode(self, values: pd.Series) -> np.ndarray:
+        x = self.units(values)
         missing = np.isnan(x)
         idx = np.searchsorted(self._lows, np.where(missing, 0.0, x), side="right") - 1
         idx = np.clip(idx, 0, len(self.bins) - 1)
@@ -99,19 +127,42 @@ class NumericEncoder(BaseModel):
         missing = tokens == MISSING
         idx = np.clip(tokens - 1, 0, len(bins) - 1)
         lo, hi = bins[idx, 0], bins[idx, 1]
-        if self.kind == ColumnKind.INTEGER:
+        if self.shapes:
+            lo, hi = self._shaped(idx, lo, hi, rng)
+        if self.kind == ColumnKind.INTEGER or self.step is not None:
             values = self._draw_integers(lo, hi, idx, rng)
         else:
             values = lo + (hi - lo) * rng.random(len(tokens))
+        if self.step is not None:  # whole steps; rounded again so 163 * 0.01 prints 1.63
+            places = max(0, -int(np.floor(np.log10(self.step))))
+            values = np.round(values * self.step, places) if self.step < 1 else values * self.step
         values = np.where(missing, np.nan, values)
         return self._to_series(values)
+
+    def _shaped(
+        self, idx: np.ndarray, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Narrow each row's bin to one of its parts, drawn by weight."""
+        lo, hi = lo.copy(), hi.copy()
+        for b, parts in enumerate(self.shapes):
+            rows = np.flatnonzero(idx == b) if parts else np.empty(0, dtype=np.int64)
+            if rows.size == 0:
+                continue
+            table = np.asarray(parts, dtype=float)
+            cdf = np.cumsum(table[:, 2]) / table[:, 2].sum()
+            pick = np.minimum(
+                np.searchsorted(cdf, rng.random(rows.size), side="right"), len(cdf) - 1
+            )
+            lo[rows], hi[rows] = table[pick, 0], table[pick, 1]
+        return lo, hi
 
     def _draw_integers(
         self, lo: np.ndarray, hi: np.ndarray, idx: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         first = np.ceil(lo)
-        last_bin = idx == len(self.bins) - 1
-        last = np.where(last_bin | (lo == hi), np.floor(hi), np.ceil(hi) - 1)
+        # the last bin holds its upper end (a part of it only if the part ends there)
+        closed = (idx == len(self.bins) - 1) & (hi == self.bins[-1][1])
+        last = np.where(closed | (lo == hi), np.floor(hi), np.ceil(hi) - 1)
         last = np.maximum(last, first)
         return first + np.floor(rng.random(len(lo)) * (last - first + 1))
 
@@ -130,10 +181,12 @@ class NumericEncoder(BaseModel):
         if value is None:
             return None
         lo, hi = self.bins[0][0], self.bins[-1][1]
-        x = float(as_float(pd.Series([value]), self.kind)[0])
+        x = float(self.units(pd.Series([value]))[0])
         if np.isnan(x) or not lo <= x <= hi:
+            step = self.step or 1.0
             raise ConditionError(
-                f"column={self.name!r}: value={value!r} is outside the range [{lo}, {hi}]"
+                f"column={self.name!r}: value={value!r} is outside the range "
+                f"[{lo * step:g}, {hi * step:g}]"
             )
         return value
 

@@ -8,8 +8,12 @@ scale ``sigma``:
    (its DP bounds, and the share of exact zeros); for each categorical column without
    a public domain, thresholded partition selection (its DP domain; rare categories
    fall below the threshold and merge into "other").
-2. for each numeric column, a histogram over public edges inside its bounds, from
-   which the DP quantile bins (or integer tokens) come.
+2. for each numeric column without public bounds, a zoom histogram: equal parts of
+   its octave bounds, which narrow a column that lives inside one octave (years,
+   heights, dates) to where its rows are.
+3. for each numeric column, a histogram over public edges inside its bounds, from
+   which the DP quantile bins (or integer tokens) come, and the shape of each bin
+   that decoding draws from.
 
 Notes:
     ``count_queries`` says how many histograms a schema needs *before* any data is
@@ -43,6 +47,11 @@ logger = logging.getLogger(__name__)
 NON_NULLABLE_PREFIXES = ("int", "uint", "bool")
 # Partition-selection key of missing values: missingness is learned in the same release.
 MISSING_KEY = "\x00missing"
+# What a text column's dropped categories decode to (documented in docs/privacy.md)
+OTHER_LABEL = "(other)"
+# the dropped categories are sampled as OTHER_LABEL when their noisy share of the rows
+# passes this many standard deviations of its noise
+OTHER_Z = 2.0
 
 
 @dataclass
@@ -64,7 +73,7 @@ def count_queries(schema: TableSchema) -> int:
     k = 1
     for col in schema.modelled:
         if col.is_numeric:
-            k += 1 + (col.public_bounds is None)
+            k += 1 + 2 * (col.public_bounds is None)  # octaves and zoom, then fine
         elif needs_domain_discovery(col):
             k += 1
     return k
@@ -135,9 +144,29 @@ def _fit_categorical(
         if not categories:
             logger.warning("column=%s: no category passed the DP threshold", col.name)
         nullable = nullable and MISSING_KEY in kept
+        if _dropped_rows_show(kept, fitted.noisy_rows, sigma) and _is_text(col.dtype):
+            other = OTHER_LABEL if OTHER_LABEL not in categories else f"{OTHER_LABEL}*"
+            return CategoricalEncoder(
+                name=col.name, dtype=col.dtype, categories=categories, nullable=nullable,
+                other=other,
+            )  # fmt: skip
     return CategoricalEncoder(
         name=col.name, dtype=col.dtype, categories=categories, nullable=nullable
     )
+
+
+def _dropped_rows_show(kept: dict[object, float], noisy_rows: float, sigma: float) -> bool:
+    """Whether the rows of the dropped categories stand out of the noise: the noisy
+    row count less the kept categories' noisy counts (post-processing), against the
+    noise of those k + 1 counts."""
+    dropped = noisy_rows - sum(kept.values())
+    return dropped > OTHER_Z * sigma * (len(kept) + 1) ** 0.5 if sigma > 0 else dropped > 0
+
+
+def _is_text(dtype: str) -> bool:
+    """A column whose values are strings: a label can stand for its rare values. A
+    numeric code column keeps decoding them as missing (no code can be invented)."""
+    return dtype == "object" or dtype.startswith("string")
 
 
 def _fit_numeric(
@@ -148,19 +177,19 @@ def _fit_numeric(
     rng: np.random.Generator,
     fitted: FittedPreprocessing,
 ) -> NumericEncoder:
+    step = col.step
     x_all = as_float(values, col.kind)
+    if step is not None:  # count in steps: 1.63 m is 163 centimetres, a date a day
+        x_all = np.round(x_all / step)
     x = x_all[~np.isnan(x_all)]
-    integral = col.kind in (ColumnKind.INTEGER, ColumnKind.DATETIME)
+    integral = col.kind in (ColumnKind.INTEGER, ColumnKind.DATETIME) or step is not None
     if col.public_bounds is not None:
-        bounds = mech.public_range(*col.public_bounds)
+        lo, hi = col.public_bounds
+        bounds = mech.public_range(*((lo / step, hi / step) if step else (lo, hi)))
         fitted.public_metadata.append(f"{col.name}: bounds")
     else:
-        octaves = mech.noisy_histogram(
-            mech.OctaveGrid.index(x), mech.OctaveGrid.size, sigma=sigma, rng=rng
-        )
-        threshold = _octave_threshold(sigma)
-        bounds = mech.bounds_from_octaves(octaves, threshold=threshold)
-        fitted.private_metadata.append(f"{col.name}: bounds (DP octave histogram)")
+        bounds = _private_bounds(x, sigma, rng)
+        fitted.private_metadata.append(f"{col.name}: bounds (DP octave and zoom histograms)")
     edges = mech.fine_edges(bounds, integral=integral)
     inside = np.clip(x, edges[0], edges[-1])
     bucket = np.clip(np.searchsorted(edges, inside, side="right") - 1, 0, len(edges) - 2)
@@ -190,8 +219,23 @@ def _fit_numeric(
         dtype=col.dtype,
         kind=col.kind,
         bins=[(b.lo, b.hi) for b in bins],
+        shapes=mech.bin_shapes(bins, edges, counts, sigma=sigma),
+        step=step,
         nullable=_nullable(col.dtype) and missing_count > _octave_threshold(sigma),
     )
+
+
+def _private_bounds(x: np.ndarray, sigma: float, rng: np.random.Generator) -> mech.Range:
+    """DP bounds: the octaves that pass the noise, narrowed by the zoom histogram."""
+    octaves = mech.noisy_histogram(
+        mech.OctaveGrid.index(x), mech.OctaveGrid.size, sigma=sigma, rng=rng
+    )
+    bounds = mech.bounds_from_octaves(octaves, threshold=_octave_threshold(sigma))
+    edges = mech.zoom_edges(bounds)
+    inside = np.clip(x, edges[0], edges[-1])
+    bucket = np.clip(np.searchsorted(edges, inside, side="right") - 1, 0, len(edges) - 2)
+    zoom = mech.noisy_histogram(bucket, len(edges) - 1, sigma=sigma, rng=rng)
+    return mech.zoomed_range(bounds, edges, zoom, sigma=sigma, octaves=octaves)
 
 
 def _octave_threshold(sigma: float) -> float:

@@ -69,7 +69,9 @@ class DPConfig(BaseModel):
         *composed* stay within ``epsilon``; the split is recorded on the artifact.
         ``calibration_share`` (tables only) buys DP-measured 1- and 2-way marginals
         that the trained generator is tilted onto (see ``training.calibration``);
-        0 turns calibration off.
+        0 turns calibration off. Either share left unset is chosen when the run is
+        planned, from public facts only (``training.budget.shares``): the more of a
+        table's metadata must be learned under DP, the more preprocessing gets.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -77,12 +79,14 @@ class DPConfig(BaseModel):
     epsilon: Epsilon | None = 1.0
     delta: Delta = DEFAULT_DELTA
     max_grad_norm: float = Field(default=1.0, gt=0, le=100)
-    preprocessing_share: float = Field(default=0.1, gt=0, lt=1)
-    calibration_share: Share = 0.7
+    preprocessing_share: float | None = Field(default=None, gt=0, le=0.8)
+    calibration_share: Share | None = Field(default=None, le=0.8)
     accountant: Accountant = "prv"
 
     @model_validator(mode="after")
     def _shares_leave_training_some(self) -> DPConfig:
+        if self.preprocessing_share is None or self.calibration_share is None:
+            return self  # the planner's rule keeps the sum under 0.9
         if self.preprocessing_share + self.calibration_share >= 0.9:
             raise ValueError(
                 f"preprocessing_share={self.preprocessing_share} plus calibration_share="
@@ -98,13 +102,11 @@ class DPConfig(BaseModel):
     def requested(
         cls, *, epsilon: float | None, delta: float, calibration_share: float | None = None
     ) -> DPConfig:
-        """The guarantee a request asks for; a share it leaves unset keeps the default.
+        """The guarantee a request asks for; a share it leaves unset is planned by rule.
 
         The API validates a job with this and the job's child trains with it, so the
         two cannot disagree on what a request means.
         """
-        if calibration_share is None:
-            return cls(epsilon=epsilon, delta=delta)
         return cls(epsilon=epsilon, delta=delta, calibration_share=calibration_share)
 
 

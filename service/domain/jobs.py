@@ -31,7 +31,8 @@ class JobOptionsRequest(BaseModel):
     # None: a tenth of the dataset's delta budget, so ten jobs fit (deltas add up)
     delta: Delta | None = None
     epochs: Epochs | None = None
-    # tables: share of epsilon spent on measured marginals after training; None: 0.7
+    # tables: share of epsilon spent on measured marginals after training; None: by the
+    # planner's rule from the schema (training.budget.shares)
     calibration_share: Share | None = None
     target_column: str | None = None
     audit: bool = False

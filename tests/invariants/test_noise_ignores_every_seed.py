@@ -151,7 +151,7 @@ def test_preprocessing_and_calibration_noise_ignore_every_seed(table, monkeypatc
         released.append((prepared.rows, prepared.fitted.encoder.model_dump_json()))
         tokens = prepared.tokens.numpy()
 
-        def draw(n: int, tokens=tokens) -> np.ndarray:
+        def draw(n: int, _calibration=None, tokens=tokens) -> np.ndarray:
             return tokens[np.arange(n) % len(tokens)]
 
         _pin_every_seed(monkeypatch)

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from training.calibration import MIN_DRAW, Calibration
+from training.calibration import MIN_DRAW, Applied, Calibration
+from training.conditional_tilt import ConditionalTilt
 from training.encoding import TableEncoder
 from training.errors import ConditionError
 from training.generators.saved import SavedGenerator
@@ -30,6 +31,10 @@ DEFAULT_CHUNK = 16_384
 
 class TableGenerator(SavedGenerator):
     """A trained table generator. Subclasses draw tokens and build their networks."""
+
+    # how a calibration is applied: a generator that draws column by column and takes
+    # ``tilt`` in ``draw`` says "conditionals"; any other resamples whole rows
+    calibration_applied: Applied = "resampling"
 
     def __init__(
         self,
@@ -76,18 +81,32 @@ class TableGenerator(SavedGenerator):
             size = min(chunk_size, n - i * chunk_size)
             yield self._sample_chunk(size, fixed, where or {}, chunk_seed)
 
-    def draw(self, size: int, fixed: dict[int, int], generator: torch.Generator) -> torch.Tensor:
-        """Tokens of ``size`` rows, column ``j`` equal to ``fixed[j]``.  (size, C)"""
+    def draw(
+        self,
+        size: int,
+        fixed: dict[int, int],
+        generator: torch.Generator,
+        tilt: ConditionalTilt | None = None,
+    ) -> torch.Tensor:
+        """Tokens of ``size`` rows, column ``j`` equal to ``fixed[j]``.  (size, C)
+
+        ``tilt`` is passed only to generators whose ``calibration_applied`` is
+        "conditionals"."""
         raise NotImplementedError
 
-    def draw_unconditional(self, n: int, *, seed: int | None = None) -> np.ndarray:
-        """``n`` rows of the network's own tokens, before any calibration.  (n, C)"""
+    def draw_unconditional(
+        self, n: int, *, seed: int | None = None, calibration: Calibration | None = None
+    ) -> np.ndarray:
+        """``n`` rows of the network's own tokens, tilted in its conditionals by
+        ``calibration`` when one is given (never resampled).  (n, C)"""
         seeds = np.random.SeedSequence(seed).spawn(math.ceil(n / DEFAULT_CHUNK))
+        tilt = ConditionalTilt(calibration) if calibration is not None else None
         parts = []
         for i, chunk_seed in enumerate(seeds):
             size = min(DEFAULT_CHUNK, n - i * DEFAULT_CHUNK)
             generator = torch.Generator().manual_seed(int(chunk_seed.generate_state(1)[0]))
-            parts.append(self.draw(size, {}, generator).numpy())
+            drawn = self.draw(size, {}, generator, tilt) if tilt else self.draw(size, {}, generator)
+            parts.append(drawn.numpy())
         return np.concatenate(parts)
 
     def _fixed_tokens(self, where: Mapping[str, Scalar | None]) -> dict[int, int]:
@@ -114,6 +133,9 @@ class TableGenerator(SavedGenerator):
         rng = np.random.default_rng(int(numpy_seed))
         if self.calibration is None:
             drawn = self.draw(size, fixed, generator).numpy()
+        elif self.calibration.applied == "conditionals":
+            tilt = ConditionalTilt(self.calibration, fixed)
+            drawn = self.draw(size, fixed, generator, tilt).numpy()
         else:  # resample the model's rows by their tilt; small requests from a bigger draw
             drawn_rows = max(math.ceil(size * self.calibration.oversample), MIN_DRAW)
             pool = self.draw(drawn_rows, fixed, generator).numpy()

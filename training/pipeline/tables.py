@@ -9,7 +9,6 @@ the artifact, calibrated on DP-measured marginals when the budget planned it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ import pandas as pd
 import torch
 
 from training.budget import PreprocessingBudget, plan_preprocessing
-from training.calibration import Calibration, fit_calibration
+from training.calibration import Applied, Calibration, Draw, fit_calibration
 from training.canaries import TablePlanter
 from training.dp.secret_random import secret_numpy_rng
 from training.pipeline.accounting import RunFacts, account
@@ -77,11 +76,12 @@ def prepare_table(
 
 
 def calibrate(
-    draw: Callable[[int], np.ndarray], table: PreparedTable
+    draw: Draw, table: PreparedTable, *, applied: Applied = "resampling"
 ) -> tuple[Calibration | None, list[list[str]] | None]:
     """Measure the marginals the budget planned and fit the tilt; (None, None) if off.
 
-    ``draw(n)`` gives ``n`` rows of the trained network's tokens. Noise and selection
+    ``draw(n, calibration)`` gives ``n`` rows of the trained network's tokens, tilted
+    the way sampling will apply ``calibration`` (``applied``). Noise and selection
     draw from OS entropy, never from the user's seed.
     """
     plan = table.budget.calibration
@@ -90,7 +90,7 @@ def calibrate(
     encoder = table.fitted.encoder
     calibration, pairs = fit_calibration(
         draw, encoder, table.tokens.numpy(), plan, rows=table.rows,
-        rng=secret_numpy_rng(),
+        rng=secret_numpy_rng(), applied=applied,
     )  # fmt: skip
     logger.info("calibrated on 1-way marginals and pairs %s", pairs)
     return calibration, [[encoder.names[i], encoder.names[j]] for i, j in pairs]
@@ -119,7 +119,11 @@ def build_table_generator(
         schema=table.schema, encoder=fitted.encoder, net=net, privacy=privacy_report,
         summary=summary, training=record,
     )  # fmt: skip
-    model.calibration, pairs = calibrate(model.draw_unconditional, table)
+
+    def draw(n: int, calibration: Calibration | None) -> np.ndarray:
+        return model.draw_unconditional(n, calibration=calibration)
+
+    model.calibration, pairs = calibrate(draw, table, applied=model.calibration_applied)
     if pairs is not None:
         model.privacy, model.summary = accounted(pairs)
     return model

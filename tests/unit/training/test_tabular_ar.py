@@ -76,12 +76,13 @@ def test_reported_epsilon_is_at_most_the_target(which, request):
     assert p.epsilon <= p.epsilon_preprocessing + p.epsilon_calibration + p.epsilon_training
     # one accountant step per optimizer step: all planned steps were taken
     assert p.steps == model.summary.epochs * int(1 / p.sample_rate)
-    assert "affairs: bounds (DP octave histogram)" in p.private_metadata
+    assert "affairs: bounds (DP octave and zoom histograms)" in p.private_metadata
 
 
 def test_public_and_private_metadata_are_recorded(dp_model, private_schema_model):
     assert "age: categories" in dp_model.privacy.public_metadata
-    assert dp_model.privacy.preprocessing_queries == 3  # row count + affairs' two histograms
+    # row count + affairs' three histograms (octaves, zoom, fine)
+    assert dp_model.privacy.preprocessing_queries == 4
     assert not private_schema_model.privacy.public_metadata
     assert (
         "age: categories (DP partition selection)" in private_schema_model.privacy.private_metadata

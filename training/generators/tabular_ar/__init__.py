@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from training.conditional_tilt import ConditionalTilt
 from training.errors import ConditionError
 from training.generators.table_generator import DEFAULT_CHUNK, TableGenerator
 from training.generators.tabular_ar.network import (
@@ -31,6 +32,7 @@ class TabularARGenerator(TableGenerator):
 
     name = NAME
     net: TabularAR
+    calibration_applied = "conditionals"
 
     def log_likelihood(self, frame: pd.DataFrame, *, chain: bool = True) -> np.ndarray:
         """Log-probability of each row of ``frame`` under the model (numbers by their bin).
@@ -43,13 +45,21 @@ class TabularARGenerator(TableGenerator):
         tokens = torch.from_numpy(self.encoder.encode(frame))
         return log_likelihood(self.net, tokens, chain=chain).numpy()
 
-    def draw(self, size: int, fixed: dict[int, int], generator: torch.Generator) -> torch.Tensor:
+    def draw(
+        self,
+        size: int,
+        fixed: dict[int, int],
+        generator: torch.Generator,
+        tilt: ConditionalTilt | None = None,
+    ) -> torch.Tensor:
         tokens = self.net.mask_ids.repeat(size, 1).clone()
         for j, token in fixed.items():
             tokens[:, j] = token
         order = [j for j in range(len(self.columns)) if j not in fixed]
         banned = [enc.never_sampled() for enc in self.encoder.columns]
-        return generate(self.net, tokens, order=order, banned=banned, generator=generator)
+        return generate(
+            self.net, tokens, order=order, banned=banned, generator=generator, tilt=tilt
+        )
 
     @classmethod
     def build_net(cls, model: dict[str, Any]) -> TabularAR:

@@ -11,6 +11,7 @@ Embedding + Linear + LayerNorm only: every layer has an Opacus per-sample gradie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -103,6 +104,18 @@ def _running_projection(
     return h0, delta
 
 
+def _shared(prefix: torch.Tensor | None, n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Each row's prefix group and one row per group, while groups are few enough."""
+    if prefix is None:
+        return None, None
+    distinct, inverse = torch.unique(prefix, return_inverse=True)
+    if len(distinct) > SHARED_PREFIX_SHARE * n:
+        return None, None
+    first = torch.empty(len(distinct), dtype=torch.long, device=prefix.device)
+    first.scatter_(0, inverse, torch.arange(n, device=prefix.device))
+    return inverse, first
+
+
 @torch.no_grad()
 def generate(
     model: TabularAR,
@@ -111,8 +124,12 @@ def generate(
     order: list[int],
     banned: list[list[int]],
     generator: torch.Generator,
+    tilt: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
     """Fill the columns listed in ``order`` one at a time, by inverse CDF.  (N, C) -> (N, C)
+
+    ``tilt(j, rows)``, when given, adds log-factors to column j's logits for the rows'
+    tokens drawn so far (a calibration's measured marginals, ``ConditionalTilt``).
 
     ``tokens`` holds MASK ids at the columns to fill and fixed tokens elsewhere. The
     input projection is linear in the per-column embeddings, so it is kept as a running
@@ -132,18 +149,16 @@ def generate(
     heads_w = torch.split(model.head.weight, config.vocab_sizes, dim=0)
     heads_b = torch.split(model.head.bias, config.vocab_sizes, dim=0)
     for j in order:
-        inverse = None
-        rows = h0
-        if prefix is not None:
-            distinct, inverse = torch.unique(prefix, return_inverse=True)
-            if len(distinct) > SHARED_PREFIX_SHARE * n:
-                prefix = inverse = None
-            else:
-                first = torch.empty(len(distinct), dtype=torch.long, device=tokens.device)
-                first.scatter_(0, inverse, torch.arange(n, device=tokens.device))
-                rows = h0[first]
+        inverse, first = _shared(prefix, n)
+        if inverse is None:
+            prefix = None
+            rows, row_tokens = h0, tokens
+        else:
+            rows, row_tokens = h0[first], tokens[first]
         h = model.norm(model.blocks(rows))  # (N or prefixes, H)
         logits = torch.addmm(heads_b[j], h, heads_w[j].T)  # (N or prefixes, V_j)
+        if tilt is not None and (extra := tilt(j, row_tokens)) is not None:
+            logits += extra
         if banned[j]:
             logits[:, banned[j]] = float("-inf")
         # unnormalized CDF: the draw scales u by the total instead of dividing by it

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from training.conditional_tilt import ConditionalTilt
 from training.generators.table_generator import TableGenerator
 from training.generators.tabular_gan.network import (
     Generator,
@@ -31,7 +32,13 @@ class TabularGANGenerator(TableGenerator):
     net: Generator
 
     @torch.no_grad()
-    def draw(self, size: int, fixed: dict[int, int], generator: torch.Generator) -> torch.Tensor:
+    def draw(
+        self,
+        size: int,
+        fixed: dict[int, int],
+        generator: torch.Generator,
+        tilt: ConditionalTilt | None = None,  # never given: a GAN's calibration resamples
+    ) -> torch.Tensor:
         config, columns = self.net.config, len(self.columns)
         base = torch.zeros(size, columns, dtype=torch.long)
         mask = torch.zeros(size, columns, dtype=torch.bool)
