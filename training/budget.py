@@ -73,6 +73,8 @@ def shares(dp: DPConfig, schema: TableSchema) -> tuple[float, float]:
     preprocessing = dp.preprocessing_share
     if preprocessing is None:
         preprocessing = PREPROCESSING_SHARE[0] + PREPROCESSING_SHARE[1] * private
+        if dp.calibration_share is not None:  # an asked calibration share comes first
+            preprocessing = max(min(preprocessing, 0.85 - dp.calibration_share), 0.05)
     calibration = dp.calibration_share
     if calibration is None:
         calibration = CALIBRATION_SHARE[0] + CALIBRATION_SHARE[1] * private

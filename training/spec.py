@@ -56,6 +56,9 @@ Share = Annotated[float, Field(ge=0, lt=1)]
 Epochs = Annotated[int, Field(ge=1, le=10_000)]
 
 
+MIN_RULE_PREPROCESSING_SHARE = 0.1  # training.budget.PREPROCESSING_SHARE's least
+
+
 class DPConfig(BaseModel):
     """The privacy guarantee a run must keep, end to end.
 
@@ -79,18 +82,21 @@ class DPConfig(BaseModel):
     epsilon: Epsilon | None = 1.0
     delta: Delta = DEFAULT_DELTA
     max_grad_norm: float = Field(default=1.0, gt=0, le=100)
-    preprocessing_share: float | None = Field(default=None, gt=0, le=0.8)
-    calibration_share: Share | None = Field(default=None, le=0.8)
+    preprocessing_share: float | None = Field(default=None, gt=0, lt=1)
+    calibration_share: Share | None = None
     accountant: Accountant = "prv"
 
     @model_validator(mode="after")
     def _shares_leave_training_some(self) -> DPConfig:
-        if self.preprocessing_share is None or self.calibration_share is None:
-            return self  # the planner's rule keeps the sum under 0.9
-        if self.preprocessing_share + self.calibration_share >= 0.9:
+        # an unset share is the rule's, at least 0.1 for preprocessing, and the rule
+        # keeps its own calibration share under 0.85 less preprocessing
+        preprocessing = self.preprocessing_share or MIN_RULE_PREPROCESSING_SHARE
+        calibration = self.calibration_share or 0.0
+        if preprocessing + calibration >= 0.9:
             raise ValueError(
-                f"preprocessing_share={self.preprocessing_share} plus calibration_share="
-                f"{self.calibration_share} leave DP-SGD less than a tenth of epsilon"
+                f"preprocessing_share={self.preprocessing_share or 'by rule, at least 0.1'} "
+                f"plus calibration_share={self.calibration_share} leave DP-SGD less than a "
+                "tenth of epsilon"
             )
         return self
 

@@ -157,3 +157,8 @@ def test_the_shares_follow_what_is_public(yrbss):
     assert budget.shares(dp, public) == pytest.approx((0.1, 0.7))
     asked = training.DPConfig(epsilon=1.0, preprocessing_share=0.2, calibration_share=0.3)
     assert budget.shares(asked, schema) == (0.2, 0.3)
+    # an asked calibration share comes first; DP-SGD keeps at least 0.15 of epsilon
+    large = training.DPConfig(epsilon=1.0, calibration_share=0.7)
+    assert sum(budget.shares(large, schema)) == pytest.approx(0.85)
+    with pytest.raises(ValueError, match="calibration_share"):
+        training.DPConfig(epsilon=1.0, calibration_share=0.85)
