@@ -33,11 +33,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import evaluation
 import training
 from evaluation.tvd import tvd_scores
+from training.encoding import as_float
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_VENVS = {
@@ -144,9 +146,10 @@ def public_schema(frame: pd.DataFrame) -> training.TableSchema:
         if col.kind == training.ColumnKind.CATEGORICAL:
             values = sorted(frame[col.name].dropna().unique().tolist(), key=str)
             schema = schema.with_public_categories(col.name, values)
-        elif col.is_numeric:
+        elif col.is_numeric:  # datetimes in epoch seconds, as their encoder counts
+            values = as_float(frame[col.name], col.kind)
             schema = schema.with_public_bounds(
-                col.name, float(frame[col.name].min()), float(frame[col.name].max())
+                col.name, float(np.nanmin(values)), float(np.nanmax(values))
             )
     return schema
 

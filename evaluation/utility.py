@@ -22,11 +22,27 @@ class UtilityScore:
     real: float  # TRTR
 
 
+# HistGradientBoosting's limit on a categorical feature's values
+MAX_FEATURE_CATEGORIES = 255
+
+
 def _features(frame: pd.DataFrame, target: str, categories: dict[str, list[str]]) -> pd.DataFrame:
+    """Dates as epoch seconds, text as categories (values outside ``categories``
+    missing): HistGradientBoosting refused a date column (a category of 40,000 stamps)."""
     x = frame.drop(columns=[target]).copy()
+    for name in x.columns:
+        if pd.api.types.is_datetime64_any_dtype(x[name]):
+            stamps = pd.to_datetime(x[name], errors="coerce")
+            x[name] = (stamps - pd.Timestamp(0)).dt.total_seconds()
     for name, cats in categories.items():
         x[name] = pd.Categorical(x[name].astype(str), categories=cats)
     return x
+
+
+def _top_categories(values: pd.Series) -> list[str]:
+    """The most frequent values, as many as a categorical feature may hold."""
+    counts = values.astype(str).value_counts()
+    return sorted(counts.index[:MAX_FEATURE_CATEGORIES].tolist())
 
 
 def tstr(
@@ -45,9 +61,13 @@ def tstr(
     if target not in synthetic.columns:
         raise MetricError(f"target={target!r} is not a synthetic column")
     object_cols = [
-        c for c in train.columns if c != target and not pd.api.types.is_numeric_dtype(train[c])
+        c
+        for c in train.columns
+        if c != target
+        and not pd.api.types.is_numeric_dtype(train[c])
+        and not pd.api.types.is_datetime64_any_dtype(train[c])
     ]
-    categories = {c: sorted(train[c].astype(str).unique()) for c in object_cols}
+    categories = {c: _top_categories(train[c]) for c in object_cols}
     scores = []
     chance = {"binary": 0.5, "multiclass": 0.0, "regression": 0.0}[task]
     for source in (synthetic, train):

@@ -44,8 +44,11 @@ MAX_CATEGORIES = 200
 # Average string length from which a high-cardinality column is called free text.
 TEXT_MIN_LENGTH = 20
 DEFAULT_MIN_ROWS = 50
-# A numeric column's precision is inferred up to this many decimals (beyond: None).
-MAX_DECIMALS = 6
+# A numeric column's precision is inferred up to this many decimals (beyond: None, a
+# continuous column). Cents, grams and centimetres gain from counting in steps (yrbss
+# heights: round trip TVD 0.233 -> 0.023); logs printed to six places (Ecdat
+# DoctorContacts) would count in millions of steps and gain nothing.
+MAX_DECIMALS = 3
 SECONDS_PER_DAY = 86_400
 # ISO dates (2024-03-01, 2024-03-01T10:00) or slashed ones (03/01/2024, 1/3/24)
 DATE_PATTERN = r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})([ T]\d{1,2}:\d{2}.*)?\s*$"

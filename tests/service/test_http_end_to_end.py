@@ -103,7 +103,8 @@ def test_owner_trains_and_releases_consumer_downloads(serving, fair, cps):
             alone = b"".join(stream.iter_bytes())
         rows = pd.read_csv(io.StringIO(alone.decode()))
         assert len(rows) == ROWS and set(rows.columns) == set(fair.columns)
-        assert set(rows["occupation"]) <= set(OCCUPATIONS.values())
+        # rare occupations DP partition selection dropped come back as "(other)"
+        assert set(rows["occupation"]) - {"(other)"} <= set(OCCUPATIONS.values())
 
         seen = [alone, *_race_downloads(serving, release_id, alone)]
         _sampler_survives(serving, release_id, alone)
