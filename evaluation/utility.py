@@ -68,6 +68,9 @@ def tstr(
         and not pd.api.types.is_datetime64_any_dtype(train[c])
     ]
     categories = {c: _top_categories(train[c]) for c in object_cols}
+    # a holdout row without a target has nothing to be scored on ("nan" was once taken
+    # for the positive class of MplsStops' personSearch: every AUC 0.5)
+    holdout = holdout.dropna(subset=[target])
     scores = []
     chance = {"binary": 0.5, "multiclass": 0.0, "regression": 0.0}[task]
     for source in (synthetic, train):
