@@ -14,7 +14,12 @@ from training import privacy
 from training.calibration import CalibrationPlan, plan_calibration
 from training.preprocessing import count_queries, needs_domain_discovery
 from training.schema import TableSchema
-from training.spec import DPConfig, PrivacyReport
+from training.spec import (
+    MIN_RULE_PREPROCESSING_SHARE,
+    PLANNED_SHARES_CAP,
+    DPConfig,
+    PrivacyReport,
+)
 
 __all__ = [
     "PreprocessingBudget",
@@ -34,7 +39,7 @@ SELECTION_DELTA_SHARE = 0.1
 # scored all-pairs TVD 0.063/0.185/0.199; 0.4/0.45 gave 0.055/0.097/0.122 (0.3/0.5 and
 # 0.5/0.35 within 0.01 of it). With every domain declared public the old 0.1/0.7 is as
 # good as any (0.058/0.089/0.114 against 0.054/0.093/0.106 at 0.25/0.55).
-PREPROCESSING_SHARE = (0.1, 0.3)
+PREPROCESSING_SHARE = (MIN_RULE_PREPROCESSING_SHARE, 0.3)
 CALIBRATION_SHARE = (0.7, -0.25)
 IMAGE_PREPROCESSING_SHARE = 0.1  # one label histogram
 
@@ -74,11 +79,11 @@ def shares(dp: DPConfig, schema: TableSchema) -> tuple[float, float]:
     if preprocessing is None:
         preprocessing = PREPROCESSING_SHARE[0] + PREPROCESSING_SHARE[1] * private
         if dp.calibration_share is not None:  # an asked calibration share comes first
-            preprocessing = max(min(preprocessing, 0.85 - dp.calibration_share), 0.05)
+            preprocessing = max(min(preprocessing, PLANNED_SHARES_CAP - dp.calibration_share), 0.05)
     calibration = dp.calibration_share
     if calibration is None:
         calibration = CALIBRATION_SHARE[0] + CALIBRATION_SHARE[1] * private
-        calibration = max(0.0, min(calibration, 0.85 - preprocessing))
+        calibration = max(0.0, min(calibration, PLANNED_SHARES_CAP - preprocessing))
     return preprocessing, calibration
 
 

@@ -182,10 +182,15 @@ class Calibration(BaseModel):
     oversample: float = Field(default=1.0, ge=1.0, le=MAX_OVERSAMPLE)
     marginals: list[MeasuredMarginal]
 
+    @property
+    def sizes(self) -> list[int]:
+        """Groups per column."""
+        return group_sizes(self.groups)
+
     def model_post_init(self, _context: object) -> None:
         if any(not g or min(g) < 0 for g in self.groups):
             raise ArtifactError("calibration groups must be non-empty and non-negative")
-        sizes = [max(g) + 1 for g in self.groups]
+        sizes = self.sizes
         for m in self.marginals:
             if not m.columns or not all(0 <= j < len(sizes) for j in m.columns):
                 raise ArtifactError(f"calibration marginal {m.columns} names no known column")
@@ -204,7 +209,7 @@ class Calibration(BaseModel):
         return _capped(self._grouped_weights(self._grouped(tokens)))
 
     def _grouped_weights(self, grouped: np.ndarray) -> np.ndarray:
-        sizes = [max(g) + 1 for g in self.groups]
+        sizes = self.sizes
         w = np.ones(len(grouped))
         for m in self.marginals:
             w *= np.asarray(m.factors)[_cells(grouped, m.columns, sizes)]
@@ -226,6 +231,11 @@ class Calibration(BaseModel):
     def _grouped(self, tokens: np.ndarray) -> np.ndarray:
         lookups = [np.asarray(g) for g in self.groups]
         return np.stack([lookups[j][tokens[:, j]] for j in range(tokens.shape[1])], axis=1)
+
+
+def group_sizes(groups: list[list[int]]) -> list[int]:
+    """Groups per column, from each column's token -> group map."""
+    return [max(g) + 1 for g in groups]
 
 
 def _capped(weights: np.ndarray) -> np.ndarray:
@@ -298,7 +308,7 @@ def fit_calibration(
     """
     pool = draw(POOL_ROWS, None)
     groups = token_groups(encoder, pool)
-    sizes = [max(g) + 1 for g in groups]
+    sizes = group_sizes(groups)
     calib = Calibration(groups=groups, marginals=[])
     model, data = calib._grouped(pool), calib._grouped(real_tokens)
 
@@ -351,7 +361,7 @@ def _fit_conditionals(
     step is the ratio of conditionals and leaves the 1-way shares to the singles.
     Steps are damped: cliques that end on the same column push on the same logits.
     """
-    sizes = [max(g) + 1 for g in groups]
+    sizes = group_sizes(groups)
     shares = [t / t.sum() if t.sum() > 0 else None for t in targets]
     logs = [np.zeros(len(t)) for t in targets]
     ending = np.bincount([max(c) for c in cliques], minlength=len(groups))

@@ -29,7 +29,7 @@ class ConditionalTilt:
 
     def __init__(self, calibration: Calibration, fixed: Collection[int] = ()) -> None:
         self._groups = [torch.tensor(g, dtype=torch.long) for g in calibration.groups]
-        sizes = [max(g) + 1 for g in calibration.groups]
+        sizes = calibration.sizes
         # column -> [(the other columns, their group sizes, log-table (their cells, V_j))]
         self._terms: dict[int, list[tuple[list[int], list[int], torch.Tensor]]] = {}
         for marginal in calibration.marginals:

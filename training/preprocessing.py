@@ -191,8 +191,7 @@ def _fit_numeric(
         bounds = _private_bounds(x, sigma, rng)
         fitted.private_metadata.append(f"{col.name}: bounds (DP octave and zoom histograms)")
     edges = mech.fine_edges(bounds, integral=integral)
-    inside = np.clip(x, edges[0], edges[-1])
-    bucket = np.clip(np.searchsorted(edges, inside, side="right") - 1, 0, len(edges) - 2)
+    bucket = mech.bucket_index(x, edges)
     # two extra buckets in the same release: exact zeros (a point mass, when inside the
     # range) and missing values; each row still lands in exactly one bucket
     n_buckets = len(edges) - 1
@@ -232,9 +231,7 @@ def _private_bounds(x: np.ndarray, sigma: float, rng: np.random.Generator) -> me
     )
     bounds = mech.bounds_from_octaves(octaves, threshold=_octave_threshold(sigma))
     edges = mech.zoom_edges(bounds)
-    inside = np.clip(x, edges[0], edges[-1])
-    bucket = np.clip(np.searchsorted(edges, inside, side="right") - 1, 0, len(edges) - 2)
-    zoom = mech.noisy_histogram(bucket, len(edges) - 1, sigma=sigma, rng=rng)
+    zoom = mech.noisy_histogram(mech.bucket_index(x, edges), len(edges) - 1, sigma=sigma, rng=rng)
     return mech.zoomed_range(bounds, edges, zoom, sigma=sigma, octaves=octaves)
 
 

@@ -56,7 +56,10 @@ Share = Annotated[float, Field(ge=0, lt=1)]
 Epochs = Annotated[int, Field(ge=1, le=10_000)]
 
 
-MIN_RULE_PREPROCESSING_SHARE = 0.1  # training.budget.PREPROCESSING_SHARE's least
+# the planner's rule (training.budget.shares) gives preprocessing at least this much
+# and keeps the shares it chooses at most PLANNED_SHARES_CAP together
+MIN_RULE_PREPROCESSING_SHARE = 0.1
+PLANNED_SHARES_CAP = 0.85
 
 
 class DPConfig(BaseModel):
@@ -88,8 +91,8 @@ class DPConfig(BaseModel):
 
     @model_validator(mode="after")
     def _shares_leave_training_some(self) -> DPConfig:
-        # an unset share is the rule's, at least 0.1 for preprocessing, and the rule
-        # keeps its own calibration share under 0.85 less preprocessing
+        # an unset share is the rule's: at least MIN_RULE_PREPROCESSING_SHARE for
+        # preprocessing, and a calibration share within PLANNED_SHARES_CAP
         preprocessing = self.preprocessing_share or MIN_RULE_PREPROCESSING_SHARE
         calibration = self.calibration_share or 0.0
         if preprocessing + calibration >= 0.9:

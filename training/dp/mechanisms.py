@@ -30,6 +30,7 @@ __all__ = [
     "Range",
     "bin_shapes",
     "bounds_from_octaves",
+    "bucket_index",
     "fine_edges",
     "noisy_histogram",
     "partition_select",
@@ -107,6 +108,13 @@ def noisy_histogram(
     if sigma > 0:
         counts += rng.normal(0.0, sigma, size=n_buckets)
     return counts
+
+
+def bucket_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Each value's bucket among public ``edges``; values outside fall in the end
+    buckets, so every row adds 1 to exactly one bucket."""
+    inside = np.clip(x, edges[0], edges[-1])
+    return np.clip(np.searchsorted(edges, inside, side="right") - 1, 0, len(edges) - 2)
 
 
 def partition_threshold(sigma: float, delta: float) -> float:

@@ -76,10 +76,13 @@ class TableGenerator(SavedGenerator):
     ) -> Iterator[pd.DataFrame]:
         """Stream ``n`` rows in chunks of at most ``chunk_size``: memory stays bounded."""
         fixed = self._fixed_tokens(where or {})
+        tilt = None
+        if self.calibration is not None and self.calibration.applied == "conditionals":
+            tilt = ConditionalTilt(self.calibration, fixed)  # once: every chunk fixes the same
         seeds = np.random.SeedSequence(seed).spawn(math.ceil(n / chunk_size))
         for i, chunk_seed in enumerate(seeds):
             size = min(chunk_size, n - i * chunk_size)
-            yield self._sample_chunk(size, fixed, where or {}, chunk_seed)
+            yield self._sample_chunk(size, fixed, where or {}, chunk_seed, tilt)
 
     def draw(
         self,
@@ -127,15 +130,15 @@ class TableGenerator(SavedGenerator):
         fixed: dict[int, int],
         where: Mapping[str, Scalar | None],
         seed: np.random.SeedSequence,
+        tilt: ConditionalTilt | None,
     ) -> pd.DataFrame:
         torch_seed, numpy_seed = seed.generate_state(2)
         generator = torch.Generator().manual_seed(int(torch_seed))
         rng = np.random.default_rng(int(numpy_seed))
-        if self.calibration is None:
-            drawn = self.draw(size, fixed, generator).numpy()
-        elif self.calibration.applied == "conditionals":
-            tilt = ConditionalTilt(self.calibration, fixed)
+        if tilt is not None:  # the calibration applied in the conditionals
             drawn = self.draw(size, fixed, generator, tilt).numpy()
+        elif self.calibration is None:
+            drawn = self.draw(size, fixed, generator).numpy()
         else:  # resample the model's rows by their tilt; small requests from a bigger draw
             drawn_rows = max(math.ceil(size * self.calibration.oversample), MIN_DRAW)
             pool = self.draw(drawn_rows, fixed, generator).numpy()
