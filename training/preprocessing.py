@@ -54,6 +54,16 @@ OTHER_LABEL = "(other)"
 OTHER_Z = 2.0
 
 
+def other_label(categories: list[Any]) -> str:
+    """OTHER_LABEL, starred until no kept category spells it: an owner's data may hold
+    "(other)" and "(other)*" already, and the label must never pass for one of them."""
+    label = OTHER_LABEL
+    taken = {str(c) for c in categories}
+    while label in taken:
+        label += "*"
+    return label
+
+
 @dataclass
 class FittedPreprocessing:
     """The encoders, the DP row count and what was public or learned privately."""
@@ -145,7 +155,7 @@ def _fit_categorical(
             logger.warning("column=%s: no category passed the DP threshold", col.name)
         nullable = nullable and MISSING_KEY in kept
         if _dropped_rows_show(kept, fitted.noisy_rows, sigma) and _is_text(col.dtype):
-            other = OTHER_LABEL if OTHER_LABEL not in categories else f"{OTHER_LABEL}*"
+            other = other_label(categories)
             return CategoricalEncoder(
                 name=col.name, dtype=col.dtype, categories=categories, nullable=nullable,
                 other=other,

@@ -124,6 +124,21 @@ def test_rare_text_categories_are_sampled_as_other(covid, yrbss):
     assert isinstance(coded, CategoricalEncoder) and coded.other is None
 
 
+def test_the_other_label_never_spells_a_kept_category(covid):
+    """An owner's clinics may already be called "(other)" and "(other)*": the sampled
+    label of the dropped clinics must still read as neither of them."""
+    top = covid["clinic_name"].value_counts().index[:2]
+    renamed = covid.assign(
+        clinic_name=covid["clinic_name"].replace({top[0]: OTHER_LABEL, top[1]: f"{OTHER_LABEL}*"})
+    )
+    clinic = _encoders(renamed)["clinic_name"]
+    assert {OTHER_LABEL, f"{OTHER_LABEL}*"} <= set(clinic.categories)
+    assert clinic.other == f"{OTHER_LABEL}**"
+    tokens = np.array([OTHER, clinic.token_of(OTHER_LABEL)])
+    decoded = clinic.decode(tokens, np.random.default_rng(0))
+    assert decoded.tolist() == [f"{OTHER_LABEL}**", OTHER_LABEL]
+
+
 def test_end_to_end_on_covid_testing_keeps_rare_rows_and_pairs(covid):
     """Before issue 21 (0.1 of epsilon to preprocessing, importance resampling, uniform
     decoding) this table scored all-pairs TVD 0.166-0.175 and 1-way 0.084-0.091."""
