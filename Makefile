@@ -50,7 +50,7 @@ demo: setup
 
 # Peers live in venvs of their own: their pins conflict with ours and with each other.
 # Each venv gets the CPU torch first, so that nothing pulls a CUDA build.
-PEER_VENVS := .venv-bench .venv-argn .venv-sdv
+PEER_VENVS := .venv-bench .venv-mbi .venv-argn .venv-sdv
 bench-setup: setup
 	for v in $(PEER_VENVS); do \
 		test -x $$v/bin/python || $(PYTHON) -m venv $$v; \
@@ -59,6 +59,9 @@ bench-setup: setup
 	# smartnoise-synth (AIM, MST, DP-CTGAN) alone, not Sanitas: its pins drag in an old
 	# scikit-learn that has to compile
 	.venv-bench/bin/pip install -q smartnoise-synth pandas scikit-learn packaging
+	# private-pgm's AIM and MST as dpmm ships them (its copy of mbi, Apache-2.0); dpmm pins
+	# numpy 1.26 and pandas 2.1, hence a venv of its own
+	.venv-mbi/bin/pip install -q dpmm
 	# MOSTLY AI's TabularARGN. Its torchvision/torchaudio wheels are CUDA builds that do
 	# not load beside the CPU torch, and its tabular model needs neither
 	.venv-argn/bin/pip install -q mostlyai-engine

@@ -3,8 +3,11 @@
 Every method gets the same 80/20 split (seed 0). With ``--schema public`` (the default)
 every method gets the same public metadata (category domains and numeric bounds, as a
 codebook would publish them); with ``--schema inferred`` ours learns them under DP
-from the rows, end to end (peers still get the public domain: their strongest
-configuration). Figures: sdmetrics quality, mean 1-way and all-pairs 2-way TVD
+from the rows, end to end. Peers get the public domain (their strongest
+configuration), except dpmm's end-to-end rows (``dpmm-aim``, ``dpmm-mst``), which learn
+numeric bounds and bins under DP as ours does; ``pgm-aim``/``pgm-mst`` (private-pgm's
+mechanisms as dpmm ships them) get 20 public quantile bins per numeric column, as issue
+21's reference AIM did. Figures: sdmetrics quality, mean 1-way and all-pairs 2-way TVD
 (numerics at 20 real-quantile bins, evaluation/tvd.py: sdmetrics' pair score averages
 only strongly associated pairs), TSTR, the synthetic rows' duplicate rate beside the
 real training rows', fit seconds and sampling rows/s. Peers run in their own
@@ -15,7 +18,8 @@ docs/benchmarks.md keeps the latest one.
 
     python benchmarks/tabular_quality.py [--tables fair cps] [--epsilons 1 3]
         [--ours tabular-ar tabular-gan]
-        [--peers aim mst dpctgan tabularargn gaussiancopula ctgan]
+        [--peers pgm-aim pgm-mst dpmm-aim dpmm-mst aim mst dpctgan tabularargn
+                 gaussiancopula ctgan]
         [--schema public inferred]
 """
 
@@ -43,6 +47,8 @@ from training.encoding import as_float
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_VENVS = {
+    "pgm-aim": ".venv-mbi", "pgm-mst": ".venv-mbi",
+    "dpmm-aim": ".venv-mbi", "dpmm-mst": ".venv-mbi",
     "aim": ".venv-bench", "mst": ".venv-bench", "dpctgan": ".venv-bench",
     "tabularargn": ".venv-argn", "gaussiancopula": ".venv-sdv", "ctgan": ".venv-sdv",
 }  # fmt: skip
@@ -194,6 +200,10 @@ def run_ours(
     return model.sample(n, seed=1), model.summary.fit_seconds, rate, generator
 
 
+def _step(column: training.ColumnSchema) -> float | None:
+    return 1.0 if column.kind == training.ColumnKind.INTEGER else column.step
+
+
 def run_peer(
     method: str, train: pd.DataFrame, schema: training.TableSchema, epsilon: float | None, n: int
 ):
@@ -206,7 +216,11 @@ def run_peer(
         spec = {
             "categorical": [c.name for c in schema.modelled if not c.is_numeric],
             "continuous": [c.name for c in schema.modelled if c.is_numeric],
+            "datetime": [c.name for c in schema.modelled
+                         if c.kind == training.ColumnKind.DATETIME],
             "bounds": {c.name: list(c.public_bounds) for c in schema.modelled if c.public_bounds},
+            # the precision ours decodes to (schema decimals, day dates), peers round to
+            "steps": {c.name: _step(c) for c in schema.modelled if _step(c) is not None},
             "n": n, "delta": 1e-5,
         }  # fmt: skip
         spec_json.write_text(json.dumps(spec))
@@ -263,7 +277,7 @@ def main() -> None:
         ours_epsilons = args.epsilons if args.without_no_dp else [*args.epsilons, None]
         runs = [(g, e, m) for g in args.ours for m in args.schema for e in ours_epsilons]
         runs += [
-            (p, e, "public")
+            (p, e, "inferred" if p.startswith("dpmm-") else "public")
             for p in args.peers
             for e in ([None] if p in NON_DP_PEERS else args.epsilons)
         ]
