@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "ArtifactError",
     "ConditionError",
+    "ConstraintError",
     "DuplicateColumnError",
     "EmptyTableError",
     "PrivacyConfigError",
@@ -55,6 +56,11 @@ class PrivacyConfigError(TrainingError):
 
 class ConditionError(TrainingError):
     """A ``where=`` condition names an unknown column or a value outside its domain."""
+
+
+class ConstraintError(ConditionError):
+    """Too few drawn rows keep the schema's declared constraints (with ``where=``, or a
+    model far from the rule) to fill the request."""
 
 
 class ArtifactError(TrainingError):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from training.constraints import Constraint, check_declared
 from training.errors import (
     DuplicateColumnError,
     EmptyTableError,
@@ -126,6 +127,8 @@ class TableSchema(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     columns: list[ColumnSchema] = Field(min_length=1)
+    # rules every synthetic row keeps (order, equal, combinations): training.constraints
+    constraints: list[Constraint] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_names(self) -> TableSchema:
@@ -135,6 +138,7 @@ class TableSchema(BaseModel):
             raise ValueError(f"duplicate column names: {dupes}")
         if not self.modelled:
             raise ValueError("every column is excluded: nothing left to model")
+        check_declared(self.constraints, {c.name: str(c.kind) for c in self.modelled})
         return self
 
     @property
@@ -161,7 +165,11 @@ class TableSchema(BaseModel):
             ColumnSchema.model_validate({**c.model_dump(), **changes}) if c.name == name else c
             for c in self.columns
         ]
-        return TableSchema(columns=cols)
+        return TableSchema(columns=cols, constraints=self.constraints)
+
+    def with_constraints(self, constraints: list[Constraint]) -> TableSchema:
+        """Declare the rules every synthetic row keeps (replacing any declared before)."""
+        return TableSchema(columns=self.columns, constraints=list(constraints))
 
     def with_public_bounds(self, name: str, lo: float, hi: float) -> TableSchema:
         """Declare a numeric column's range public: no epsilon is spent on it."""

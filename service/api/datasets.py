@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from service.errors import Problem
 from service.http.auth import Principal, require
 from service.storage.image_uploads import IMAGE_FORMATS, store_images
 from service.storage.uploads import store_table
+from training.constraints import MAX_CONSTRAINTS, Constraint  # pydantic and pandas only
 from training.schema import INFERENCE_NOTICE  # pydantic and pandas only: no torch
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -147,11 +148,17 @@ def get_dataset(
 
 
 class SchemaPatch(BaseModel):
-    """Public metadata the owner declares; each saves budget the pipeline would spend."""
+    """Public metadata the owner declares; each saves budget the pipeline would spend.
+
+    ``constraints`` (order, equal, combinations between columns) replace those declared
+    before when given; every synthetic row keeps them (``[]`` clears them)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     bounds: dict[str, tuple[float, float]] = {}
     categories: dict[str, list[str | int | float | bool]] = {}
     drop: list[str] = []
+    constraints: list[Constraint] | None = Field(default=None, max_length=MAX_CONSTRAINTS)
 
 
 @router.patch(
@@ -177,6 +184,8 @@ def patch_schema(
             schema = schema.with_public_categories(name, values)
         for name in patch.drop:
             schema = schema.drop(name)
+        if patch.constraints is not None:
+            schema = schema.with_constraints(patch.constraints)
     except (SchemaError, KeyError, ValueError) as e:
         raise Problem(422, "Invalid Schema Change", str(e).strip("'\"")) from e
     d.schema_json = schema.model_dump(mode="json")
@@ -189,6 +198,7 @@ def patch_schema(
         bounds=list(patch.bounds),
         categories=list(patch.categories),
         drop=patch.drop,
+        constraints=None if patch.constraints is None else len(patch.constraints),
     )
     s.commit()
     return _view(d, latest_version(s, d.id))

@@ -98,6 +98,33 @@ def test_schema_patch_declares_public_metadata(api, cps_small):
     assert bad.status_code == 422 and "salary" in bad.json()["detail"]
 
 
+def test_schema_patch_declares_constraints_and_refuses_what_cannot_hold(api, cps_small):
+    """The rules every synthetic row keeps are declared on the schema (issue 21); a
+    typo in the body or a rule the columns cannot keep is a 422 naming it."""
+    ds = api.upload(cps_small)
+    url, owner = f"/v1/datasets/{ds['id']}/schema", api.auth("owner")
+    rule = {"kind": "order", "columns": ["education", "experience"]}
+    r = api.client.patch(url, json={"constraints": [rule]}, headers=owner)
+    assert r.status_code == 200, r.text
+    assert r.json()["schema"]["constraints"] == [rule]
+    # other declarations leave the constraints alone; [] clears them
+    r = api.client.patch(url, json={"bounds": {"wage": [0, 20000]}}, headers=owner)
+    assert r.json()["schema"]["constraints"] == [rule]
+    for body, needle in (
+        ({"constraints": [{"kind": "order", "columns": ["region", "wage"]}]}, "order needs"),
+        ({"constraints": [{"kind": "order", "columns": ["wage", "salary"]}]}, "salary"),
+        ({"constraint": [rule]}, "constraint"),  # a typo is refused, never ignored
+        ({"drop": ["experience"]}, "experience"),  # a declared rule keeps its columns
+    ):
+        bad = api.client.patch(url, json=body, headers=owner)
+        assert bad.status_code == 422 and needle in bad.text, (body, bad.text)
+    assert api.client.get(f"/v1/datasets/{ds['id']}", headers=owner).json()["schema"][
+        "constraints"
+    ] == [rule]  # fmt: skip
+    r = api.client.patch(url, json={"constraints": []}, headers=owner)
+    assert r.json()["schema"]["constraints"] == []
+
+
 def test_new_version_must_match_the_columns(api, cps_small):
     ds = api.upload(cps_small)
     ok = api.client.post(

@@ -17,8 +17,9 @@ import torch
 
 from training.calibration import MIN_DRAW, Applied, Calibration
 from training.conditional_tilt import ConditionalTilt
+from training.constraints import apply_copies, copied_columns, rows_kept
 from training.encoding import TableEncoder
-from training.errors import ConditionError
+from training.errors import ConditionError, ConstraintError
 from training.generators.saved import SavedGenerator
 from training.schema import Scalar, TableSchema
 from training.spec import FitSummary, PrivacyReport
@@ -27,6 +28,10 @@ __all__ = ["DEFAULT_CHUNK", "TableGenerator"]
 
 # rows per sampling step: 4k-16k ran about twice as fast as 100k (cache-sized tensors)
 DEFAULT_CHUNK = 16_384
+# a chunk under declared constraints draws again for the rows that broke one, at most
+# this many times, and gives up (ConstraintError) when under this share of rows keeps them
+MAX_CONSTRAINT_DRAWS = 16
+MIN_CONSTRAINT_KEEP = 0.01
 
 
 class TableGenerator(SavedGenerator):
@@ -74,15 +79,18 @@ class TableGenerator(SavedGenerator):
         where: Mapping[str, Scalar | None] | None = None,
         chunk_size: int = DEFAULT_CHUNK,
     ) -> Iterator[pd.DataFrame]:
-        """Stream ``n`` rows in chunks of at most ``chunk_size``: memory stays bounded."""
-        fixed = self._fixed_tokens(where or {})
+        """Stream ``n`` rows in chunks of at most ``chunk_size``: memory stays bounded.
+
+        Rows keep the schema's declared constraints (``training.constraints``)."""
+        where = self._where_through_copies(where or {})
+        fixed = self._fixed_tokens(where)
         tilt = None
         if self.calibration is not None and self.calibration.applied == "conditionals":
             tilt = ConditionalTilt(self.calibration, fixed)  # once: every chunk fixes the same
         seeds = np.random.SeedSequence(seed).spawn(math.ceil(n / chunk_size))
         for i, chunk_seed in enumerate(seeds):
             size = min(chunk_size, n - i * chunk_size)
-            yield self._sample_chunk(size, fixed, where or {}, chunk_seed, tilt)
+            yield self._kept_chunk(size, fixed, where, chunk_seed, tilt)
 
     def draw(
         self,
@@ -123,6 +131,55 @@ class TableGenerator(SavedGenerator):
             enc.exact_value(value)
             fixed[index[name]] = enc.token_of(value)
         return fixed
+
+    def _where_through_copies(self, where: Mapping[str, Scalar | None]) -> dict[str, Any]:
+        """``where`` with a value asked of a copied column (``equal``) asked of its source,
+        which is the column drawn."""
+        out = dict(where)
+        for copy, source in copied_columns(self.schema.constraints).items():
+            if copy not in out:
+                continue
+            if source in out and out[source] != out[copy]:
+                raise ConditionError(
+                    f"where= asks {copy}={out[copy]!r} and {source}={out[source]!r}, but "
+                    f"the schema declares {copy!r} equal to {source!r}"
+                )
+            out[source] = out.pop(copy)
+        return out
+
+    def _kept_chunk(
+        self,
+        size: int,
+        fixed: dict[int, int],
+        where: Mapping[str, Scalar | None],
+        seed: np.random.SeedSequence,
+        tilt: ConditionalTilt | None,
+    ) -> pd.DataFrame:
+        """``size`` rows that keep the declared constraints: rows breaking one are drawn
+        again (the model conditioned on the rules), equal columns copied."""
+        constraints = self.schema.constraints
+        if not constraints:
+            return self._sample_chunk(size, fixed, where, seed, tilt)
+        parts: list[pd.DataFrame] = []
+        kept = drawn = 0
+        for draw_seed in seed.spawn(MAX_CONSTRAINT_DRAWS):
+            share = kept / drawn if drawn else 1.0
+            if drawn >= size and share < MIN_CONSTRAINT_KEEP:
+                break
+            want = math.ceil((size - kept) / max(share, MIN_CONSTRAINT_KEEP) * 1.1)
+            n = min(max(want, 64), 8 * max(size, DEFAULT_CHUNK))
+            frame = apply_copies(constraints, self._sample_chunk(n, fixed, where, draw_seed, tilt))
+            good = frame[rows_kept(constraints, frame)]
+            parts.append(good)
+            kept, drawn = kept + len(good), drawn + n
+            if kept >= size:
+                return pd.concat(parts, ignore_index=True).iloc[:size].reset_index(drop=True)
+        rules = "; ".join(f"{c.kind} {list(c.columns)}" for c in constraints)
+        raise ConstraintError(
+            f"only {kept} of {drawn} drawn rows kept the declared constraints ({rules})"
+            f"{' with where=' + str(dict(where)) if where else ''}; {size} were asked: "
+            "a where= value may rule every row out, or the model rarely keeps the rule"
+        )
 
     def _sample_chunk(
         self,
