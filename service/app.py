@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,6 +21,7 @@ from service.db import make_engine, make_sessionmaker
 from service.http.auth import lookup_key
 from service.http.guards import BodyGuard, RefusalLimiter
 from service.http.problems import PROBLEM_RESPONSES, install_problem_handlers
+from service.http.strict_query import known_query_parameters
 from service.jobs.runner import CeleryRunner, JobContext, LocalRunner, Runner
 from service.jobs.sweep import sweep
 from service.migrate import upgrade
@@ -147,7 +148,10 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.release_cards = releases.ReleaseCards()
     install_problem_handlers(app)
     for module in (system, datasets, jobs, models, releases, schedules, audit_log):
-        app.include_router(module.router, responses=PROBLEM_RESPONSES)
+        app.include_router(
+            module.router, responses=PROBLEM_RESPONSES,
+            dependencies=[Depends(known_query_parameters)],
+        )  # fmt: skip
 
     _guard(app, settings, engine, key_reader)
     return app

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
@@ -38,6 +38,7 @@ MEDIA = {
 
 
 class ReleaseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a typo'd field is a 422, never a default
     model_id: str
     override_reason: str | None = Field(default=None, min_length=10, max_length=2000)
 

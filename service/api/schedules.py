@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 
 
 class ScheduleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a typo'd field is a 422, never a default
     dataset_id: str
     cron: str
     job: JobOptionsRequest  # what POST /v1/jobs takes, less the dataset

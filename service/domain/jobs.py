@@ -7,7 +7,7 @@ the API accepts can fail validation after the budget was charged.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from sqlalchemy.orm import Session
 
 from service.db import Dataset, Job, JobState
@@ -24,6 +24,8 @@ __all__ = ["JobOptionsRequest", "JobRequest", "default_job_delta", "enqueue"]
 class JobOptionsRequest(BaseModel):
     """What a job asks, without its dataset: the body of a job and of a schedule's job,
     one model so that a schedule accepts exactly what a job accepts."""
+
+    model_config = ConfigDict(extra="forbid")  # a typo'd field is a 422, never a default
 
     # None: the registry's default for the dataset's modality
     generator: GeneratorName | None = None

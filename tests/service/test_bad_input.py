@@ -164,3 +164,28 @@ def test_contradictory_bounds_are_refused_and_the_schema_kept(api, cps_small):
     assert r.status_code == 422 and "wage" in r.json()["detail"]
     kept = api.client.get(f"/v1/datasets/{ds['id']}", headers=api.auth("owner")).json()
     assert kept["schema"] == ds["schema"]
+
+
+def test_a_typo_is_refused_by_name_and_charges_nothing(api, cps_small):
+    """Issue 22: ``"epoch": 3, "audti": true`` answered 202 and charged 0.5 with the
+    defaults. Every request body and query string is now exact."""
+    ds = api.upload(cps_small)
+    owner = api.auth("owner")
+    job = api.client.post(
+        "/v1/jobs",
+        json={"dataset_id": ds["id"], "epsilon": 0.5, "epoch": 3, "audti": True},
+        headers=owner,
+    )
+    assert job.status_code == 422, job.text
+    assert "epoch" in job.json()["detail"] and "audti" in job.json()["detail"]
+    schedule = api.client.post(
+        "/v1/schedules",
+        json={"dataset_id": ds["id"], "cron": "0 3 * * *", "job": {"epsilon": 0.1, "epoc": 2}},
+        headers=owner,
+    )
+    assert schedule.status_code == 422 and "epoc" in schedule.json()["detail"]
+    budget = api.client.get(f"/v1/datasets/{ds['id']}/budget", headers=owner).json()
+    assert budget["epsilon_spent"] == 0
+    listed = api.client.get("/v1/audit-log?limt=5", headers=api.auth("auditor"))
+    assert listed.status_code == 422 and "limt" in listed.json()["detail"], listed.text
+    assert api.client.get("/v1/audit-log?limit=5", headers=api.auth("auditor")).status_code == 200
