@@ -188,6 +188,12 @@ class NumericEncoder(BaseModel):
                 f"column={self.name!r}: value={value!r} is outside the range "
                 f"[{lo * step:g}, {hi * step:g}]"
             )
+        raw = float(as_float(pd.Series([value]), self.kind)[0])
+        if self.kind == ColumnKind.INTEGER and not raw.is_integer():
+            raise ConditionError(f"column={self.name!r} holds whole numbers: {value!r} is not one")
+        if self.step is not None and abs(raw / self.step - x) > 1e-6:
+            unit = "days" if self.kind == ColumnKind.DATETIME else f"steps of {self.step:g}"
+            raise ConditionError(f"column={self.name!r} holds values in {unit}: not {value!r}")
         return value
 
 

@@ -214,7 +214,9 @@ async def samples(
     request: Request,
     release_id: str,
     n: int = Query(ge=1, description="rows to sample"),
-    seed: int | None = None,
+    seed: int | None = Query(
+        default=None, ge=0, le=2**63 - 1, description="the same seed gives the same rows"
+    ),
     format: Literal["csv", "jsonl", "parquet", "npz", "zip"] = Query(
         default="csv", description="tables: csv, jsonl, parquet; images: npz, zip (of PNGs)"
     ),
@@ -233,7 +235,7 @@ async def samples(
         raise Problem(
             422, "Too Many Rows", f"n={n:,} exceeds the limit {settings.max_sample_rows:,}"
         )
-    model_path, conditions, rid = await run_in_threadpool(
+    model_path, conditions, rid, project_id = await run_in_threadpool(
         _authorize_download, request.app.state.sessions, release_id, who, n, format, where, label
     )
     # the artifact on this replica's disk: the data directory, or the bucket's cache
@@ -247,7 +249,21 @@ async def samples(
         "label": label,
     }
     holder = (who.key_id, who.project_id or "(admin)")
-    stream = await _open_sampler(request, request_line, holder)
+    detail = {"rows": n, "format": format, "where": conditions, "label": label}
+    sessions = request.app.state.sessions
+    try:
+        stream = await _open_sampler(request, request_line, holder)
+    except Problem as e:
+        if e.status == 422:  # the sampler refused what was asked: logged as such
+            await run_in_threadpool(
+                _audit_download, sessions, who, project_id, rid, "release.download.refused",
+                {**detail, "reason": e.detail},
+            )  # fmt: skip
+        raise
+    # logged once the sampler took the request, so a refused one is never a download
+    await run_in_threadpool(
+        _audit_download, sessions, who, project_id, rid, "release.download", detail
+    )
     name = f"sanitas-{rid}.{format}"
     return StreamingResponse(
         stream.chunks(),
@@ -295,19 +311,22 @@ def _authorize_download(
     where: list[str],
     label: str | None,
 ) -> tuple[str, dict[str, Any], str]:
-    """Scope check, where= parsing and the audit entry, in a session closed on return."""
+    """Scope check and where= parsing, in a session closed on return."""
     with sessions() as s:
         r = get_scoped(s, Release, release_id, who)
         m = s.get(Model, r.model_id)
         _check_kind(m.schema_json, format, where, label)  # type: ignore[union-attr]
         columns = {c["name"] for c in m.schema_json["columns"] if c.get("excluded") is None}  # type: ignore[union-attr]
         conditions = _where(where, columns)
-        audit(
-            s, who, "release.download", project_id=r.project_id, target=r.id, rows=n,
-            format=format, where=conditions, label=label,
-        )  # fmt: skip
+        return str(m.path), conditions, r.id, r.project_id  # type: ignore[union-attr]
+
+
+def _audit_download(
+    sessions: Any, who: Principal, project_id: str, rid: str, action: str, detail: dict[str, Any]
+) -> None:
+    with sessions() as s:
+        audit(s, who, action, project_id=project_id, target=rid, **detail)
         s.commit()
-        return str(m.path), conditions, r.id  # type: ignore[union-attr]
 
 
 def _check_kind(schema: dict[str, Any], format: str, where: list[str], label: str | None) -> None:

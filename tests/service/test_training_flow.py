@@ -118,6 +118,12 @@ def _check_consumer(api, ds, model_id, rid):
     assert pq.read_table(io.BytesIO(parquet.content)).num_rows == 700
     bad = api.client.get(f"/v1/releases/{rid}/samples?n=10&where=salary:1", headers=consumer)
     assert bad.status_code == 422 and "salary" in bad.json()["detail"]
+    # issue 22: both answered "internal sampler error" (a pandas ValueError, a numpy one)
+    url = f"/v1/releases/{rid}/samples?n=10"
+    half = api.client.get(f"{url}&where=experience:10.5", headers=consumer)
+    assert half.status_code == 422 and "whole numbers" in half.json()["detail"], half.text
+    negative = api.client.get(f"{url}&seed=-1", headers=consumer)
+    assert negative.status_code == 422 and "seed" in negative.json()["detail"]
     for url in (
         f"/v1/datasets/{ds['id']}",
         f"/v1/models/{model_id}",
@@ -126,6 +132,12 @@ def _check_consumer(api, ds, model_id, rid):
         assert api.client.get(url, headers=consumer).status_code == 403, url
     log = api.client.get("/v1/audit-log?action=release.download", headers=api.auth("auditor"))
     assert sorted(e["detail"]["rows"] for e in log.json()) == [700, 1200, 5000]
+    # a download the sampler refused is logged as refused, with why (issue 22)
+    refused = api.client.get(
+        "/v1/audit-log?action=release.download.refused", headers=api.auth("auditor")
+    ).json()
+    assert [e["detail"]["rows"] for e in refused] == [10]
+    assert "whole numbers" in refused[0]["detail"]["reason"]
 
 
 def test_a_job_trains_tabular_gan_audited_and_its_release_streams(working_api, cps_small):

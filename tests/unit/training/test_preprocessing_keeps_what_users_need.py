@@ -14,6 +14,7 @@ import training
 from evaluation.tvd import tvd_scores
 from training import budget
 from training.encoding import OTHER, CategoricalEncoder, NumericEncoder
+from training.errors import ConditionError
 from training.preprocessing import OTHER_LABEL, fit_encoders
 from training.schema import ColumnKind, ColumnSchema
 
@@ -109,6 +110,20 @@ def test_dates_decode_as_dates():
     tvd = tvd_scores(real.to_frame(), back.to_frame()).one_way
     print(f"license date round trip TVD {tvd:.3f}")
     assert tvd < 0.1
+
+
+def test_where_refuses_values_between_the_columns_steps(yrbss, cps):
+    """where= names a value the column can hold: heights to the centimetre, years of
+    experience whole (issue 22: a half year reached pandas and came back an internal
+    sampler error)."""
+    height = _encoders(yrbss)["height"]
+    assert height.exact_value(1.63) == 1.63
+    with pytest.raises(ConditionError, match=r"steps of 0\.01"):
+        height.exact_value(1.635)
+    experience = _encoders(cps)["experience"]
+    assert experience.exact_value(3) == 3
+    with pytest.raises(ConditionError, match="whole numbers"):
+        experience.exact_value(3.5)
 
 
 def test_rare_text_categories_are_sampled_as_other(covid, yrbss):
