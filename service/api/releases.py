@@ -248,22 +248,8 @@ async def samples(
         "seed": seed,
         "label": label,
     }
-    holder = (who.key_id, who.project_id or "(admin)")
     detail = {"rows": n, "format": format, "where": conditions, "label": label}
-    sessions = request.app.state.sessions
-    try:
-        stream = await _open_sampler(request, request_line, holder)
-    except Problem as e:
-        if e.status == 422:  # the sampler refused what was asked: logged as such
-            await run_in_threadpool(
-                _audit_download, sessions, who, project_id, rid, "release.download.refused",
-                {**detail, "reason": e.detail},
-            )  # fmt: skip
-        raise
-    # logged once the sampler took the request, so a refused one is never a download
-    await run_in_threadpool(
-        _audit_download, sessions, who, project_id, rid, "release.download", detail
-    )
+    stream = await _open_audited(request, request_line, who, project_id, rid, detail)
     name = f"sanitas-{rid}.{format}"
     return StreamingResponse(
         stream.chunks(),
@@ -271,6 +257,34 @@ async def samples(
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
         background=BackgroundTask(stream.finish),
     )
+
+
+async def _open_audited(
+    request: Request,
+    request_line: dict[str, Any],
+    who: Principal,
+    project_id: str,
+    rid: str,
+    detail: dict[str, Any],
+) -> SampleStream:
+    """The sampler's stream, audited once the sampler took the request (so a refused
+    download is logged as refused, with why, and never as a download)."""
+    sessions = request.app.state.sessions
+    try:
+        stream = await _open_sampler(
+            request, request_line, (who.key_id, who.project_id or "(admin)")
+        )
+    except Problem as e:
+        if e.status == 422:
+            await run_in_threadpool(
+                _audit_download, sessions, who, project_id, rid, "release.download.refused",
+                {**detail, "reason": e.detail},
+            )  # fmt: skip
+        raise
+    await run_in_threadpool(
+        _audit_download, sessions, who, project_id, rid, "release.download", detail
+    )
+    return stream
 
 
 async def _open_sampler(
