@@ -33,6 +33,7 @@ __all__ = [
     "OrderConstraint",
     "apply_copies",
     "check_declared",
+    "copied_columns",
     "rows_kept",
 ]
 
@@ -113,24 +114,20 @@ def check_declared(constraints: Sequence[Constraint], kinds: dict[str, str]) -> 
                 raise ValueError(
                     f"{where}: each tuple needs {len(c.columns)} values; got {wrong[0]!r}"
                 )
-    # a copy of a copy is fine (a -> b -> c); a cycle (a -> b -> a) names no source
-    sources = {c.columns[1]: c.columns[0] for c in constraints if isinstance(c, EqualConstraint)}
-    for start in sources:
-        seen, name = {start}, start
-        while name in sources:
-            name = sources[name]
-            if name in seen:
-                raise ValueError(f"equal constraints form a cycle through {start!r}")
-            seen.add(name)
+    copied_columns(constraints)  # a cycle of copies is refused there
 
 
 def copied_columns(constraints: Sequence[Constraint]) -> dict[str, str]:
-    """Each copied column and the column it copies, followed to the source."""
+    """Each copied column and the column it copies, followed to the source: a copy of
+    a copy is fine (a -> b -> c); a cycle (a -> b -> a) names no source (ValueError)."""
     sources = {c.columns[1]: c.columns[0] for c in constraints if isinstance(c, EqualConstraint)}
     resolved = {}
     for name in sources:
-        source = sources[name]
+        seen, source = {name}, sources[name]
         while source in sources:
+            if source in seen:
+                raise ValueError(f"equal constraints form a cycle through {name!r}")
+            seen.add(source)
             source = sources[source]
         resolved[name] = source
     return resolved

@@ -236,7 +236,7 @@ async def samples(
             422, "Too Many Rows", f"n={n:,} exceeds the limit {settings.max_sample_rows:,}"
         )
     model_path, conditions, rid, project_id = await run_in_threadpool(
-        _authorize_download, request.app.state.sessions, release_id, who, n, format, where, label
+        _authorize_download, request.app.state.sessions, release_id, who, format, where, label
     )
     # the artifact on this replica's disk: the data directory, or the bucket's cache
     model_dir = await run_in_threadpool(request.app.state.objects.local_dir, model_path)
@@ -320,12 +320,12 @@ def _authorize_download(
     sessions: Any,
     release_id: str,
     who: Principal,
-    n: int,
     format: str,
     where: list[str],
     label: str | None,
-) -> tuple[str, dict[str, Any], str]:
-    """Scope check and where= parsing, in a session closed on return."""
+) -> tuple[str, dict[str, Any], str, str]:
+    """Scope check and where= parsing, in a session closed on return: the model's path,
+    the conditions, the release id and its project."""
     with sessions() as s:
         r = get_scoped(s, Release, release_id, who)
         m = s.get(Model, r.model_id)
