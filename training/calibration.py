@@ -54,14 +54,13 @@ __all__ = [
 
 # 2-way marginals measured per run, and the groups a numeric column's bins merge into
 # (+ missing). Under importance resampling more pairs degenerated the weights (issue 21);
-# held in the conditionals they do not, and 16 pairs at 20 groups (the evaluation's own
-# quantile resolution) beat 8 at 10, at epsilon 1 with a public schema (measured with 16;
-# the rule below gives these tables 13-15), on
-# three of four wide tables (all-pairs TVD: nassCDS 0.054 -> 0.044, yrbss 0.096 ->
-# 0.088, covid_testing 0.112 -> 0.107; DoctorContacts 0.271 -> 0.278, within its
-# run-to-run spread of 0.27-0.31). Each pair costs sampling a little (ConditionalTilt).
-# A table measures one pair per column within [MIN_PAIRS, MAX_PAIRS] (public: the
-# column count): fair and CPS1988 keep the 8 they were tuned with.
+# held in the conditionals they do not. benchmarks/tabular_quality.py at epsilon 1, public
+# schema, before -> after one pair per column at 20 groups (was 8 at 10; 20 is the
+# evaluation's own quantile resolution), all-pairs TVD: nassCDS 0.059 -> 0.046-0.048,
+# covid_testing 0.113 -> 0.096-0.108, fair 0.119 -> 0.101, yrbss 0.092 -> 0.093 (flat;
+# one run spreads by about 0.005); docs/benchmarks.md. Each pair costs sampling a little
+# (ConditionalTilt). A table measures one pair per column within [MIN_PAIRS, MAX_PAIRS]
+# (public: the column count): fair and CPS1988 keep about the 8 they were tuned with.
 MIN_PAIRS = 8
 MAX_PAIRS = 16
 NUMERIC_GROUPS = 20
