@@ -99,6 +99,10 @@ class Dataset(Base):
     epsilon_spent: Mapped[float] = mapped_column(Float, default=0.0)
     delta_spent: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     schema_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # the dataset's AES key, wrapped by the server key (service.storage.data_keys); null
+    # for files written before revision 0003 (under the server key) and once erased
+    data_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    erased_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 
@@ -160,6 +164,8 @@ class Release(Base):
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), unique=True)
     approved_by: Mapped[str] = mapped_column(String(32))
     override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    withdrawn_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 
@@ -171,6 +177,10 @@ class Schedule(Base):
     cron: Mapped[str] = mapped_column(String(100))
     job: Mapped[dict[str, Any]] = mapped_column(JSON)
     auto_release: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    state_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # fire times at or before this are never run (set on resume and on a new cron)
+    fires_after: Mapped[datetime | None] = mapped_column(nullable=True)
     created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=now)
 

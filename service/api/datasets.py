@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.api.deps import get_scoped, session
+from service.api.pages import Page, PageParams, keyset, page, page_params
 from service.api.views import BudgetView, DatasetView, VersionCreated
 from service.db import Dataset, DatasetVersion, LedgerEntry, Role
 from service.domain.datasets import latest_version
@@ -129,14 +130,20 @@ def upload_dataset(
     return _view(dataset, version)
 
 
-@router.get("", response_model=list[DatasetView], operation_id="listDatasets")
+@router.get("", response_model=Page[DatasetView], operation_id="listDatasets")
 def list_datasets(
-    who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
-) -> list[dict[str, Any]]:
-    query = select(Dataset).order_by(Dataset.created_at)
+    params: PageParams = Depends(page_params),
+    who: Principal = Depends(require(*READERS)),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    """Datasets of the key's project, oldest first, a page at a time."""
+    query = select(Dataset)
     if who.project_id is not None:
         query = query.where(Dataset.project_id == who.project_id)
-    return [_view(d, latest_version(s, d.id)) for d in s.scalars(query)]
+    rows = list(s.scalars(keyset(query, Dataset.created_at, Dataset.id, params)))
+    return page(
+        rows, params, lambda d: (d.created_at, d.id), lambda d: _view(d, latest_version(s, d.id))
+    )
 
 
 @router.get("/{dataset_id}", response_model=DatasetView, operation_id="getDataset")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.api.deps import get_scoped, session
+from service.api.pages import Page, PageParams, keyset, page, page_params
 from service.api.views import JobView
 from service.db import Dataset, Job, JobState, Role
 from service.domain.jobs import JobRequest, enqueue
@@ -49,6 +51,26 @@ def create_job(
     s.commit()
     request.app.state.runner.submit(job.id)
     return job_view(job)
+
+
+@router.get("", response_model=Page[JobView], operation_id="listJobs")
+def list_jobs(
+    state: JobState | None = Query(default=None, description="only jobs in this state"),
+    dataset_id: str | None = Query(default=None, max_length=64, description="only this dataset's"),
+    params: PageParams = Depends(page_params),
+    who: Principal = Depends(require(Role.OWNER, Role.AUDITOR)),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    """Jobs of the key's project, oldest first, a page at a time."""
+    query = select(Job)
+    if who.project_id is not None:
+        query = query.where(Job.project_id == who.project_id)
+    if state is not None:
+        query = query.where(Job.state == state)
+    if dataset_id is not None:
+        query = query.where(Job.dataset_id == dataset_id)
+    rows = list(s.scalars(keyset(query, Job.created_at, Job.id, params)))
+    return page(rows, params, lambda j: (j.created_at, j.id), job_view)
 
 
 @router.get("/{job_id}", response_model=JobView, operation_id="getJob")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.api.deps import get_scoped, session
+from service.api.pages import Page, PageParams, keyset, page, page_params
 from service.api.views import ModelView, binary_responses
 from service.db import Model, Release, Role
 from service.domain.records import audit, iso
@@ -20,7 +22,7 @@ READERS = (Role.OWNER, Role.AUDITOR)
 MEDIA = {"html": "text/html", "pdf": "application/pdf", "json": "application/json"}
 
 
-def model_view(m: Model, released: bool) -> dict[str, Any]:
+def model_view(m: Model, released: bool | str | None) -> dict[str, Any]:
     return {
         "id": m.id,
         "dataset_id": m.dataset_id,
@@ -30,9 +32,26 @@ def model_view(m: Model, released: bool) -> dict[str, Any]:
         "schema": m.schema_json,
         "gates": m.gates["gates"],
         "passed": m.gates["passed"],
-        "released": released,
+        "released": bool(released),
         "created_at": iso(m.created_at),
     }
+
+
+@router.get("", response_model=Page[ModelView], operation_id="listModels")
+def list_models(
+    dataset_id: str | None = Query(default=None, max_length=64, description="only this dataset's"),
+    params: PageParams = Depends(page_params),
+    who: Principal = Depends(require(*READERS)),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    """Trained models of the key's project, oldest first, a page at a time."""
+    query = select(Model, Release.id).outerjoin(Release, Release.model_id == Model.id)
+    if who.project_id is not None:
+        query = query.where(Model.project_id == who.project_id)
+    if dataset_id is not None:
+        query = query.where(Model.dataset_id == dataset_id)
+    rows = list(s.execute(keyset(query, Model.created_at, Model.id, params)))
+    return page(rows, params, lambda r: (r[0].created_at, r[0].id), lambda r: model_view(*r))
 
 
 @router.get("/{model_id}", response_model=ModelView, operation_id="getModel")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -15,8 +17,9 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import check_scope, get_scoped, session
+from service.api.pages import Page, PageParams, keyset, page, page_params
 from service.api.views import ReleaseCard, binary_responses
-from service.db import Model, Release, Role
+from service.db import Model, Release, Role, now
 from service.domain.records import audit, iso, new_id
 from service.errors import Problem
 from service.http.auth import Principal, require
@@ -27,6 +30,7 @@ from service.storage.image_uploads import IMAGE_FORMATS
 from service.storage.tables import parse_scalar
 
 router = APIRouter(prefix="/v1/releases", tags=["releases"])
+CARD_SECONDS = 30.0
 READERS = (Role.CONSUMER, Role.OWNER, Role.AUDITOR)
 MEDIA = {
     "csv": "text/csv",
@@ -41,6 +45,11 @@ class ReleaseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a typo'd field is a 422, never a default
     model_id: str
     override_reason: str | None = Field(default=None, min_length=10, max_length=2000)
+
+
+class WithdrawRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=10, max_length=2000, description="shown to consumers")
 
 
 # What a consumer sees and whether epsilon covers it (docs/privacy.md, "What a release
@@ -84,8 +93,22 @@ def release_card(r: Release, m: Model) -> dict[str, Any]:
         "covered_by_epsilon": COVERED_BY_EPSILON,
         "not_covered_by_epsilon": NOT_COVERED_BY_EPSILON,
         **_image_fields(m.schema_json),
+        "withdrawn_at": iso(r.withdrawn_at),
+        "withdrawn_reason": r.withdrawn_reason,
         "created_at": iso(r.created_at),
     }
+
+
+def gone(release_id: str, withdrawn_at: str | None, reason: str | None) -> Problem:
+    """What anyone asking for a withdrawn release's samples (and a consumer asking for
+    its card) is answered."""
+    return Problem(
+        410,
+        "Release Withdrawn",
+        f"release {release_id} was withdrawn at {withdrawn_at}: {reason}",
+        withdrawn_at=withdrawn_at,
+        reason=reason,
+    )
 
 
 def _image_fields(schema: dict[str, Any]) -> dict[str, Any]:
@@ -136,58 +159,112 @@ def create_release(
     return release_card(r, m)
 
 
-@router.get("", response_model=list[ReleaseCard], operation_id="listReleases")
+@router.get("", response_model=Page[ReleaseCard], operation_id="listReleases")
 def list_releases(
-    who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
-) -> list[dict[str, Any]]:
+    dataset_id: str | None = Query(default=None, max_length=64, description="only this dataset's"),
+    params: PageParams = Depends(page_params),
+    who: Principal = Depends(require(*READERS)),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    """Release cards of the key's project, oldest first, a page at a time."""
     query = select(Release, Model).join(Model, Model.id == Release.model_id)
     if who.project_id is not None:
         query = query.where(Release.project_id == who.project_id)
-    return [release_card(r, m) for r, m in s.execute(query.order_by(Release.created_at))]
+    if who.role == Role.CONSUMER:  # owners and auditors still see what was withdrawn
+        query = query.where(Release.withdrawn_at.is_(None))
+    if dataset_id is not None:
+        query = query.where(Model.dataset_id == dataset_id)
+    rows = list(s.execute(keyset(query, Release.created_at, Release.id, params)))
+    return page(rows, params, lambda r: (r[0].created_at, r[0].id), lambda r: release_card(*r))
 
 
 @router.get("/{release_id}", response_model=ReleaseCard, operation_id="getRelease")
 async def get_release(
     release_id: str, request: Request, who: Principal = Depends(require(*READERS))
 ) -> Response:
-    """The card of a release.
+    """The card of a release; a consumer asking for a withdrawn one gets 410 and why.
 
-    A release and its model are never edited once made, so each API process keeps the
-    cards it has read, encoded (this is the most-read route under load); the key and its
-    scope are still checked on every request.
+    Each API process keeps the cards it has read, encoded, for CARD_SECONDS (this is the
+    most-read route under load): a withdrawal made through another process shows on
+    this one's cards within that time (downloads stop at once: they read the database).
+    The key and its scope are checked on every request.
     """
     cards: ReleaseCards = request.app.state.release_cards
     cached = cards.get(release_id)
     if cached is None:
-        project, card = await run_in_threadpool(_read_card, request.app.state.sessions, release_id)
-        cached = project, json.dumps(card, separators=(",", ":")).encode()
+        cached = await run_in_threadpool(_read_card, request.app.state.sessions, release_id)
         cards.put(release_id, cached)
-    project_id, body = cached
-    check_scope(who, project_id, "release", release_id)
-    return Response(body, media_type="application/json")
+    check_scope(who, cached.project_id, "release", release_id)
+    if cached.withdrawn is not None and who.role == Role.CONSUMER:
+        raise gone(release_id, *cached.withdrawn)
+    return Response(cached.body, media_type="application/json")
 
 
-def _read_card(sessions: Any, release_id: str) -> tuple[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class CachedCard:
+    project_id: str
+    body: bytes
+    withdrawn: tuple[str | None, str | None] | None  # (when, why), if withdrawn
+    read_at: float
+
+
+def _read_card(sessions: Any, release_id: str) -> CachedCard:
     with sessions() as s:
         r = s.get(Release, release_id)
         if r is None:
             raise Problem(404, "Not Found", f"no release {release_id!r}")
-        return r.project_id, release_card(r, s.get(Model, r.model_id))
+        card = release_card(r, s.get(Model, r.model_id))
+        return CachedCard(
+            r.project_id,
+            json.dumps(card, separators=(",", ":")).encode(),
+            None if r.withdrawn_at is None else (iso(r.withdrawn_at), r.withdrawn_reason),
+            time.monotonic(),
+        )
 
 
 class ReleaseCards:
-    """A bounded map of release id to (project, encoded card); the oldest goes first."""
+    """A bounded map of release id to its cached card; the oldest goes first, and none
+    is served older than ``seconds``."""
 
-    def __init__(self, size: int = 4096) -> None:
-        self.size, self._cards = size, OrderedDict[str, tuple[str, bytes]]()
+    def __init__(self, size: int = 4096, seconds: float = CARD_SECONDS) -> None:
+        self.size, self.seconds = size, seconds
+        self._cards = OrderedDict[str, CachedCard]()
 
-    def get(self, release_id: str) -> tuple[str, bytes] | None:
-        return self._cards.get(release_id)
+    def get(self, release_id: str) -> CachedCard | None:
+        card = self._cards.get(release_id)
+        if card is not None and time.monotonic() - card.read_at > self.seconds:
+            self._cards.pop(release_id, None)
+            return None
+        return card
 
-    def put(self, release_id: str, entry: tuple[str, bytes]) -> None:
-        self._cards[release_id] = entry
+    def put(self, release_id: str, card: CachedCard) -> None:
+        self._cards[release_id] = card
         while len(self._cards) > self.size:
             self._cards.popitem(last=False)
+
+    def drop(self, release_id: str) -> None:
+        self._cards.pop(release_id, None)
+
+
+@router.post("/{release_id}/withdraw", response_model=ReleaseCard, operation_id="withdrawRelease")
+def withdraw_release(
+    release_id: str,
+    body: WithdrawRequest,
+    request: Request,
+    who: Principal = Depends(require(Role.OWNER)),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    """Stop a release for good: its samples answer 410 with the reason from now on, and
+    consumers no longer list it. Rows already downloaded cannot be called back."""
+    r = get_scoped(s, Release, release_id, who)
+    if r.withdrawn_at is not None:
+        raise Problem(409, "Already Withdrawn", f"release {r.id} was withdrawn at "
+                      f"{iso(r.withdrawn_at)}")  # fmt: skip
+    r.withdrawn_at, r.withdrawn_reason = now(), body.reason
+    audit(s, who, "release.withdraw", project_id=r.project_id, target=r.id, reason=body.reason)
+    s.commit()
+    request.app.state.release_cards.drop(r.id)
+    return release_card(r, s.get(Model, r.model_id))  # type: ignore[arg-type]
 
 
 def _where(items: list[str], columns: set[str]) -> dict[str, Any]:
@@ -328,6 +405,8 @@ def _authorize_download(
     the conditions, the release id and its project."""
     with sessions() as s:
         r = get_scoped(s, Release, release_id, who)
+        if r.withdrawn_at is not None:
+            raise gone(r.id, iso(r.withdrawn_at), r.withdrawn_reason)
         m = s.get(Model, r.model_id)
         _check_kind(m.schema_json, format, where, label)  # type: ignore[union-attr]
         columns = {c["name"] for c in m.schema_json["columns"] if c.get("excluded") is None}  # type: ignore[union-attr]

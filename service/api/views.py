@@ -139,6 +139,8 @@ class ReleaseCard(_View):
     kind: Literal["table", "images"]
     classes: list[str] | None = None  # images: those DP selection kept
     image_shape: list[int] | None = None
+    withdrawn_at: str | None = None
+    withdrawn_reason: str | None = None
     created_at: str | None
 
 
@@ -154,8 +156,11 @@ class ScheduleView(_View):
     cron: str
     job: dict[str, Any]
     auto_release: bool
+    state: Literal["active", "paused", "deleted"]
+    state_reason: str | None  # why it was paused (a skipped run) or deleted
+    next_run_at: str | None  # null unless active
     created_at: str | None
-    runs: list[ScheduleRunView]
+    runs: list[ScheduleRunView]  # the last 20, oldest first
 
 
 class AuditEventView(_View):

@@ -3,7 +3,8 @@
 Exactly-once holds across any number of schedulers: a run is created by inserting
 (schedule_id, fire_time) under a unique key in the same transaction as the job and its
 budget charge; the second scheduler's insert fails and it moves on. A run that would
-exceed the budget is recorded as skipped, with the reason.
+exceed the budget is recorded as skipped, with the reason, and pauses its schedule
+(resuming is the owner's call, once the budget allows a run).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from croniter import croniter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from service.db import Dataset, Schedule, ScheduleRun, aware, now
 from service.domain.jobs import JobRequest, enqueue
@@ -41,15 +43,20 @@ def tick(ctx: JobContext, runner: Runner, at: datetime | None = None) -> list[st
     at = at or now()
     started: list[str] = []
     with ctx.sessions() as s:
-        schedules = s.scalars(select(Schedule)).all()
+        schedules = s.scalars(select(Schedule).where(Schedule.state == "active")).all()
     for sch in schedules:
-        since = max(aware(sch.created_at), at - LOOKBACK)
+        since = max(aware(sch.fires_after or sch.created_at), at - LOOKBACK)
         for fire in due_fire_times(sch.cron, since, at):
             job_id = _fire(ctx, sch, fire)
-            if job_id:
+            if job_id == STOPPED:
+                break  # skipped and paused, or paused or deleted by its owner meanwhile
+            if job_id is not None:  # None: enqueued before (this or another scheduler)
                 runner.submit(job_id)
                 started.append(job_id)
     return started
+
+
+STOPPED = ""  # what _fire answers when the schedule is no longer active
 
 
 def _fire(ctx: JobContext, sch: Schedule, fire: datetime) -> str | None:
@@ -61,6 +68,10 @@ def _fire(ctx: JobContext, sch: Schedule, fire: datetime) -> str | None:
         except IntegrityError:
             s.rollback()
             return None
+        current = s.get(Schedule, sch.id)
+        if current is None or current.state != "active":  # paused or deleted since the read
+            s.rollback()
+            return STOPPED
         dataset = s.get(Dataset, sch.dataset_id)
         assert dataset is not None
         try:
@@ -68,6 +79,7 @@ def _fire(ctx: JobContext, sch: Schedule, fire: datetime) -> str | None:
         except Problem as e:
             s.rollback()  # the charge's rollback also dropped the run row: record the skip
             s.add(ScheduleRun(schedule_id=sch.id, fire_time=fire, skipped_reason=e.detail))
+            _pause(s, sch.id, f"paused: the run due {fire.isoformat()} was skipped: {e.detail}")
             audit(
                 s,
                 "scheduler",
@@ -81,7 +93,7 @@ def _fire(ctx: JobContext, sch: Schedule, fire: datetime) -> str | None:
                 s.commit()
             except IntegrityError:
                 s.rollback()
-            return None
+            return STOPPED
         run.job_id = job.id
         audit(
             s,
@@ -94,6 +106,12 @@ def _fire(ctx: JobContext, sch: Schedule, fire: datetime) -> str | None:
         )
         s.commit()
         return job.id
+
+
+def _pause(s: Session, schedule_id: str, reason: str) -> None:
+    sch = s.get(Schedule, schedule_id)
+    if sch is not None and sch.state == "active":
+        sch.state, sch.state_reason = "paused", reason
 
 
 def run_loop(ctx: JobContext, runner: Runner, stop: threading.Event, every: float = 30.0) -> None:

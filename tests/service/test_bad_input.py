@@ -90,7 +90,7 @@ def _nothing_left(api) -> None:
     datasets = api.data_dir / "datasets"
     assert not datasets.exists() or list(datasets.iterdir()) == []
     assert not list(api.data_dir.glob("upload-*"))
-    assert api.client.get("/v1/datasets", headers=api.auth("owner")).json() == []
+    assert api.client.get("/v1/datasets", headers=api.auth("owner")).json()["items"] == []
 
 
 def test_every_bad_upload_is_named_and_leaves_nothing(api, cps):

@@ -71,7 +71,7 @@ def test_killed_mid_upload_leaves_nothing_and_keeps_what_was_committed(
     again = server_starter(tmp_path, database_url, SANITAS_WORKER_THREADS="0",
                            SANITAS_PARTIAL_STALE_SECONDS="0")  # fmt: skip
     server = next(again)
-    listed = httpx.get(f"{server.url}/v1/datasets", headers=server.auth("owner")).json()
+    listed = httpx.get(f"{server.url}/v1/datasets", headers=server.auth("owner")).json()["items"]
     assert [d["id"] for d in listed] == [kept["id"]]
     assert list(datasets.glob("*.partial")) == []
     assert len(list(datasets.iterdir())) == 1  # the committed dataset's encrypted file
@@ -110,7 +110,7 @@ def test_killed_mid_training_fails_the_job_keeps_the_charge_and_leaves_no_plaint
     assert job["state"] == "failed" and "heartbeat" in job["error"] and job["model_id"] is None
     budget = httpx.get(f"{server.url}/v1/datasets/{ds['id']}/budget", headers=owner).json()
     assert budget["epsilon_spent"] == 1.0  # it touched data: the charge stays
-    assert httpx.get(f"{server.url}/v1/releases", headers=owner).json() == []
+    assert httpx.get(f"{server.url}/v1/releases", headers=owner).json()["items"] == []
     assert list(work.glob("data.*")) == []  # no plaintext outlives the job
     models = Path(server.env["SANITAS_DATA_DIR"]) / "models"
     assert not models.exists() or list(models.iterdir()) == []

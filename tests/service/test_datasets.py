@@ -55,7 +55,7 @@ def test_bad_uploads_are_refused_by_name_and_leave_nothing(api, filename, payloa
     assert r.headers["content-type"] == "application/problem+json"
     assert needle in r.json()["detail"]
     assert _files(api.data_dir) == []
-    assert api.client.get("/v1/datasets", headers=api.auth("owner")).json() == []
+    assert api.client.get("/v1/datasets", headers=api.auth("owner")).json()["items"] == []
 
 
 def test_wrongly_typed_fields_are_named(api, cps_small):

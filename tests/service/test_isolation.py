@@ -16,7 +16,7 @@ from service.db import ApiKey
 def _refusals(api, key: str = "admin") -> list[dict]:
     r = api.client.get("/v1/audit-log?action=access.refused", headers=api.auth(key))
     assert r.status_code == 200, r.text
-    return r.json()
+    return r.json()["items"]
 
 
 def test_refused_attempts_are_audited_and_say_nothing_more_than_not_found(api, cps_small):
@@ -73,7 +73,7 @@ def test_a_revoked_key_is_refused_at_once_and_the_attempt_audited(live_server):
         key_id = json.loads(done.stdout)["revoked"]
         refused = http.get("/v1/datasets", headers=owner)
         assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
-        log = http.get("/v1/audit-log?action=access.refused", headers=auditor).json()
+        log = http.get("/v1/audit-log?action=access.refused", headers=auditor).json()["items"]
         assert [(e["actor"], e["detail"]["reason"]) for e in log] == [(key_id, "revoked API key")]
         assert http.get("/v1/audit-log", headers=auditor).status_code == 200  # others unaffected
     listed = subprocess.run(

@@ -18,16 +18,22 @@ CONTRACT = {
     ("POST", "/v1/datasets/{dataset_id}/versions"): {OWNER, ADMIN},
     ("GET", "/v1/datasets/{dataset_id}/budget"): {OWNER, AUDITOR, ADMIN},
     ("POST", "/v1/jobs"): {OWNER, ADMIN},
+    ("GET", "/v1/jobs"): {OWNER, AUDITOR, ADMIN},
     ("GET", "/v1/jobs/{job_id}"): {OWNER, AUDITOR, ADMIN},
     ("POST", "/v1/jobs/{job_id}/cancel"): {OWNER, ADMIN},
+    ("GET", "/v1/models"): {OWNER, AUDITOR, ADMIN},
     ("GET", "/v1/models/{model_id}"): {OWNER, AUDITOR, ADMIN},
     ("GET", "/v1/models/{model_id}/report"): {OWNER, AUDITOR, ADMIN},
     ("POST", "/v1/releases"): {OWNER, ADMIN},
     ("GET", "/v1/releases"): {OWNER, CONSUMER, AUDITOR, ADMIN},
     ("GET", "/v1/releases/{release_id}"): {OWNER, CONSUMER, AUDITOR, ADMIN},
     ("GET", "/v1/releases/{release_id}/samples"): {OWNER, CONSUMER, ADMIN},
+    ("POST", "/v1/releases/{release_id}/withdraw"): {OWNER, ADMIN},
     ("POST", "/v1/schedules"): {OWNER, ADMIN},
     ("GET", "/v1/schedules"): {OWNER, AUDITOR, ADMIN},
+    ("GET", "/v1/schedules/{schedule_id}"): {OWNER, AUDITOR, ADMIN},
+    ("PATCH", "/v1/schedules/{schedule_id}"): {OWNER, ADMIN},
+    ("DELETE", "/v1/schedules/{schedule_id}"): {OWNER, ADMIN},
     ("GET", "/v1/audit-log"): {AUDITOR, ADMIN},
 }
 
@@ -44,7 +50,9 @@ def test_the_contract_covers_every_route(api):
 
 def test_every_route_answers_each_role_as_the_contract_says(api):
     for method, path in _routes(api):
-        url = path.format(dataset_id="nope", job_id="nope", model_id="nope", release_id="nope")
+        url = path.format(
+            dataset_id="nope", job_id="nope", model_id="nope", release_id="nope", schedule_id="nope"
+        )
         if (method, path) in PUBLIC:
             assert api.client.request(method, url).status_code in (200, 503)
             continue

@@ -76,14 +76,14 @@ def test_a_run_that_would_exceed_the_budget_is_skipped_with_the_reason(api, cps_
     ctx = api.client.app.state.ctx
     started = tick(ctx, _Collect(), at)
     assert len(started) == 1
-    listed = api.client.get("/v1/schedules", headers=api.auth("auditor")).json()
+    listed = api.client.get("/v1/schedules", headers=api.auth("auditor")).json()["items"]
     [runs] = [s["runs"] for s in listed if s["id"] == sid]
     skipped = [r for r in runs if r["skipped_reason"]]
     assert (
         len(runs) == 2 and len(skipped) == 1 and "remaining budget" in skipped[0]["skipped_reason"]
     )
     events = api.client.get("/v1/audit-log?action=schedule.skip", headers=api.auth("auditor"))
-    assert len(events.json()) == 1
+    assert len(events.json()["items"]) == 1
 
 
 def test_bad_cron_is_refused(api, cps_small):
@@ -122,8 +122,8 @@ def test_auto_release_releases_a_scheduled_retrain_only_when_every_gate_holds(ap
     assert job["state"] == "succeeded", job["error"]
     model = api.client.get(f"/v1/models/{job['model_id']}", headers=auditor).json()
     failed = [g["name"] for g in model["gates"] if g["status"] == "fail"]
-    releases = api.client.get("/v1/releases", headers=owner).json()
-    log = api.client.get("/v1/audit-log", headers=auditor).json()
+    releases = api.client.get("/v1/releases", headers=owner).json()["items"]
+    log = api.client.get("/v1/audit-log", headers=auditor).json()["items"]
     by_scheduler = {e["action"]: e for e in log if e["actor"] == "scheduler"}
     if failed:
         assert releases == []

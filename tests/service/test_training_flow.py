@@ -41,6 +41,29 @@ def test_upload_train_report_release_and_stream(working_api, cps_small):
     _check_model_and_report(api, ds, job)
     rid = _check_release_gates(api, job["model_id"])
     _check_consumer(api, ds, job["model_id"], rid)
+    _check_lists_and_withdrawal(api, ds, job, rid)
+
+
+def _check_lists_and_withdrawal(api, ds, job, rid):
+    """The model and release are listed; a withdrawn release answers 410 and why."""
+    owner, consumer = api.auth("owner"), api.auth("consumer")
+    models = api.client.get("/v1/models", params={"dataset_id": ds["id"]}, headers=owner).json()
+    assert [(m["id"], m["released"]) for m in models["items"]] == [(job["model_id"], True)]
+    listed = api.client.get("/v1/releases", headers=consumer).json()["items"]
+    assert [r["id"] for r in listed] == [rid]
+    short = api.client.post(f"/v1/releases/{rid}/withdraw", json={"reason": "x"}, headers=owner)
+    assert short.status_code == 422  # a consumer is owed a reason
+    reason = "consent withdrawn for part of the source table"
+    done = api.client.post(f"/v1/releases/{rid}/withdraw", json={"reason": reason}, headers=owner)
+    assert done.status_code == 200 and done.json()["withdrawn_reason"] == reason
+    for url in (f"/v1/releases/{rid}", f"/v1/releases/{rid}/samples?n=10"):
+        r = api.client.get(url, headers=consumer)
+        assert r.status_code == 410 and reason in r.json()["detail"], (url, r.text)
+    assert api.client.get("/v1/releases", headers=consumer).json()["items"] == []
+    [kept] = api.client.get("/v1/releases", headers=api.auth("auditor")).json()["items"]
+    assert kept["withdrawn_at"] and kept["withdrawn_reason"] == reason
+    again = api.client.post(f"/v1/releases/{rid}/withdraw", json={"reason": reason}, headers=owner)
+    assert again.status_code == 409
 
 
 def _check_model_and_report(api, ds, job):
@@ -90,7 +113,8 @@ def _check_release_gates(api, model_id):
     )
     assert r.status_code == 201 and r.json()["override"] is True
     events = api.client.get("/v1/audit-log?action=release.create", headers=api.auth("auditor"))
-    assert events.json()[0]["detail"]["override_reason"] == "approved by the DPO, ticket 42"
+    [event] = events.json()["items"]
+    assert event["detail"]["override_reason"] == "approved by the DPO, ticket 42"
     again = api.client.post(
         "/v1/releases",
         json={"model_id": model_id, "override_reason": "a second time"},
@@ -131,11 +155,11 @@ def _check_consumer(api, ds, model_id, rid):
     ):
         assert api.client.get(url, headers=consumer).status_code == 403, url
     log = api.client.get("/v1/audit-log?action=release.download", headers=api.auth("auditor"))
-    assert sorted(e["detail"]["rows"] for e in log.json()) == [700, 1200, 5000]
+    assert sorted(e["detail"]["rows"] for e in log.json()["items"]) == [700, 1200, 5000]
     # a download the sampler refused is logged as refused, with why (issue 22)
     refused = api.client.get(
         "/v1/audit-log?action=release.download.refused", headers=api.auth("auditor")
-    ).json()
+    ).json()["items"]
     assert [e["detail"]["rows"] for e in refused] == [10]
     assert "whole numbers" in refused[0]["detail"]["reason"]
 

@@ -1,0 +1,170 @@
+"""Day two (issue 22): lists that page, schedules that pause, resume, change and stop.
+
+Every list route pages by cursor; a schedule that could never run is refused, and one
+whose run was skipped for budget pauses instead of logging a skip every ten minutes.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service.db import Job, Schedule, ScheduleRun
+from service.jobs.scheduler import tick
+
+
+class _Collect:
+    def __init__(self):
+        self.jobs = []
+
+    def submit(self, job_id):
+        self.jobs.append(job_id)
+
+
+def _pages(api, path, role="owner", limit=2):
+    """Every item of a list route, a page of ``limit`` at a time, and the page count."""
+    items, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        r = api.client.get(path, params=params, headers=api.auth(role))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        items += body["items"]
+        pages += 1
+        if (cursor := body["next_cursor"]) is None:
+            return items, pages
+
+
+def _job(api, dataset_id, epsilon=0.25):
+    r = api.client.post(
+        "/v1/jobs", headers=api.auth("owner"), json={"dataset_id": dataset_id, "epsilon": epsilon}
+    )
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+def test_every_list_pages_by_cursor_and_filters(api, cps_small):
+    sets = [api.upload(cps_small.iloc[i * 1000 : (i + 1) * 1000], name=f"cps{i}") for i in range(3)]
+    items, pages = _pages(api, "/v1/datasets")
+    assert [d["name"] for d in items] == ["cps0", "cps1", "cps2"] and pages == 2
+    jobs = [_job(api, sets[0]["id"]) for _ in range(3)] + [_job(api, sets[1]["id"])]
+    api.client.post(f"/v1/jobs/{jobs[1]}/cancel", headers=api.auth("owner"))
+    items, pages = _pages(api, "/v1/jobs", role="auditor")
+    assert [j["id"] for j in items] == jobs and pages == 2
+    one = api.client.get(
+        "/v1/jobs", params={"state": "cancelled"}, headers=api.auth("owner")
+    ).json()
+    assert [j["id"] for j in one["items"]] == [jobs[1]] and one["next_cursor"] is None
+    of_first = api.client.get(
+        "/v1/jobs", params={"dataset_id": sets[1]["id"]}, headers=api.auth("owner")
+    ).json()
+    assert [j["id"] for j in of_first["items"]] == [jobs[3]]
+    # another project's key sees none of it
+    assert api.client.get("/v1/jobs", headers=api.auth("other_owner")).json()["items"] == []
+    # the audit log: newest first by default, every event once across pages
+    events, _ = _pages(api, "/v1/audit-log", role="auditor", limit=3)
+    ids = [e["id"] for e in events]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids) >= 8
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    later = api.client.get("/v1/jobs", params={"since": future}, headers=api.auth("owner"))
+    assert later.json()["items"] == []
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "WzEsMiwzXQ=="])
+def test_a_cursor_this_api_did_not_give_is_a_422(api, cursor):
+    r = api.client.get("/v1/datasets", params={"cursor": cursor}, headers=api.auth("owner"))
+    assert r.status_code == 422 and "cursor" in r.json()["detail"]
+
+
+def _schedule(api, dataset_id, epsilon, cron="*/10 * * * *"):
+    return api.client.post(
+        "/v1/schedules",
+        headers=api.auth("owner"),
+        json={"dataset_id": dataset_id, "cron": cron, "job": {"epsilon": epsilon}},
+    )
+
+
+def _clock():
+    """One minute past a multiple of ten minutes (fire counts do not depend on when
+    the test runs)."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    return now - timedelta(minutes=now.minute % 10) + timedelta(minutes=1)
+
+
+def _set(api, schedule_id, **fields):
+    with api.client.app.state.sessions() as s:
+        sch = s.get(Schedule, schedule_id)
+        for name, value in fields.items():
+            setattr(sch, name, value)
+        s.commit()
+
+
+def _runs(api, schedule_id):
+    with api.client.app.state.sessions() as s:
+        return s.query(ScheduleRun).filter(ScheduleRun.schedule_id == schedule_id).count()
+
+
+def test_a_schedule_that_could_never_run_is_refused(api, cps_small):
+    ds = api.upload(cps_small, budget=3.0)
+    r = _schedule(api, ds["id"], 5.0)
+    assert r.status_code == 409 and "epsilon 5" in r.json()["detail"]
+    assert r.json()["epsilon_remaining"] == 3.0
+    ok = _schedule(api, ds["id"], 1.0, cron="@daily")  # a cron macro, expanded
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["cron"] == "0 0 * * *" and ok.json()["next_run_at"].endswith("00:00:00+00:00")
+    # an edit that asks more than is left is refused the same way, and changes nothing
+    edit = api.client.patch(
+        f"/v1/schedules/{ok.json()['id']}", headers=api.auth("owner"), json={"job": {"epsilon": 4}}
+    )
+    assert edit.status_code == 409
+    got = api.client.get(f"/v1/schedules/{ok.json()['id']}", headers=api.auth("auditor")).json()
+    assert got["job"] == {"epsilon": 1.0}
+
+
+def test_pause_resume_edit_and_delete_a_schedule(api, cps_small):
+    ds = api.upload(cps_small, budget=5.0)
+    sid = _schedule(api, ds["id"], 0.5).json()["id"]
+    at, ctx = _clock(), api.client.app.state.ctx
+    _set(api, sid, created_at=at - timedelta(minutes=25))  # three fire times due
+    owner = api.auth("owner")
+    paused = api.client.patch(f"/v1/schedules/{sid}", headers=owner, json={"state": "paused"})
+    assert paused.json()["state"] == "paused" and paused.json()["next_run_at"] is None
+    assert tick(ctx, _Collect(), at) == [] and _runs(api, sid) == 0
+    resumed = api.client.patch(
+        f"/v1/schedules/{sid}", headers=owner, json={"state": "active", "cron": "*/15 * * * *"}
+    ).json()
+    assert resumed["state"] == "active" and resumed["cron"] == "*/15 * * * *"
+    # what fell due while paused is not made up: nothing fires until the next quarter
+    assert tick(ctx, _Collect(), datetime.now(UTC)) == []
+    nxt = datetime.fromisoformat(resumed["next_run_at"])
+    assert nxt.minute % 15 == 0 and nxt > datetime.now(UTC)
+    [job] = tick(ctx, _Collect(), nxt + timedelta(seconds=1))
+    deleted = api.client.delete(f"/v1/schedules/{sid}", headers=owner).json()
+    assert deleted["state"] == "deleted" and [r["job_id"] for r in deleted["runs"]] == [job]
+    assert tick(ctx, _Collect(), nxt + timedelta(minutes=15, seconds=1)) == []
+    assert api.client.get("/v1/schedules", headers=owner).json()["items"] == []
+    gone = api.client.get("/v1/schedules", params={"state": "deleted"}, headers=owner).json()
+    assert [s["id"] for s in gone["items"]] == [sid]
+    again = api.client.patch(f"/v1/schedules/{sid}", headers=owner, json={"state": "active"})
+    assert again.status_code == 409
+    actions = [
+        e["action"]
+        for e in api.client.get(
+            "/v1/audit-log", params={"target": sid}, headers=api.auth("auditor")
+        ).json()["items"]
+    ]
+    assert actions == ["schedule.delete", "schedule.update", "schedule.update", "schedule.create"]
+
+
+def test_a_run_skipped_for_budget_pauses_its_schedule(api, cps_small):
+    ds = api.upload(cps_small, budget=1.0)
+    sid = _schedule(api, ds["id"], 0.75).json()["id"]
+    at, ctx = _clock(), api.client.app.state.ctx
+    _set(api, sid, created_at=at - timedelta(minutes=25))  # three due; one fits
+    assert len(tick(ctx, _Collect(), at)) == 1
+    sch = api.client.get(f"/v1/schedules/{sid}", headers=api.auth("owner")).json()
+    assert sch["state"] == "paused" and "remaining budget" in sch["state_reason"]
+    assert [bool(r["skipped_reason"]) for r in sch["runs"]] == [False, True]
+    # later ticks log nothing more: the schedule waits for its owner
+    assert tick(ctx, _Collect(), at + timedelta(minutes=30)) == [] and _runs(api, sid) == 2
+    with ctx.sessions() as s:
+        assert s.query(Job).count() == 1
