@@ -5,19 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.api.deps import get_scoped, session
 from service.api.pages import Page, PageParams, keyset, page, page_params
-from service.api.views import BudgetView, DatasetView, VersionCreated
+from service.api.views import BudgetView, DatasetErased, DatasetView, VersionCreated
 from service.db import Dataset, DatasetVersion, LedgerEntry, Role
-from service.domain.datasets import latest_version
+from service.domain.datasets import latest_version, live
+from service.domain.erasure import erase_dataset, summary
 from service.domain.records import audit, iso, new_id
 from service.errors import Problem
 from service.http.auth import Principal, require
+from service.storage.data_keys import dataset_keys, new_data_key
 from service.storage.image_uploads import IMAGE_FORMATS, store_images
 from service.storage.uploads import store_table
 from training.constraints import MAX_CONSTRAINTS, Constraint  # pydantic and pandas only
@@ -40,6 +42,7 @@ def _view(d: Dataset, latest: DatasetVersion | None) -> dict[str, Any]:
         "delta_spent": d.delta_spent,
         "schema": d.schema_json,
         "schema_notice": INFERENCE_NOTICE,
+        "erased_at": iso(d.erased_at),
         "created_at": iso(d.created_at),
         "version": None
         if latest is None
@@ -62,15 +65,16 @@ def _version(dataset_id: str, number: int, stored: Any) -> DatasetVersion:
     )  # fmt: skip
 
 
-def _store(request: Request, file: UploadFile) -> Any:
-    """A table (.csv, .parquet) or images (.npz arrays, .zip of PNGs in class folders)."""
+def _store(request: Request, file: UploadFile, key: bytes) -> Any:
+    """A table (.csv, .parquet) or images (.npz arrays, .zip of PNGs in class folders),
+    encrypted under the dataset's data key."""
     app = request.app.state
     fmt = Path(file.filename or "").suffix.lower().lstrip(".")
     if fmt in IMAGE_FORMATS:
         stored = store_images(
             file.file,
             fmt,
-            key=app.key,
+            key=key,
             data_dir=app.settings.data_dir,
             max_bytes=app.settings.max_upload_bytes,
             max_ratio=app.settings.max_zip_ratio,
@@ -79,7 +83,7 @@ def _store(request: Request, file: UploadFile) -> Any:
         stored = store_table(
             file.file,
             file.filename,
-            key=app.key,
+            key=key,
             data_dir=app.settings.data_dir,
             max_bytes=app.settings.max_upload_bytes,
         )
@@ -103,9 +107,12 @@ def upload_dataset(
     """Upload a table with its privacy budget; answers the inferred schema to confirm."""
     if who.project_id is None:
         raise Problem(422, "No Project", "an admin key has no project to upload into")
-    stored = _store(request, file)
+    dataset_id = new_id()
+    data_key, wrapped = new_data_key(request.app.state.key, dataset_id)
+    stored = _store(request, file, data_key)
     dataset = Dataset(
-        id=new_id(),
+        id=dataset_id,
+        data_key=wrapped,
         project_id=who.project_id,
         name=name,
         kind="images" if stored.schema.get("kind") == "images" else "table",
@@ -180,7 +187,7 @@ def patch_schema(
     from training.errors import SchemaError
     from training.schema import TableSchema
 
-    d = get_scoped(s, Dataset, dataset_id, who)
+    d = live(get_scoped(s, Dataset, dataset_id, who))
     if d.kind != "table":
         raise Problem(422, "Not A Table", f"dataset {d.id} holds images: it has no columns")
     schema = TableSchema.model_validate(d.schema_json)
@@ -245,8 +252,9 @@ def add_version(
     s: Session = Depends(session),
 ) -> dict[str, Any]:
     """A new version of the table; training uses the newest. It must fit the schema."""
-    d = get_scoped(s, Dataset, dataset_id, who)
-    stored = _store(request, file)
+    d = live(get_scoped(s, Dataset, dataset_id, who))
+    key = dataset_keys(request.app.state.ctx.keys, d.id, d.data_key)[0]
+    stored = _store(request, file, key)
     mismatch = _mismatch(d.schema_json, stored.schema)
     if mismatch:
         request.app.state.objects.delete(str(stored.path))
@@ -266,6 +274,34 @@ def add_version(
     )
     s.commit()
     return {"id": version.id, "dataset_id": d.id, "number": number, "rows": stored.rows}
+
+
+@router.delete("/{dataset_id}", response_model=DatasetErased, operation_id="eraseDataset")
+def erase(
+    request: Request,
+    dataset_id: str,
+    keep_models: bool = Query(
+        default=False,
+        description="keep its models and releases (DP post-processing of the rows); "
+        "false deletes the models and withdraws their releases",
+    ),
+    who: Principal = Depends(require(Role.OWNER)),
+    s: Session = Depends(session),
+) -> dict[str, Any]:
+    """Erase a dataset for good: its data key is destroyed, so no copy of its encrypted
+    files anywhere can be read again, and the files are deleted; its reports are
+    deleted (they were computed on its rows), its schedules deleted, and its models
+    deleted and releases withdrawn unless ``keep_models``. The ledger and audit log
+    keep what was spent and done. 409 while one of its jobs is queued or running."""
+    d = get_scoped(s, Dataset, dataset_id, who)
+    done = erase_dataset(s, d, who, keep_models=keep_models)
+    s.commit()
+    objects = request.app.state.objects
+    for key in done.objects:  # unreadable already: the data key went with the commit
+        objects.delete(key)
+    for rid in done.releases_withdrawn:
+        request.app.state.release_cards.drop(rid)
+    return summary(d, done)
 
 
 @router.get("/{dataset_id}/budget", response_model=BudgetView, operation_id="getDatasetBudget")

@@ -21,6 +21,7 @@ from service.api.pages import Page, PageParams, keyset, page, page_params
 from service.api.views import ScheduleView
 from service.db import Dataset, Role, Schedule, ScheduleRun, aware, now
 from service.domain.budget import SLACK
+from service.domain.datasets import live
 from service.domain.jobs import JobOptionsRequest, default_job_delta
 from service.domain.records import audit, iso, new_id
 from service.errors import Problem
@@ -158,7 +159,7 @@ def create_schedule(
 ) -> dict[str, Any]:
     """Retrain on the dataset's newest version at each fire time of ``cron`` (UTC);
     each run is charged like a job, and auto_release releases it when every gate holds."""
-    dataset = get_scoped(s, Dataset, body.dataset_id, who)
+    dataset = live(get_scoped(s, Dataset, body.dataset_id, who))
     job = body.job.model_dump(exclude_unset=True)
     _one_run_fits(dataset, job)
     sch = Schedule(

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "AuditEventView",
     "BudgetView",
+    "DatasetErased",
     "DatasetView",
     "HealthView",
     "JobView",
@@ -49,8 +50,21 @@ class DatasetView(_View):
     delta_spent: float
     schema_: dict[str, Any] = Field(alias="schema")  # BaseModel has a .schema
     schema_notice: str  # schema inference read the rows: not covered by epsilon
+    erased_at: str | None = None  # erased: data key and files destroyed
     created_at: str | None
     version: VersionSummary | None
+
+
+class DatasetErased(_View):
+    """What erasing a dataset did."""
+
+    id: str
+    erased_at: str | None
+    versions: int  # files deleted (their rows keep only row and byte counts)
+    models_deleted: list[str]
+    models_kept: list[str]  # keep_models=true: DP post-processing, kept by the owner
+    releases_withdrawn: list[str]
+    schedules_deleted: list[str]
 
 
 class VersionCreated(_View):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.db import Dataset, Job, JobState
 from service.domain.budget import charge
-from service.domain.datasets import latest_version
+from service.domain.datasets import latest_version, live
 from service.domain.records import new_id
 from service.errors import Problem
 from training import registry
@@ -70,6 +70,7 @@ def default_job_delta(delta_budget: float) -> float:
 
 def enqueue(s: Session, dataset: Dataset, body: JobRequest, actor: str) -> Job:
     """Charge the budget and queue the job in one transaction (the caller commits)."""
+    live(dataset)
     version = latest_version(s, dataset.id)
     if version is None:
         raise Problem(409, "No Data", f"dataset {dataset.id} has no version to train on")

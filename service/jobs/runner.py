@@ -31,6 +31,7 @@ from service.domain.releases import release_if_scheduled
 from service.jobs.job_contract import JobOptions, JobSpec, JobWorkspace, Progress
 from service.jobs.sweep import remove_job_plaintext
 from service.settings import Settings
+from service.storage.data_keys import dataset_keys
 from service.storage.encrypted import decode_key, decrypt_to, key_for
 from service.storage.object_store import ObjectStore
 
@@ -129,7 +130,8 @@ def execute_job(ctx: JobContext, job_id: str) -> None:
         spec = _job_spec(job, dataset, data)
     try:
         with ctx.objects.fetched(version.path, work.encrypted) as encrypted:
-            decrypt_to(key_for(ctx.keys, encrypted), encrypted, data)
+            keys = dataset_keys(ctx.keys, dataset.id, dataset.data_key)
+            decrypt_to(key_for(keys, encrypted), encrypted, data)
         work.write_spec(spec)
         state, error = _run_child(ctx, job_id, work)
     except Exception as e:

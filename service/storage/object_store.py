@@ -134,9 +134,17 @@ class ObjectStore:
         return bool(self.fs.exists(self._path(key)))
 
     def delete(self, key: str) -> None:
+        """The object, and this node's cached copy of it (other nodes' caches keep
+        theirs until cleared: docs/operations.md)."""
         path = self._path(key)
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
+        if self.remote:
+            cached = self.cache / key
+            if cached.is_dir():
+                shutil.rmtree(cached, ignore_errors=True)
+            else:
+                cached.unlink(missing_ok=True)
 
 
 def from_settings(settings: Settings) -> ObjectStore:

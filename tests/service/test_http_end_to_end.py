@@ -119,6 +119,22 @@ def test_owner_trains_and_releases_consumer_downloads(serving, fair, cps):
             assert http.get(path, headers=consumer).status_code == 403, path
 
 
+def _data_keys(database_url: str, server_key: bytes) -> dict[str, bytes]:
+    """Each stored file's name and the data key of its dataset."""
+    from sqlalchemy import create_engine, text
+
+    from service.storage.data_keys import unwrap
+
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT v.path, d.id, d.data_key FROM dataset_versions v "
+            "JOIN datasets d ON d.id = v.dataset_id"
+        )).all()  # fmt: skip
+    engine.dispose()
+    return {Path(path).name: unwrap([server_key], wrapped, ident) for path, ident, wrapped in rows}
+
+
 def _race_uploads(server, cps: pd.DataFrame) -> None:
     """Distinct real slices of CPS1988, sent together while the model trains."""
     bodies = [cps.sample(1_000, random_state=i).to_csv(index=False).encode() for i in range(20)]
@@ -140,9 +156,10 @@ def _race_uploads(server, cps: pd.DataFrame) -> None:
     assert sorted(d["version"]["sha256"] for d in made) == sent
     assert all(d["version"]["rows"] == 1_000 for d in made)
     data_dir = Path(server.env["SANITAS_DATA_DIR"])
-    key = load_key(None, data_dir)
+    keys = _data_keys(server.env["SANITAS_DATABASE_URL"], load_key(None, data_dir))
     stored = [
-        _sha(b"".join(iter_decrypted(key, path))) for path in (data_dir / "datasets").glob("*.enc")
+        _sha(b"".join(iter_decrypted(keys[path.name], path)))
+        for path in (data_dir / "datasets").glob("*.enc")
     ]
     assert sorted(set(stored) & set(sent)) == sent  # every upload decrypts to what was sent
     assert len(stored) == RACERS + 1  # and nothing else is there: no partial, no duplicate

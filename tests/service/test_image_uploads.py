@@ -62,14 +62,16 @@ def _post(api, filename: str, payload: bytes):
 
 
 def _stored(api, dataset_id: str, tmp_path) -> np.lib.npyio.NpzFile:
-    from service.db import DatasetVersion
+    from service.db import Dataset, DatasetVersion
+    from service.storage.data_keys import unwrap
 
     with api.client.app.state.sessions() as s:
         version = s.query(DatasetVersion).filter_by(dataset_id=dataset_id).one()
         encrypted = api.data_dir / version.path
+        wrapped = s.get(Dataset, dataset_id).data_key
     assert b"\x93NUMPY" not in encrypted.read_bytes()  # encrypted at rest
     plain = tmp_path / "plain.npz"
-    decrypt_to(api.client.app.state.key, encrypted, plain)
+    decrypt_to(unwrap([api.client.app.state.key], wrapped, dataset_id), encrypted, plain)
     return np.load(plain, allow_pickle=False)
 
 

@@ -34,9 +34,11 @@ def _pages(api, path, role="owner", limit=2):
             return items, pages
 
 
-def _job(api, dataset_id, epsilon=0.25):
+def _job(api, dataset_id, epsilon=0.25, **options):
     r = api.client.post(
-        "/v1/jobs", headers=api.auth("owner"), json={"dataset_id": dataset_id, "epsilon": epsilon}
+        "/v1/jobs",
+        headers=api.auth("owner"),
+        json={"dataset_id": dataset_id, "epsilon": epsilon, **options},
     )
     assert r.status_code == 202, r.text
     return r.json()["id"]
@@ -168,3 +170,94 @@ def test_a_run_skipped_for_budget_pauses_its_schedule(api, cps_small):
     assert tick(ctx, _Collect(), at + timedelta(minutes=30)) == [] and _runs(api, sid) == 2
     with ctx.sessions() as s:
         assert s.query(Job).count() == 1
+
+
+def _files(api):
+    root = api.data_dir / "datasets"
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+def test_erasure_waits_for_jobs_and_then_leaves_nothing_to_read(api, cps_small):
+    """A queued job holds the erasure off (its worker would read the rows); once it is
+    cancelled, erasing destroys the data key, so a copy of the ciphertext kept
+    elsewhere (a backup) cannot be opened with the server key, and deletes the files."""
+    from service.db import Dataset, DatasetVersion
+    from service.storage.encrypted import StorageError, key_for
+
+    owner = api.auth("owner")
+    ds = api.upload(cps_small, budget=2.0)
+    api.client.post(
+        f"/v1/datasets/{ds['id']}/versions", headers=owner,
+        files={"file": ("v2.csv", cps_small.head(800).to_csv(index=False))},
+    )  # fmt: skip
+    sid = _schedule(api, ds["id"], 0.5).json()["id"]
+    job = _job(api, ds["id"], epsilon=0.5)
+    held = api.client.delete(f"/v1/datasets/{ds['id']}", headers=owner)
+    assert held.status_code == 409 and held.json()["jobs"] == [job]
+    api.client.post(f"/v1/jobs/{job}/cancel", headers=owner)
+    backup = [(api.data_dir / "datasets" / name).read_bytes() for name in _files(api)]
+    assert len(backup) == 2
+    other = api.client.delete(f"/v1/datasets/{ds['id']}", headers=api.auth("other_owner"))
+    assert other.status_code == 404 and len(_files(api)) == 2
+    done = api.client.delete(f"/v1/datasets/{ds['id']}", headers=owner)
+    assert done.status_code == 200, done.text
+    assert done.json()["versions"] == 2 and done.json()["schedules_deleted"] == [sid]
+    assert _files(api) == []
+    server_key = api.client.app.state.key
+    for n, ciphertext in enumerate(backup):
+        copy = api.data_dir / f"backup{n}.enc"
+        copy.write_bytes(ciphertext)
+        with pytest.raises(StorageError):
+            key_for([server_key], copy)  # the data key is gone: no key opens it
+    with api.client.app.state.sessions() as s:
+        assert s.get(Dataset, ds["id"]).data_key is None
+        versions = s.query(DatasetVersion).filter(DatasetVersion.dataset_id == ds["id"]).all()
+        assert {(v.path, v.sha256) for v in versions} == {("", "")}
+    seen = api.client.get(f"/v1/datasets/{ds['id']}", headers=api.auth("auditor")).json()
+    assert seen["erased_at"] and seen["schema"]["columns"] == []
+    # nothing more can be done with it; its ledger stays
+    for method, url, body in (
+        ("POST", "/v1/jobs", {"dataset_id": ds["id"], "epsilon": 0.1}),
+        ("PATCH", f"/v1/datasets/{ds['id']}/schema", {"drop": ["wage"]}),
+        ("DELETE", f"/v1/datasets/{ds['id']}", None),
+    ):
+        r = api.client.request(method, url, json=body, headers=owner)
+        assert r.status_code == 409 and "erased" in r.json()["detail"], (url, r.text)
+    budget = api.client.get(f"/v1/datasets/{ds['id']}/budget", headers=owner).json()
+    assert [e["epsilon"] for e in budget["ledger"]] == [0.5, -0.5]
+    [event] = api.client.get(
+        "/v1/audit-log", params={"action": "dataset.erase"}, headers=api.auth("auditor")
+    ).json()["items"]
+    assert event["target"] == ds["id"] and event["detail"]["versions"] == 2
+
+
+@pytest.mark.slow
+def test_erasure_deletes_the_model_and_report_and_withdraws_the_release(working_api, cps_small):
+    """A trained, released model: erasing its dataset deletes the model and its report
+    and withdraws the release, telling consumers why (keep_models is proven on the
+    training-flow test's model)."""
+    from service.db import Model
+    from tests.service.conftest import wait_for_job
+
+    api = working_api
+    owner, consumer = api.auth("owner"), api.auth("consumer")
+    ds = api.upload(cps_small.head(1500), name="cps")
+    job = wait_for_job(api, _job(api, ds["id"], epsilon=1.0, epochs=1))
+    assert job["state"] == "succeeded", job["error"]
+    release = api.client.post(
+        "/v1/releases", headers=owner,
+        json={"model_id": job["model_id"], "override_reason": "erasure test, not for use"},
+    ).json()  # fmt: skip
+    assert api.client.get(f"/v1/releases/{release['id']}", headers=consumer).status_code == 200
+    with api.client.app.state.sessions() as s:
+        model = s.get(Model, job["model_id"])
+        paths = [api.data_dir / model.path, api.data_dir / model.report_path]
+    assert all(p.exists() for p in paths)
+    gone = api.client.delete(f"/v1/datasets/{ds['id']}", headers=owner).json()
+    assert gone["models_deleted"] == [job["model_id"]]
+    assert gone["releases_withdrawn"] == [release["id"]]
+    assert not any(p.exists() for p in paths)
+    for url in (f"/v1/releases/{release['id']}", f"/v1/releases/{release['id']}/samples?n=5"):
+        r = api.client.get(url, headers=consumer)
+        assert r.status_code == 410 and "erased" in r.json()["detail"], r.text
+    assert api.client.get(f"/v1/models/{job['model_id']}/report", headers=owner).status_code == 404

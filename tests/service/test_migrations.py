@@ -34,3 +34,33 @@ def test_revision_0001_upgrades_with_its_deltas_filled_in(tmp_path):
     assert deltas == [1e-5, 1e-5, -1e-5]
     assert abs(spent - 1e-5) < 1e-15
     engine.dispose()
+
+
+def test_revision_0002_upgrades_with_schedules_active_and_datasets_under_the_server_key(
+    tmp_path,
+):
+    """Revision 0003 (issue 22): an existing schedule stays active and fires as before;
+    an existing dataset keeps no data key, so its files stay read under the server key."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0002")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO projects (id, created_at) VALUES ('p', CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO datasets (id, project_id, name, kind, epsilon_budget, delta, "
+            "epsilon_spent, schema_json, created_at) VALUES ('d', 'p', 'cps', 'table', 3, "
+            "0.00001, 0, '{}', CURRENT_TIMESTAMP)"
+        ))  # fmt: skip
+        conn.execute(text(
+            "INSERT INTO schedules (id, project_id, dataset_id, cron, job, auto_release, "
+            "created_by, created_at) VALUES ('s', 'p', 'd', '0 * * * *', '{}', 0, 'k', "
+            "CURRENT_TIMESTAMP)"
+        ))  # fmt: skip
+    upgrade(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT state, fires_after FROM schedules")).one() == (
+            "active",
+            None,
+        )
+        assert conn.execute(text("SELECT data_key, erased_at FROM datasets")).one() == (None, None)
+    engine.dispose()

@@ -14,6 +14,7 @@ CONTRACT = {
     ("POST", "/v1/datasets"): {OWNER, ADMIN},
     ("GET", "/v1/datasets"): {OWNER, AUDITOR, ADMIN},
     ("GET", "/v1/datasets/{dataset_id}"): {OWNER, AUDITOR, ADMIN},
+    ("DELETE", "/v1/datasets/{dataset_id}"): {OWNER, ADMIN},
     ("PATCH", "/v1/datasets/{dataset_id}/schema"): {OWNER, ADMIN},
     ("POST", "/v1/datasets/{dataset_id}/versions"): {OWNER, ADMIN},
     ("GET", "/v1/datasets/{dataset_id}/budget"): {OWNER, AUDITOR, ADMIN},

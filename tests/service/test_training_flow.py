@@ -64,6 +64,17 @@ def _check_lists_and_withdrawal(api, ds, job, rid):
     assert kept["withdrawn_at"] and kept["withdrawn_reason"] == reason
     again = api.client.post(f"/v1/releases/{rid}/withdraw", json={"reason": reason}, headers=owner)
     assert again.status_code == 409
+    # erased with keep_models: the model (DP post-processing) stays, its report (made
+    # from real rows) goes, and so does every file of the dataset
+    erased = api.client.delete(
+        f"/v1/datasets/{ds['id']}", params={"keep_models": "true"}, headers=owner
+    ).json()
+    assert erased["models_kept"] == [job["model_id"]] and erased["models_deleted"] == []
+    model = api.client.get(f"/v1/models/{job['model_id']}", headers=owner)
+    assert model.status_code == 200 and model.json()["privacy"]["dp"] is True
+    assert api.client.get(f"/v1/models/{job['model_id']}/report", headers=owner).status_code == 404
+    assert not list((api.data_dir / "reports").iterdir())
+    assert not list((api.data_dir / "datasets").iterdir())
 
 
 def _check_model_and_report(api, ds, job):
