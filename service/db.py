@@ -28,6 +28,7 @@ __all__ = [
     "Base",
     "Dataset",
     "DatasetVersion",
+    "IdempotentRequest",
     "Job",
     "JobState",
     "LedgerEntry",
@@ -206,6 +207,21 @@ class LedgerEntry(Base):
     delta: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # same sign
     reason: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class IdempotentRequest(Base):
+    """The answer to a POST sent with an Idempotency-Key (service.http.idempotency)."""
+
+    __tablename__ = "idempotent_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(String(32))  # the API key that sent it
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    route: Mapped[str] = mapped_column(String(300))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the canonical body
+    status: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    __table_args__ = (UniqueConstraint("key_id", "idempotency_key"),)
 
 
 class AuditEvent(Base):

@@ -16,6 +16,7 @@ from service.domain.jobs import JobRequest, enqueue
 from service.domain.records import audit, iso
 from service.errors import Problem
 from service.http.auth import Principal, require
+from service.http.idempotency import Idempotency, idempotency
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -44,13 +45,19 @@ def create_job(
     body: JobRequest,
     who: Principal = Depends(require(Role.OWNER)),
     s: Session = Depends(session),
+    once: Idempotency = Depends(idempotency),
 ) -> dict[str, Any]:
+    """Reserve the job's epsilon and delta and queue it; with an ``Idempotency-Key`` a
+    retry is answered this job again and charged nothing more."""
     dataset = get_scoped(s, Dataset, body.dataset_id, who)
+    once.replay(s, who.key_id)
     job = enqueue(s, dataset, body, who.key_id)
     audit(s, who, "job.create", project_id=job.project_id, target=job.id, epsilon=body.epsilon)
-    s.commit()
+    s.flush()  # column defaults (log, created_at) filled in for the stored answer
+    view = job_view(job)
+    once.commit(s, who.key_id, 202, view)
     request.app.state.runner.submit(job.id)
-    return job_view(job)
+    return view
 
 
 @router.get("", response_model=Page[JobView], operation_id="listJobs")

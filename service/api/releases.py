@@ -23,6 +23,7 @@ from service.db import Model, Release, Role, now
 from service.domain.records import audit, iso, new_id
 from service.errors import Problem
 from service.http.auth import Principal, require
+from service.http.idempotency import Idempotency, idempotency
 from service.sampling.download_slots import DownloadSlots, SlotsBusy
 from service.sampling.samplers import SamplerRefused, SamplerUnavailable
 from service.sampling.stream import SampleStream
@@ -124,8 +125,12 @@ def create_release(
     body: ReleaseRequest,
     who: Principal = Depends(require(Role.OWNER)),
     s: Session = Depends(session),
+    once: Idempotency = Depends(idempotency),
 ) -> dict[str, Any]:
+    """Approve a model for consumers; refused while a gate fails unless an override
+    reason is given (audited)."""
     m = get_scoped(s, Model, body.model_id, who)
+    once.replay(s, who.key_id)
     failed = [g["name"] for g in m.gates["gates"] if g["status"] == "fail"]
     if failed and not body.override_reason:
         raise Problem(
@@ -155,8 +160,10 @@ def create_release(
         failed_gates=failed,
         override_reason=r.override_reason,
     )
-    s.commit()
-    return release_card(r, m)
+    s.flush()  # column defaults (log, created_at) filled in for the stored answer
+    card = release_card(r, m)
+    once.commit(s, who.key_id, 201, card)
+    return card
 
 
 @router.get("", response_model=Page[ReleaseCard], operation_id="listReleases")

@@ -26,6 +26,7 @@ from service.domain.jobs import JobOptionsRequest, default_job_delta
 from service.domain.records import audit, iso, new_id
 from service.errors import Problem
 from service.http.auth import Principal, require
+from service.http.idempotency import Idempotency, idempotency
 
 MIN_INTERVAL = timedelta(minutes=10)
 RUNS_SHOWN = 20
@@ -156,10 +157,12 @@ def create_schedule(
     body: ScheduleRequest,
     who: Principal = Depends(require(Role.OWNER)),
     s: Session = Depends(session),
+    once: Idempotency = Depends(idempotency),
 ) -> dict[str, Any]:
     """Retrain on the dataset's newest version at each fire time of ``cron`` (UTC);
     each run is charged like a job, and auto_release releases it when every gate holds."""
     dataset = live(get_scoped(s, Dataset, body.dataset_id, who))
+    once.replay(s, who.key_id)
     job = body.job.model_dump(exclude_unset=True)
     _one_run_fits(dataset, job)
     sch = Schedule(
@@ -175,8 +178,10 @@ def create_schedule(
     )
     s.add(sch)
     audit(s, who, "schedule.create", project_id=sch.project_id, target=sch.id, cron=sch.cron)
-    s.commit()
-    return schedule_view(sch, [])
+    s.flush()  # column defaults (log, created_at) filled in for the stored answer
+    view = schedule_view(sch, [])
+    once.commit(s, who.key_id, 201, view)
+    return view
 
 
 @router.get("", response_model=Page[ScheduleView], operation_id="listSchedules")

@@ -108,6 +108,12 @@ def _record_refusal(request: Request, status: int, refusal: Refusal) -> None:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    from service.http.idempotency import Replay
+
+    @app.exception_handler(Replay)
+    async def _replay(request: Request, exc: Replay) -> JSONResponse:
+        return JSONResponse(exc.body, exc.status, headers={"Idempotent-Replayed": "true"})
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         if exc.refusal is not None:
