@@ -1,0 +1,128 @@
+"""The Python client against a real `sanitas serve` over HTTP (issue 22): every role's
+calls on real CPS1988 rows, problems as typed exceptions, downloads into pandas that
+notice a stream cut short."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from service.client import (
+    BudgetExceeded,
+    Client,
+    Forbidden,
+    Gone,
+    InvalidRequest,
+    NotFound,
+    TruncatedDownload,
+    Unauthorized,
+)
+
+pytestmark = pytest.mark.slow
+REGIONS = ["midwest", "northeast", "south", "west"]
+
+
+@pytest.fixture
+def training_server(tmp_path, database_url, server_starter):
+    """`sanitas serve` with its in-process worker: jobs really train."""
+    yield from server_starter(tmp_path, database_url, SANITAS_WORKER_THREADS="1")
+
+
+def _clients(server):
+    return {role: Client(server.url, server.keys[role]) for role in server.keys}
+
+
+def test_each_role_through_the_client(training_server, cps_small):
+    c = _clients(training_server)
+    owner, consumer, auditor = c["owner"], c["consumer"], c["auditor"]
+    ds = owner.upload(cps_small, name="cps", epsilon_budget=2.0)
+    assert ds.version is not None and ds.version.rows == len(cps_small)
+    owner.declare_schema(ds.id, categories={"region": REGIONS})
+    job = owner.wait(owner.train(ds.id, epsilon=1.0, epochs=1).id, timeout=600)
+    assert job.state == "succeeded", job.error
+    assert [m.id for m in owner.models(dataset_id=ds.id)] == [job.model_id]
+    assert job.model_id is not None
+    card = owner.release(job.model_id, override_reason="client test: one epoch only")
+    assert [r.id for r in consumer.releases()] == [card.id]
+
+    frame = consumer.samples(card.id, 3_000, seed=5, where={"region": "south"})
+    assert len(frame) == 3_000 and set(frame.columns) == set(cps_small.columns) - {"rownames"}
+    assert (frame["region"] == "south").all()
+    assert consumer.samples(card.id, 3_000, seed=5, where={"region": "south"}).equals(frame)
+
+    with pytest.raises(InvalidRequest, match="salary"):
+        consumer.samples(card.id, 10, where={"salary": 1})
+    with pytest.raises(Forbidden):
+        consumer.dataset(ds.id)
+    with pytest.raises(NotFound):
+        owner.dataset("no-such-dataset")
+    with pytest.raises(BudgetExceeded) as exceeded:
+        owner.train(ds.id, epsilon=1.5)
+    assert exceeded.value.fields["epsilon_remaining"] == pytest.approx(1.0)
+    with pytest.raises(Unauthorized):
+        Client(training_server.url, "san_not-a-key").dataset(ds.id)
+    _check_truncation(consumer, training_server, card.id)
+
+    owner.withdraw(card.id, "withdrawn by the client test")
+    with pytest.raises(Gone) as gone:
+        consumer.samples(card.id, 10)
+    assert gone.value.fields["reason"] == "withdrawn by the client test"
+    downloads = [e.detail["rows"] for e in auditor.audit_events(action="release.download")]
+    assert downloads.count(3_000) == 2  # the cut download is logged too (20,000 asked)
+
+
+def test_schedules_through_the_client(live_server, cps_small):
+    owner = Client(live_server.url, live_server.keys["owner"])
+    ds = owner.upload(cps_small, name="cps", epsilon_budget=1.0)
+    nightly = owner.schedule(ds.id, "@daily", epsilon=0.5)
+    assert nightly.cron == "0 0 * * *" and nightly.next_run_at is not None
+    assert owner.pause(nightly.id).state == "paused"
+    assert owner.resume(nightly.id).next_run_at is not None
+    with pytest.raises(BudgetExceeded):
+        owner.schedule(ds.id, "@weekly", epsilon=2.0)
+    assert owner.delete_schedule(nightly.id).state == "deleted"
+    assert list(owner.schedules()) == []
+
+
+def _check_truncation(consumer, server, release_id):
+    """Through a proxy that cuts the response after 4 KiB, the download raises."""
+    port = server.url.rsplit(":", 1)[1]
+    with _CuttingProxy(int(port), cut_after=4096) as proxy:
+        cut = Client(f"http://127.0.0.1:{proxy.port}", server.keys["consumer"], retries=0)
+        with pytest.raises(TruncatedDownload):
+            cut.samples(release_id, 20_000, seed=1)
+
+
+class _CuttingProxy:
+    """Relays one connection at a time to the server, closing it once ``cut_after``
+    bytes of the answer have passed: a dropped connection mid-download."""
+
+    def __init__(self, target: int, cut_after: int) -> None:
+        self.target, self.cut_after = target, cut_after
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self.listener.close()
+
+    def _serve(self):
+        try:
+            client, _ = self.listener.accept()
+        except OSError:
+            return
+        upstream = socket.create_connection(("127.0.0.1", self.target))
+        request = client.recv(65536)
+        upstream.sendall(request)
+        sent = 0
+        while sent < self.cut_after and (chunk := upstream.recv(1024)):
+            client.sendall(chunk[: self.cut_after - sent])
+            sent += len(chunk)
+        client.close()
+        upstream.close()
