@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.cli_schedules import schedules_app
 from service.log_safety import configure_logging
 from service.storage.tables import parse_scalar, read_table, write_table
 from training import registry
@@ -26,12 +27,13 @@ DDP_HELP = ", ".join(e.name for e in registry.entries() if e.distributed)
 
 
 def _parse_where(items: list[str]) -> dict[str, object]:
+    """``column:value``, as the API's where= takes it (``column=value`` is read too)."""
     where: dict[str, object] = {}
     for item in items:
-        if "=" not in item:
-            raise typer.BadParameter(f"--where {item!r} must look like column=value")
-        name, raw = item.split("=", 1)
-        where[name] = parse_scalar(raw)
+        cut = min((i for i in (item.find(":"), item.find("=")) if i > 0), default=-1)
+        if cut < 0:
+            raise typer.BadParameter(f"--where {item!r} must look like column:value")
+        where[item[:cut]] = parse_scalar(item[cut + 1 :])
     return where
 
 
@@ -157,7 +159,7 @@ def sample(
     ],
     seed: Annotated[int | None, typer.Option(help="seed for reproducible samples")] = None,
     where: Annotated[
-        list[str] | None, typer.Option(help="fix a column: col=value (repeatable)")
+        list[str] | None, typer.Option(help="fix a column: col:value (repeatable)")
     ] = None,
     label: Annotated[str | None, typer.Option(help="images: the class to draw")] = None,
 ) -> None:
@@ -264,6 +266,7 @@ encryption_app = typer.Typer(help="The key datasets are encrypted under.", no_ar
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(encryption_app, name="encryption")
+app.add_typer(schedules_app, name="schedules")
 
 
 @encryption_app.command("new-key")

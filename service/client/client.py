@@ -196,14 +196,18 @@ class Client:
         return stream_samples(self._t, release_id, n, **options)
 
     # schedules
-    def schedule(
+    def create_schedule(
         self, dataset_id: str, cron: str, *, epsilon: float, auto_release: bool = False,
         **job: Any,
     ) -> ScheduleView:  # fmt: skip
+        """Retrain at each fire time of ``cron`` (made once, however often retried)."""
         body = {"dataset_id": dataset_id, "cron": cron, "auto_release": auto_release,
                 "job": {"epsilon": epsilon, **job}}  # fmt: skip
         return _read(ScheduleView, self._t.call("POST", "/v1/schedules", json=body,
                                                 idempotent=True))  # fmt: skip
+
+    def schedule(self, schedule_id: str) -> ScheduleView:
+        return _read(ScheduleView, self._t.call("GET", f"/v1/schedules/{schedule_id}"))
 
     def schedules(self, **filters: Any) -> Iterator[ScheduleView]:
         return self._pages("/v1/schedules", ScheduleView, **filters)

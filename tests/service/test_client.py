@@ -73,17 +73,42 @@ def test_each_role_through_the_client(training_server, cps_small):
     assert downloads.count(3_000) == 2  # the cut download is logged too (20,000 asked)
 
 
-def test_schedules_through_the_client(live_server, cps_small):
+def test_schedules_through_the_client_and_the_cli(live_server, cps_small):
     owner = Client(live_server.url, live_server.keys["owner"])
     ds = owner.upload(cps_small, name="cps", epsilon_budget=1.0)
-    nightly = owner.schedule(ds.id, "@daily", epsilon=0.5)
+    nightly = owner.create_schedule(ds.id, "@daily", epsilon=0.5)
     assert nightly.cron == "0 0 * * *" and nightly.next_run_at is not None
     assert owner.pause(nightly.id).state == "paused"
     assert owner.resume(nightly.id).next_run_at is not None
     with pytest.raises(BudgetExceeded):
-        owner.schedule(ds.id, "@weekly", epsilon=2.0)
+        owner.create_schedule(ds.id, "@weekly", epsilon=2.0)
     assert owner.delete_schedule(nightly.id).state == "deleted"
     assert list(owner.schedules()) == []
+    # the same through `sanitas schedules`, against the same server
+    env = {**live_server.env, "SANITAS_URL": live_server.url,
+           "SANITAS_API_KEY": live_server.keys["owner"]}  # fmt: skip
+    made = _cli(env, "create", ds.id, "0 3 * * 1", "--epsilon", "0.25")
+    assert made["cron"] == "0 3 * * 1" and made["job"] == {"epsilon": 0.25}
+    assert _cli(env, "pause", made["id"])["state"] == "paused"
+    assert _cli(env, "update", made["id"], "--epsilon", "0.4")["job"]["epsilon"] == 0.4
+    assert _cli(env, "resume", made["id"])["state"] == "active"
+    assert _cli(env, "list")["id"] == made["id"]
+    refused = _cli(env, "create", ds.id, "@daily", "--epsilon", "5", check=False)
+    assert refused.returncode == 2 and "Budget Exceeded" in refused.stderr
+    assert _cli(env, "delete", made["id"])["state"] == "deleted"
+
+
+def _cli(env, *args, check=True):
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "service.cli", "schedules", *args], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    if not check:
+        return done
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def _check_truncation(consumer, server, release_id):
