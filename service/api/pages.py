@@ -37,10 +37,13 @@ class Page(BaseModel, Generic[ItemT]):
 
 
 class PageParams(BaseModel):
+    """The page's query as sent; read by ``keyset`` (inside the route, so that a bad
+    cursor or time is refused only after the key was checked)."""
+
     limit: int
-    cursor: tuple[datetime, str | int] | None
-    since: datetime | None
-    until: datetime | None
+    cursor: str | None
+    since: str | None
+    until: str | None
 
 
 def page_params(
@@ -48,15 +51,29 @@ def page_params(
     cursor: str | None = Query(
         default=None, max_length=200, description="next_cursor of the previous page"
     ),
-    since: datetime | None = Query(default=None, description="created at or after (ISO 8601)"),
-    until: datetime | None = Query(default=None, description="created before (ISO 8601)"),
-) -> PageParams:
-    return PageParams(
-        limit=limit,
-        cursor=None if cursor is None else _decode(cursor),
-        since=None if since is None else aware(since),
-        until=None if until is None else aware(until),
-    )
+    since: str | None = Query(
+        default=None, max_length=40, description="created at or after (ISO 8601)",
+        json_schema_extra={"format": "date-time"},
+    ),
+    until: str | None = Query(
+        default=None, max_length=40, description="created before (ISO 8601)",
+        json_schema_extra={"format": "date-time"},
+    ),
+) -> PageParams:  # fmt: skip
+    return PageParams(limit=limit, cursor=cursor, since=since, until=until)
+
+
+def _moment(name: str, value: str | None) -> datetime | None:
+    """An ISO 8601 time (UTC when it names no zone); a number or other text is a 422,
+    not a Unix time read by accident."""
+    if value is None:
+        return None
+    try:
+        return aware(datetime.fromisoformat(value))
+    except ValueError:
+        raise Problem(
+            422, "Invalid Time", f"{name}={value!r} is not an ISO 8601 time (2026-12-06T10:00Z)"
+        ) from None
 
 
 def _decode(cursor: str) -> tuple[datetime, str | int]:
@@ -84,12 +101,12 @@ def keyset(
     newest_first: bool = False,
 ) -> Select[Any]:
     """``query`` restricted to one page (and one row more, to know there is a next)."""
-    if params.since is not None:
-        query = query.where(created >= params.since)
-    if params.until is not None:
-        query = query.where(created < params.until)
+    if (since := _moment("since", params.since)) is not None:
+        query = query.where(created >= since)
+    if (until := _moment("until", params.until)) is not None:
+        query = query.where(created < until)
     if params.cursor is not None:
-        at, last = params.cursor
+        at, last = _decode(params.cursor)
         if newest_first:
             query = query.where(or_(created < at, and_(created == at, ident < last)))
         else:
