@@ -79,6 +79,14 @@ def tstr(
             scores.append(chance)
             continue
         x, x_test = _features(source, target, categories), _features(holdout, target, categories)
+        # a feature missing in every row teaches nothing, and HistGradientBoosting's
+        # binning fails on it ("window shape cannot be larger than input array shape"):
+        # a weak DP model can emit such a column
+        empty = [c for c in x.columns if x[c].isna().all()]
+        x, x_test = x.drop(columns=empty), x_test.drop(columns=empty)
+        if x.shape[1] == 0:
+            scores.append(chance)
+            continue
         y, y_test = source[target], holdout[target]
         if task == "regression":
             model = HistGradientBoostingRegressor(

@@ -68,6 +68,7 @@ NOT_COVERED_BY_EPSILON = [
     "real training and holdout rows; an automatic release is decided on them",
     "image releases: the image size",
     "that the release exists, when it was made, and its generator",
+    "its withdrawal, if any: when, and the reason the owner wrote",
 ]
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from service.jobs.job_contract import JobOptions, JobResult, JobSpec, JobWorkspace, Progress
 from service.log_safety import configure_logging
 
+logger = logging.getLogger(__name__)
 MAX_EVALUATION_IMAGES = 5_000  # an autoregressive model samples pixel by pixel: bounded cost
 
 
@@ -71,13 +72,17 @@ def run(work: JobWorkspace) -> JobResult:
     train, holdout = split_table(frame)
     emit(0.02, f"{len(train):,} rows train, {len(holdout):,} held out for the evaluation")
     model, model_dir, _ = _train_and_save(work, job, train, schema=schema)
-    synthetic = model.sample(len(train), seed=0)
+    privacy = model.privacy.model_dump(mode="json")
+    schema_json = model.schema.model_dump(mode="json")
     targets = [job.target_column] if job.target_column else []
-    result = evaluate_tables(
-        train, holdout, synthetic, spec=EvalSpec(targets=targets), model_dir=model_dir
-    )
-    return _report(work, job.generator, result, privacy=model.privacy.model_dump(mode="json"),
-                   schema=model.schema.model_dump(mode="json"))  # fmt: skip
+    try:
+        synthetic = model.sample(len(train), seed=0)
+        result = evaluate_tables(
+            train, holdout, synthetic, spec=EvalSpec(targets=targets), model_dir=model_dir
+        )
+    except Exception as e:  # noqa: BLE001 - any metric library crash: keep the model, say why
+        return _unevaluated(work, job.generator, e, privacy=privacy, schema=schema_json)
+    return _report(work, job.generator, result, privacy=privacy, schema=schema_json)
 
 
 def run_images(work: JobWorkspace, spec: JobSpec) -> JobResult:
@@ -151,6 +156,38 @@ def _report(
         generator=generator, privacy=privacy, schema=schema, gates=evaluation.gates,
         passed=evaluation.passed,
     )  # fmt: skip
+
+
+def _unevaluated(
+    work: JobWorkspace,
+    generator: str,
+    error: Exception,
+    *,
+    privacy: dict[str, Any],
+    schema: dict[str, Any],
+) -> JobResult:
+    """The trained model's result when its evaluation could not run: kept (its epsilon
+    is spent), with a failed ``evaluation`` gate that holds its release back, and a
+    report that says why."""
+    import html
+    import json
+
+    logger.exception("the evaluation could not run")
+    reason = f"the evaluation could not run: {type(error).__name__}: {error}"[:2000]
+    gate = {"name": "evaluation", "status": "fail", "reason": reason}
+    work.report.mkdir(parents=True, exist_ok=True)
+    body = {"evaluation": "failed", "reason": reason, "generator": generator,
+            "privacy": privacy, "gates": [gate]}  # fmt: skip
+    (work.report / "report.json").write_text(json.dumps(body, indent=2, default=str))
+    (work.report / "report.html").write_text(
+        "<!doctype html><meta charset=utf-8><title>Evaluation failed</title>"
+        f"<h1>Privacy and quality report: the evaluation failed</h1><p>{html.escape(reason)}"
+        f"<p>The model was trained at epsilon {html.escape(str(privacy.get('epsilon')))}; "
+        "its release is held back by the failed evaluation gate."
+    )
+    emit(0.99, f"model kept; {reason}")
+    return JobResult(generator=generator, privacy=privacy, schema=schema, gates=[gate],
+                     passed=False)  # fmt: skip
 
 
 def main() -> None:

