@@ -165,6 +165,8 @@ class Release(Base):
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), unique=True)
     approved_by: Mapped[str] = mapped_column(String(32))
     override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
     withdrawn_at: Mapped[datetime | None] = mapped_column(nullable=True)
     withdrawn_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=now)

@@ -13,7 +13,7 @@ Encoders are plain pydantic data, so an artifact stores them as JSON.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,12 @@ class CategoricalEncoder(BaseModel):
     def never_sampled(self) -> list[int]:
         banned = [] if self.nullable else [MISSING]
         return banned if self.other is not None else [*banned, OTHER]
+
+    def domain(self) -> dict[str, Any]:
+        """What a sample of this column can hold (public or DP-released values only):
+        the values a consumer's where= may name."""
+        return {"categories": list(self.categories), "other": self.other,
+                "nullable": self.nullable}  # fmt: skip
 
     def encode(self, values: pd.Series) -> np.ndarray:
         index = pd.Index(self.categories, dtype=object)
@@ -103,6 +109,16 @@ class NumericEncoder(BaseModel):
     @property
     def _lows(self) -> np.ndarray:
         return np.array([lo for lo, _ in self.bins])
+
+    def domain(self) -> dict[str, Any]:
+        """The range samples fall in (dates as ISO 8601), their step, and whether they
+        can be missing: DP-released or declared public, like the bins."""
+        lo, hi = self.value_range
+        low: Any = lo
+        high: Any = hi
+        if self.kind == ColumnKind.DATETIME:
+            low, high = (pd.Timestamp(v, unit="s").isoformat() for v in (lo, hi))
+        return {"range": [low, high], "step": self.step, "nullable": self.nullable}
 
     @property
     def value_range(self) -> tuple[float, float]:
@@ -215,6 +231,10 @@ class TableEncoder(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     columns: list[ColumnEncoder]
+
+    def domains(self) -> dict[str, dict[str, Any]]:
+        """Each modelled column's released domain, by name."""
+        return {c.name: c.domain() for c in self.columns}
 
     @property
     def names(self) -> list[str]:

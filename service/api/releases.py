@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from service.api.deps import check_scope, get_scoped, session
 from service.api.pages import Page, PageParams, keyset, page, page_params
 from service.api.views import ReleaseCard, binary_responses
-from service.db import Model, Release, Role, now
+from service.db import Dataset, DatasetVersion, Job, Model, Release, Role, now
 from service.domain.records import audit, iso, new_id
 from service.errors import Problem
 from service.http.auth import Principal, require
@@ -46,6 +46,13 @@ class ReleaseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a typo'd field is a 422, never a default
     model_id: str
     override_reason: str | None = Field(default=None, min_length=10, max_length=2000)
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="what consumers see it as (default: the dataset's name and version)",
+    )
+    description: str | None = Field(default=None, max_length=4000)
 
 
 class WithdrawRequest(BaseModel):
@@ -69,15 +76,27 @@ NOT_COVERED_BY_EPSILON = [
     "image releases: the image size",
     "that the release exists, when it was made, and its generator",
     "its withdrawal, if any: when, and the reason the owner wrote",
+    "its name and description, and its dataset's name and version: the owner's words",
 ]
 
 
-def release_card(r: Release, m: Model) -> dict[str, Any]:
-    """What a consumer may know: the guarantee, the columns, the gate summary, and which
-    of these epsilon covers."""
+def release_card(r: Release, m: Model, origin: Origin | None = None) -> dict[str, Any]:
+    """What a consumer may know: what it is (name, description, dataset and version),
+    the guarantee, the columns and what their samples can hold, the gate summary, and
+    which of these epsilon covers."""
     p = m.privacy
+    origin = origin or Origin(m.dataset_id, None, None)
+    default_name = (
+        f"{origin.dataset_name} v{origin.dataset_version}" if origin.dataset_name else None
+    )
+    domains = m.schema_json.get("released_domains", {})
     return {
         "id": r.id,
+        "name": r.name or default_name,
+        "description": r.description,
+        "dataset_id": origin.dataset_id,
+        "dataset_name": origin.dataset_name,
+        "dataset_version": origin.dataset_version,
         "model_id": m.id,
         "generator": m.generator,
         "epsilon": p.get("epsilon"),
@@ -86,7 +105,7 @@ def release_card(r: Release, m: Model) -> dict[str, Any]:
         "epsilon_training": p.get("epsilon_training"),
         "epsilon_calibration": p.get("epsilon_calibration"),
         "columns": [
-            {"name": c["name"], "kind": c["kind"]}
+            {"name": c["name"], "kind": c["kind"], "domain": domains.get(c["name"])}
             for c in m.schema_json["columns"]
             if c.get("excluded") is None
         ],
@@ -99,6 +118,25 @@ def release_card(r: Release, m: Model) -> dict[str, Any]:
         "withdrawn_reason": r.withdrawn_reason,
         "created_at": iso(r.created_at),
     }
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a release's model came from."""
+
+    dataset_id: str
+    dataset_name: str | None
+    dataset_version: int | None
+
+
+def origin_of(s: Session, m: Model) -> Origin:
+    row = s.execute(
+        select(Dataset.name, DatasetVersion.number)
+        .join(Job, Job.dataset_id == Dataset.id)
+        .join(DatasetVersion, DatasetVersion.id == Job.version_id)
+        .where(Job.id == m.job_id)
+    ).first()
+    return Origin(m.dataset_id, *(row if row else (None, None)))
 
 
 def gone(release_id: str, withdrawn_at: str | None, reason: str | None) -> Problem:
@@ -149,6 +187,8 @@ def create_release(
         model_id=m.id,
         approved_by=who.key_id,
         override_reason=body.override_reason if failed else None,
+        name=body.name,
+        description=body.description,
     )
     s.add(r)
     audit(
@@ -162,7 +202,7 @@ def create_release(
         override_reason=r.override_reason,
     )
     s.flush()  # column defaults (log, created_at) filled in for the stored answer
-    card = release_card(r, m)
+    card = release_card(r, m, origin_of(s, m))
     once.commit(s, who.key_id, 201, card)
     return card
 
@@ -183,7 +223,12 @@ def list_releases(
     if dataset_id is not None:
         query = query.where(Model.dataset_id == dataset_id)
     rows = list(s.execute(keyset(query, Release.created_at, Release.id, params)))
-    return page(rows, params, lambda r: (r[0].created_at, r[0].id), lambda r: release_card(*r))
+    return page(
+        rows,
+        params,
+        lambda r: (r[0].created_at, r[0].id),
+        lambda r: release_card(*r, origin_of(s, r[1])),
+    )
 
 
 @router.get("/{release_id}", response_model=ReleaseCard, operation_id="getRelease")
@@ -221,7 +266,8 @@ def _read_card(sessions: Any, release_id: str) -> CachedCard:
         r = s.get(Release, release_id)
         if r is None:
             raise Problem(404, "Not Found", f"no release {release_id!r}")
-        card = release_card(r, s.get(Model, r.model_id))
+        m = s.get(Model, r.model_id)
+        card = release_card(r, m, origin_of(s, m))
         return CachedCard(
             r.project_id,
             json.dumps(card, separators=(",", ":")).encode(),
@@ -272,7 +318,8 @@ def withdraw_release(
     audit(s, who, "release.withdraw", project_id=r.project_id, target=r.id, reason=body.reason)
     s.commit()
     request.app.state.release_cards.drop(r.id)
-    return release_card(r, s.get(Model, r.model_id))  # type: ignore[arg-type]
+    m = s.get(Model, r.model_id)
+    return release_card(r, m, origin_of(s, m))  # type: ignore[arg-type]
 
 
 def _where(items: list[str], columns: set[str]) -> dict[str, Any]:
@@ -283,7 +330,9 @@ def _where(items: list[str], columns: set[str]) -> dict[str, Any]:
             raise Problem(
                 422,
                 "Invalid Condition",
-                f"where={item!r}: use column:value with a column of the release",
+                f"where={item!r}: use column:value with a column of the release "
+                f"({', '.join(sorted(columns)[:50])}); the card lists each one's values",
+                columns=sorted(columns),
             )
         where[name] = parse_scalar(raw)
     return where

@@ -127,6 +127,9 @@ class ModelView(_View):
 class ColumnName(_View):
     name: str
     kind: str
+    # what samples hold: categorical {categories, other, nullable}; numeric and dates
+    # {range, step, nullable}. Released under DP or declared public (covered by epsilon)
+    domain: dict[str, Any] | None = None
 
 
 class GateStatus(_View):
@@ -138,6 +141,11 @@ class ReleaseCard(_View):
     """What a consumer may know of a release, and which of it epsilon covers."""
 
     id: str
+    name: str | None  # set by the owner, or the dataset's name and version
+    description: str | None
+    dataset_id: str
+    dataset_name: str | None
+    dataset_version: int | None
     model_id: str
     generator: str
     epsilon: float | None

@@ -162,8 +162,17 @@ class Client:
         return bytes(self._t.send("GET", path, params={"format": format}).content)
 
     # releases
-    def release(self, model_id: str, *, override_reason: str | None = None) -> ReleaseCard:
-        body = _clean({"model_id": model_id, "override_reason": override_reason})
+    def release(
+        self,
+        model_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        override_reason: str | None = None,
+    ) -> ReleaseCard:
+        """Approve a model for consumers (made once, however often retried)."""
+        body = _clean({"model_id": model_id, "name": name, "description": description,
+                       "override_reason": override_reason})  # fmt: skip
         return _read(ReleaseCard, self._t.call("POST", "/v1/releases", json=body, idempotent=True))
 
     def releases(self, **filters: Any) -> Iterator[ReleaseCard]:

@@ -73,7 +73,9 @@ def run(work: JobWorkspace) -> JobResult:
     emit(0.02, f"{len(train):,} rows train, {len(holdout):,} held out for the evaluation")
     model, model_dir, _ = _train_and_save(work, job, train, schema=schema)
     privacy = model.privacy.model_dump(mode="json")
-    schema_json = model.schema.model_dump(mode="json")
+    # the declared schema and what each column's samples can hold (DP-released or public)
+    schema_json = {**model.schema.model_dump(mode="json"),
+                   "released_domains": model.encoder.domains()}  # fmt: skip
     targets = [job.target_column] if job.target_column else []
     try:
         synthetic = model.sample(len(train), seed=0)

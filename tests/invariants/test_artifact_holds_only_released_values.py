@@ -151,8 +151,9 @@ CARD_FIELDS = {
     "columns", "gates", "override", "image_shape", "generator", "created_at",
     # identifiers and the kind (no data)
     "id", "model_id", "kind",
-    # the owner's decision and words, named on the card as not covered
-    "withdrawn_at", "withdrawn_reason",
+    # the owner's decisions and words, named on the card as not covered
+    "withdrawn_at", "withdrawn_reason", "name", "description", "dataset_name",
+    "dataset_id", "dataset_version",
 }  # fmt: skip
 
 
@@ -168,7 +169,9 @@ def test_every_release_card_field_is_classified():
         gates={"gates": [{"name": "fidelity", "status": "pass"}], "passed": True},
     )  # fmt: skip
     card = release_card(Release(id="r", model_id="m"), model)
+    assert all("domain" in c for c in card["columns"])  # released domains: covered
     assert set(card) == CARD_FIELDS
     text = " ".join(NOT_COVERED_BY_EPSILON)
-    for named in ("column names", "gate results", "image size", "generator", "withdrawal"):
+    for named in ("column names", "gate results", "image size", "generator", "withdrawal",
+                  "name and description"):  # fmt: skip
         assert named in text

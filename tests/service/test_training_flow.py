@@ -120,9 +120,13 @@ def _check_release_gates(api, model_id):
     r = api.client.post(
         "/v1/releases",
         headers=api.auth("owner"),
-        json={"model_id": model_id, "override_reason": "approved by the DPO, ticket 42"},
-    )
+        json={"model_id": model_id, "override_reason": "approved by the DPO, ticket 42",
+              "description": "CPS 1988 wages for the pricing team"},
+    )  # fmt: skip
     assert r.status_code == 201 and r.json()["override"] is True
+    # issue 22: a card a consumer can choose by: name, description, dataset and version
+    assert r.json()["name"] == "table v1" and r.json()["dataset_version"] == 1
+    assert r.json()["description"] == "CPS 1988 wages for the pricing team"
     events = api.client.get("/v1/audit-log?action=release.create", headers=api.auth("auditor"))
     [event] = events.json()["items"]
     assert event["detail"]["override_reason"] == "approved by the DPO, ticket 42"
@@ -139,6 +143,11 @@ def _check_consumer(api, ds, model_id, rid):
     consumer = api.auth("consumer")
     card = api.client.get(f"/v1/releases/{rid}", headers=consumer).json()
     assert card["epsilon"] <= 1.0 and "wage" in str(card["columns"])
+    # and what each column's samples hold: where= values need no guessing
+    domains = {c["name"]: c["domain"] for c in card["columns"]}
+    assert domains["region"]["categories"] == ["midwest", "northeast", "south", "west"]
+    low, high = domains["experience"]["range"]
+    assert low < high and domains["wage"]["nullable"] is False
     # the card names what epsilon does not cover: gates are computed on real rows
     assert any("gate results" in item for item in card["not_covered_by_epsilon"])
     assert any("synthetic samples" in item for item in card["covered_by_epsilon"])
@@ -147,6 +156,7 @@ def _check_consumer(api, ds, model_id, rid):
     )
     rows = pd.read_csv(io.StringIO(csv.text))
     assert len(rows) == 5000 and (rows["region"] == "south").all()
+    assert rows["experience"].between(low, high).all()  # the card's domain holds
     jsonl = api.client.get(f"/v1/releases/{rid}/samples?n=1200&format=jsonl", headers=consumer)
     assert len(jsonl.text.strip().splitlines()) == 1200
     parquet = api.client.get(f"/v1/releases/{rid}/samples?n=700&format=parquet", headers=consumer)

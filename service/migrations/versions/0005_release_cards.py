@@ -1,0 +1,30 @@
+"""release cards: a name and a description the owner sets
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-06 02:40:00
+
+A release made before this revision shows its dataset's name and version instead.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("releases") as batch:
+        batch.add_column(sa.Column("name", sa.String(200), nullable=True))
+        batch.add_column(sa.Column("description", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("releases") as batch:
+        batch.drop_column("description")
+        batch.drop_column("name")
