@@ -17,7 +17,12 @@ from rich.table import Table
 
 from service.cli_schedules import schedules_app
 from service.log_safety import configure_logging
-from service.storage.tables import parse_scalar, read_table, write_table
+from service.storage.tables import (
+    UnsupportedFormatError,
+    parse_scalar,
+    read_table,
+    write_table,
+)
 from training import registry
 
 app = typer.Typer(help="Sanitas: differentially private synthetic data.", no_args_is_help=True)
@@ -155,7 +160,7 @@ def sample(
     ],
     n: Annotated[int, typer.Option("-n", help="rows (or images) to sample", min=1)],
     out: Annotated[
-        Path, typer.Option("--out", help="CSV or Parquet file; images: .npz, .zip or .png")
+        Path, typer.Option("--out", help="CSV, Parquet or JSONL file; images: .npz, .zip or .png")
     ],
     seed: Annotated[int | None, typer.Option(help="seed for reproducible samples")] = None,
     where: Annotated[
@@ -179,7 +184,7 @@ def sample(
             raise typer.BadParameter("--label is for image generators; tables use --where")
         chunks = model.sample_chunks(n, seed=seed, where=_parse_where(where or []))
         rows = write_table(out, chunks)
-    except TrainingError as e:
+    except (TrainingError, UnsupportedFormatError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e
     typer.echo(json.dumps({"rows": rows, "out": str(out)}))

@@ -1,4 +1,4 @@
-"""Reading and writing tables by file extension (CSV or Parquet)."""
+"""Reading and writing tables by file extension (CSV, Parquet, or JSON Lines)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,17 @@ class UnsupportedFormatError(ValueError):
 
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise UnsupportedFormatError(f"file={path.name!r}: expected .csv or .parquet")
+    if suffix not in (".csv", ".parquet", ".jsonl"):
+        raise UnsupportedFormatError(f"file={path.name!r}: expected .csv, .parquet or .jsonl")
     return suffix
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    if _suffix(path) == ".csv":
+    suffix = _suffix(path)
+    if suffix == ".csv":
         return pd.read_csv(path)
+    if suffix == ".jsonl":
+        return pd.read_json(path, lines=True)
     return pd.read_parquet(path)
 
 
@@ -41,6 +44,10 @@ def write_table(path: Path, chunks: Iterable[pd.DataFrame]) -> int:
             rows += len(chunk)
             if suffix == ".csv":
                 chunk.to_csv(path, mode="w" if i == 0 else "a", header=i == 0, index=False)
+                continue
+            if suffix == ".jsonl":
+                with path.open("w" if i == 0 else "a") as f:
+                    chunk.to_json(f, orient="records", lines=True, date_format="iso")
                 continue
             table = pa.Table.from_pandas(chunk, preserve_index=False)
             if writer is None:

@@ -42,6 +42,16 @@ def test_train_then_sample_csv_and_parquet(cps, tmp_path):
     out_parquet = tmp_path / "synthetic.parquet"
     assert _sanitas("sample", str(model), "-n", "100", "--out", str(out_parquet)).returncode == 0
     assert len(pd.read_parquet(out_parquet)) == 100
+    # issue 22: JSON Lines, and the API's where= syntax (column:value); .jsonl ended in a
+    # traceback and an unknown extension still must not
+    out_jsonl = tmp_path / "synthetic.jsonl"
+    done = _sanitas("sample", str(model), "-n", "300", "--out", str(out_jsonl),
+                    "--where", "region:south")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_json(out_jsonl, lines=True)
+    assert len(rows) == 300 and (rows["region"] == "south").all()
+    bad = _sanitas("sample", str(model), "-n", "5", "--out", str(tmp_path / "x.xlsx"))
+    assert bad.returncode == 2 and ".jsonl" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_train_tabular_gan_then_sample_with_where(cps, tmp_path):
