@@ -208,6 +208,8 @@ class LedgerEntry(Base):
     epsilon: Mapped[float] = mapped_column(Float)  # positive: a charge; negative: a refund
     delta: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # same sign
     reason: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str | None] = mapped_column(String(32), nullable=True)  # key, scheduler, system
+    version_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # data version
     created_at: Mapped[datetime] = mapped_column(default=now)
 
 

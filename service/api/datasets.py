@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from service.api.deps import get_scoped, session
 from service.api.pages import Page, PageParams, keyset, page, page_params
 from service.api.views import BudgetView, DatasetErased, DatasetView, VersionCreated
-from service.db import Dataset, DatasetVersion, LedgerEntry, Role
+from service.db import Dataset, DatasetVersion, Job, LedgerEntry, Role
 from service.domain.datasets import latest_version, live
 from service.domain.erasure import erase_dataset, summary
 from service.domain.records import audit, iso, new_id
@@ -309,8 +309,12 @@ def budget(
     dataset_id: str, who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
 ) -> dict[str, Any]:
     d = get_scoped(s, Dataset, dataset_id, who)
-    entries = s.scalars(
-        select(LedgerEntry).where(LedgerEntry.dataset_id == d.id).order_by(LedgerEntry.id)
+    entries = s.execute(
+        select(LedgerEntry, DatasetVersion.number, Job.state)
+        .outerjoin(DatasetVersion, DatasetVersion.id == LedgerEntry.version_id)
+        .outerjoin(Job, Job.id == LedgerEntry.job_id)
+        .where(LedgerEntry.dataset_id == d.id)
+        .order_by(LedgerEntry.id)
     ).all()
     total = s.scalar(
         select(func.coalesce(func.sum(LedgerEntry.epsilon), 0.0)).where(
@@ -333,8 +337,11 @@ def budget(
                 "epsilon": e.epsilon,
                 "delta": e.delta,
                 "reason": e.reason,
+                "actor": e.actor,
+                "data_version": number,
+                "outcome": state,
                 "at": iso(e.created_at),
             }
-            for e in entries
+            for e, number, state in entries
         ],
     }

@@ -77,9 +77,12 @@ class VersionCreated(_View):
 class LedgerLine(_View):
     id: int
     job_id: str | None
-    epsilon: float
+    epsilon: float  # positive: a charge; negative: a refund
     delta: float
     reason: str
+    actor: str | None  # the API key id, "scheduler" or "system" (refunds)
+    data_version: int | None  # the dataset version the job trained on
+    outcome: str | None  # the job's state now (a charge stays unless refunded)
     at: str | None
 
 

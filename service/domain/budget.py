@@ -22,7 +22,15 @@ SLACK = 1e-9  # float sums of charges that exactly fill the budget
 
 
 def charge(
-    s: Session, dataset: Dataset, epsilon: float, delta: float, *, job_id: str, reason: str
+    s: Session,
+    dataset: Dataset,
+    epsilon: float,
+    delta: float,
+    *,
+    job_id: str,
+    reason: str,
+    actor: str | None = None,
+    version_id: str | None = None,
 ) -> None:
     """Reserve ``(epsilon, delta)`` in the caller's transaction, or raise 409 with what
     remains of each."""
@@ -57,13 +65,21 @@ def charge(
         )  # fmt: skip
     s.add(
         LedgerEntry(
-            dataset_id=dataset.id, job_id=job_id, epsilon=epsilon, delta=delta, reason=reason
+            dataset_id=dataset.id, job_id=job_id, epsilon=epsilon, delta=delta, reason=reason,
+            actor=actor, version_id=version_id,
         )
-    )
+    )  # fmt: skip
 
 
 def refund(
-    s: Session, dataset_id: str, epsilon: float, delta: float, *, job_id: str, reason: str
+    s: Session,
+    dataset_id: str,
+    epsilon: float,
+    delta: float,
+    *,
+    job_id: str,
+    reason: str,
+    version_id: str | None = None,
 ) -> None:
     """Give back a charge of a job that never touched the data."""
     s.execute(
@@ -75,6 +91,7 @@ def refund(
     )
     s.add(
         LedgerEntry(
-            dataset_id=dataset_id, job_id=job_id, epsilon=-epsilon, delta=-delta, reason=reason
+            dataset_id=dataset_id, job_id=job_id, epsilon=-epsilon, delta=-delta, reason=reason,
+            actor="system", version_id=version_id,
         )
-    )
+    )  # fmt: skip

@@ -105,6 +105,9 @@ def enqueue(s: Session, dataset: Dataset, body: JobRequest, actor: str) -> Job:
         created_by=actor,
         state=JobState.QUEUED,
     )
-    charge(s, dataset, body.epsilon, delta, job_id=job.id, reason=f"job {job.id} ({generator})")
+    charge(
+        s, dataset, body.epsilon, delta, job_id=job.id, reason=f"job {job.id} ({generator})",
+        actor=actor, version_id=version.id,
+    )  # fmt: skip
     s.add(job)
     return job

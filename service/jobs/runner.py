@@ -79,6 +79,7 @@ def finish(s: Session, job: Job, state: JobState, *, error: str | None = None) -
             float(job.spec.get("delta") or 0.0),
             job_id=job.id,
             reason=f"job {job.id} {state} before touching data",
+            version_id=job.version_id,
         )
 
 

@@ -225,6 +225,17 @@ def test_erasure_waits_for_jobs_and_then_leaves_nothing_to_read(api, cps_small):
         assert r.status_code == 409 and "erased" in r.json()["detail"], (url, r.text)
     budget = api.client.get(f"/v1/datasets/{ds['id']}/budget", headers=owner).json()
     assert [e["epsilon"] for e in budget["ledger"]] == [0.5, -0.5]
+    # who charged, on which data version, and how it ended (issue 22's auditor)
+    [created] = api.client.get(
+        "/v1/audit-log", params={"action": "job.create"}, headers=api.auth("auditor")
+    ).json()["items"]
+    charged, refunded = budget["ledger"]
+    assert (charged["actor"], charged["data_version"], charged["outcome"]) == (
+        created["actor"],
+        2,
+        "cancelled",
+    )
+    assert (refunded["actor"], refunded["data_version"]) == ("system", 2)
     [event] = api.client.get(
         "/v1/audit-log", params={"action": "dataset.erase"}, headers=api.auth("auditor")
     ).json()["items"]

@@ -1,10 +1,12 @@
-"""release cards: a name and a description the owner sets
+"""release cards named by their owners; ledger entries with their actor and data version
 
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-06 02:40:00
 
 A release made before this revision shows its dataset's name and version instead.
+Ledger entries gain ``actor`` (the API key, ``scheduler`` or ``system``) and
+``version_id`` (the dataset version the job trained on); older entries leave them null.
 """
 
 from collections.abc import Sequence
@@ -22,9 +24,15 @@ def upgrade() -> None:
     with op.batch_alter_table("releases") as batch:
         batch.add_column(sa.Column("name", sa.String(200), nullable=True))
         batch.add_column(sa.Column("description", sa.Text(), nullable=True))
+    with op.batch_alter_table("ledger") as batch:
+        batch.add_column(sa.Column("actor", sa.String(32), nullable=True))
+        batch.add_column(sa.Column("version_id", sa.String(32), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("ledger") as batch:
+        batch.drop_column("version_id")
+        batch.drop_column("actor")
     with op.batch_alter_table("releases") as batch:
         batch.drop_column("description")
         batch.drop_column("name")
