@@ -10,7 +10,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["UnsupportedFormatError", "read_table", "write_table"]
+__all__ = ["UnsupportedFormatError", "read_table", "sniff_delimiter", "write_table"]
+
+DELIMITERS = (",", ";", "\t", "|")
 
 
 class UnsupportedFormatError(ValueError):
@@ -19,15 +21,27 @@ class UnsupportedFormatError(ValueError):
 
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".jsonl"):
-        raise UnsupportedFormatError(f"file={path.name!r}: expected .csv, .parquet or .jsonl")
-    return suffix
+    if suffix not in (".csv", ".tsv", ".parquet", ".jsonl"):
+        raise UnsupportedFormatError(f"file={path.name!r}: expected .csv, .tsv, .parquet or .jsonl")
+    return ".csv" if suffix == ".tsv" else suffix
+
+
+def sniff_delimiter(head: bytes) -> str:
+    """The delimiter of a delimited text table: whichever of , ; tab | its header line
+    holds most of (a comma on a tie, or when it holds none). A semicolon CSV, what
+    spreadsheets write where the comma is the decimal mark, read as one column of text."""
+    line = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    counts = {d: line.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] > 0 else ","
 
 
 def read_table(path: Path) -> pd.DataFrame:
     suffix = _suffix(path)
     if suffix == ".csv":
-        return pd.read_csv(path)
+        with path.open("rb") as f:
+            head = f.read(64 * 1024)
+        return pd.read_csv(path, sep=sniff_delimiter(head.removeprefix(b"\xef\xbb\xbf")))
     if suffix == ".jsonl":
         return pd.read_json(path, lines=True)
     return pd.read_parquet(path)

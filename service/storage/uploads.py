@@ -7,9 +7,13 @@ bounded whatever the file's size. Nothing is left behind when a check fails.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gzip
 import io
 import os
+import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,7 @@ import pyarrow.parquet as pq
 
 from service.errors import Problem
 from service.storage.encrypted import store_encrypted
+from service.storage.tables import sniff_delimiter
 
 __all__ = ["StoredTable", "store_table"]
 
@@ -42,17 +47,42 @@ class StoredTable:
     schema: dict[str, Any]
 
 
-def _format(filename: str | None) -> str:
-    suffix = Path(filename or "").suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix == ".parquet":
-        return "parquet"
+def _format(filename: str | None) -> tuple[str, bool]:
+    """The stored format and whether the upload is gzip-compressed. Delimited text
+    (.csv, .tsv, either .gz) is stored as ``csv``, decompressed; its delimiter is read
+    off its header line when it is parsed."""
+    name = (filename or "").lower()
+    gzipped = name.endswith(".gz")
+    suffix = Path(name.removesuffix(".gz")).suffix
+    if suffix in (".csv", ".tsv"):
+        return "csv", gzipped
+    if suffix == ".parquet" and not gzipped:
+        return "parquet", False
     raise Problem(
         415,
         "Unsupported Media Type",
-        f"file={filename!r}: upload a table as .csv or .parquet, images as .npz or .zip",
+        f"file={filename!r}: upload a table as .csv, .tsv (either may be .gz) or .parquet, "
+        "images as .npz or .zip",
     )
+
+
+def _gunzip_into(raw: BinaryIO, out: BinaryIO, max_bytes: int) -> None:
+    """Decompress the upload into ``out``, refused past ``max_bytes`` of output (a
+    small archive can inflate without bound)."""
+    written = 0
+    raw.seek(0)
+    try:
+        with gzip.GzipFile(fileobj=raw, mode="rb") as source:
+            while block := source.read(CHUNK):
+                written += len(block)
+                if written > max_bytes:
+                    raise Problem(
+                        413, "Upload Too Large",
+                        f"the file decompresses past the limit of {max_bytes:,} bytes",
+                    )  # fmt: skip
+                out.write(block)
+    except (OSError, EOFError, zlib.error) as e:
+        raise Problem(422, "Malformed Table", f"the .gz file cannot be decompressed: {e}") from e
 
 
 def _check_head(head: bytes) -> None:
@@ -115,9 +145,11 @@ def _sample_csv(raw: BinaryIO) -> tuple[dict[str, Any], int]:
     _check_head(raw.read(64 * 1024))
     _check_lines(raw)
     raw.seek(0)
+    sep = sniff_delimiter(raw.read(64 * 1024).removeprefix(UTF8_BOM))
+    raw.seek(0)
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
     try:
-        header = pd.read_csv(text, nrows=0)
+        header = pd.read_csv(text, nrows=0, sep=sep)
         if len(header.columns) > MAX_COLUMNS:
             raise Problem(
                 422,
@@ -125,7 +157,7 @@ def _sample_csv(raw: BinaryIO) -> tuple[dict[str, Any], int]:
                 f"the CSV has {len(header.columns):,} columns; at most {MAX_COLUMNS:,}",
             )
         text.seek(0)
-        reader = pd.read_csv(text, chunksize=SAMPLE_ROWS, low_memory=False)
+        reader = pd.read_csv(text, chunksize=SAMPLE_ROWS, low_memory=False, sep=sep)
         sample = next(reader)
         schema, rows = _checked_rest(sample, reader)
     except StopIteration as e:
@@ -199,13 +231,18 @@ def store_table(
     raw: BinaryIO, filename: str | None, *, key: bytes, data_dir: Path, max_bytes: int
 ) -> StoredTable:
     """Validate, infer the schema, and write the encrypted copy under data_dir/datasets."""
-    fmt = _format(filename)
+    fmt, gzipped = _format(filename)
     raw.seek(0, os.SEEK_END)
     size = raw.tell()
     if size > max_bytes:
         raise Problem(
             413, "Upload Too Large", f"the file has {size:,} bytes; the limit is {max_bytes:,}"
         )
-    schema, rows = _sample_csv(raw) if fmt == "csv" else _sample_parquet(raw)
-    relative, sha256 = store_encrypted(key, raw, data_dir, f".{fmt}")
+    with tempfile.TemporaryFile() if gzipped else contextlib.nullcontext(raw) as plain:
+        if gzipped:
+            _gunzip_into(raw, plain, max_bytes)
+        plain.seek(0, os.SEEK_END)
+        size = plain.tell()  # of the plaintext stored (its SHA-256 too)
+        schema, rows = _sample_csv(plain) if fmt == "csv" else _sample_parquet(plain)
+        relative, sha256 = store_encrypted(key, plain, data_dir, f".{fmt}")
     return StoredTable(relative, fmt, rows, size, sha256, schema)

@@ -41,7 +41,8 @@ def test_parquet_upload(api, fair):
         ("binary.csv", bytes(range(256)) * 4, 422, "NUL"),
         ("latin1.csv", "city\nM\xfcnchen\n".encode("latin-1") * 60, 422, "UTF-8"),
         ("bad.parquet", b"PAR1 not really", 422, "Parquet"),
-        ("table.xlsx", b"PK\x03\x04", 415, ".csv or .parquet"),
+        ("table.xlsx", b"PK\x03\x04", 415, ".tsv (either may be .gz) or .parquet"),
+        ("table.csv.gz", b"\x1f\x8b\x08 not really", 422, "cannot be decompressed"),
     ],
 )
 def test_bad_uploads_are_refused_by_name_and_leave_nothing(api, filename, payload, status, needle):
@@ -154,3 +155,46 @@ def test_consumer_is_refused_the_dataset_and_other_projects_see_nothing(api, cps
         api.client.get(f"/v1/datasets/{ds['id']}", headers=api.auth("auditor")).status_code == 200
     )
     assert api.client.get("/v1/datasets").status_code == 401
+
+
+def _post(api, filename: str, body: bytes):
+    return api.client.post(
+        "/v1/datasets",
+        files={"file": (filename, body)},
+        data={"name": filename, "epsilon_budget": "1"},
+        headers=api.auth("owner"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("filename", "sep", "gz"),
+    [("cps.csv", ";", False), ("cps.tsv", "\t", False), ("cps.csv.gz", ",", True),
+     ("cps.tsv.gz", "\t", True), ("cps.csv", "|", False)],
+)  # fmt: skip
+def test_delimited_and_compressed_tables_read_as_the_comma_csv_does(api, cps_small, filename,
+                                                                     sep, gz):  # fmt: skip
+    """A semicolon CSV (what spreadsheets write where the comma is the decimal mark) was
+    refused as free text, .tsv and .csv.gz answered 415 (issue 22): each is read as the
+    comma CSV of the same rows is, and a job trains on it as it would on that."""
+    import gzip
+
+    plain = api.upload(cps_small, name="plain")
+    body = cps_small.to_csv(index=False, sep=sep).encode()
+    r = _post(api, filename, gzip.compress(body) if gz else body)
+    assert r.status_code == 201, r.text
+    assert r.json()["schema"] == plain["schema"] and r.json()["version"]["rows"] == len(cps_small)
+    job = api.client.post(
+        "/v1/jobs", headers=api.auth("owner"), json={"dataset_id": r.json()["id"], "epsilon": 0.5}
+    )
+    assert job.status_code == 202, job.text
+
+
+def test_a_gzip_that_inflates_past_the_limit_is_refused(api_factory, cps_small):
+    import gzip
+
+    api = api_factory(worker_threads=0, max_upload_bytes=60_000)
+    body = cps_small.to_csv(index=False).encode()
+    assert len(body) > 60_000 and len(gzip.compress(body)) < 60_000
+    r = _post(api, "cps.csv.gz", gzip.compress(body))
+    assert r.status_code == 413 and "decompresses past" in r.json()["detail"]
+    assert _files(api.data_dir) == []
