@@ -10,17 +10,25 @@ from sqlalchemy import create_engine, text
 from service.migrate import alembic_config, upgrade
 
 
+def _dataset(conn, *, spent: float) -> None:
+    """Project p and dataset d as an old revision's rows."""
+    conn.execute(text("INSERT INTO projects (id, created_at) VALUES ('p', CURRENT_TIMESTAMP)"))
+    conn.execute(
+        text(
+            "INSERT INTO datasets (id, project_id, name, kind, epsilon_budget, delta, "
+            "epsilon_spent, schema_json, created_at) VALUES ('d', 'p', 'cps', 'table', 3, "
+            "0.00001, :spent, '{}', CURRENT_TIMESTAMP)"
+        ),
+        {"spent": spent},
+    )
+
+
 def test_revision_0001_upgrades_with_its_deltas_filled_in(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     command.upgrade(alembic_config(url), "0001")
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO projects (id, created_at) VALUES ('p', CURRENT_TIMESTAMP)"))
-        conn.execute(text(
-            "INSERT INTO datasets (id, project_id, name, kind, epsilon_budget, delta, "
-            "epsilon_spent, schema_json, created_at) VALUES ('d', 'p', 'cps', 'table', 3, "
-            "0.00001, 1, '{}', CURRENT_TIMESTAMP)"
-        ))  # fmt: skip
+        _dataset(conn, spent=1)
         for epsilon in (1.0, 1.0, -1.0):
             conn.execute(
                 text("INSERT INTO ledger (dataset_id, job_id, epsilon, reason, created_at) "
@@ -45,12 +53,7 @@ def test_revision_0002_upgrades_with_schedules_active_and_datasets_under_the_ser
     command.upgrade(alembic_config(url), "0002")
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO projects (id, created_at) VALUES ('p', CURRENT_TIMESTAMP)"))
-        conn.execute(text(
-            "INSERT INTO datasets (id, project_id, name, kind, epsilon_budget, delta, "
-            "epsilon_spent, schema_json, created_at) VALUES ('d', 'p', 'cps', 'table', 3, "
-            "0.00001, 0, '{}', CURRENT_TIMESTAMP)"
-        ))  # fmt: skip
+        _dataset(conn, spent=0)
         conn.execute(text(
             "INSERT INTO schedules (id, project_id, dataset_id, cron, job, auto_release, "
             "created_by, created_at) VALUES ('s', 'p', 'd', '0 * * * *', '{}', 0, 'k', "
