@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -401,12 +402,23 @@ async def _open_audited(
     rid: str,
     detail: dict[str, Any],
 ) -> SampleStream:
-    """The sampler's stream, audited once the sampler took the request (so a refused
-    download is logged as refused, with why, and never as a download)."""
+    """The sampler's stream, audited when it ends: ``release.download`` with the rows
+    sent when the sampler's whole output went out, else with ``complete: false`` and the
+    bytes that did (a client gone, a stall); a request the sampler refused is logged as
+    ``release.download.refused`` with why, and never as a download."""
     sessions = request.app.state.sessions
+
+    async def ended(complete: bool, sent: int) -> None:
+        outcome = {"rows": detail["rows"] if complete else None, "rows_asked": detail["rows"],
+                   "complete": complete, "bytes": sent}  # fmt: skip
+        await run_in_threadpool(
+            _audit_download, sessions, who, project_id, rid, "release.download",
+            {**detail, **outcome},
+        )  # fmt: skip
+
     try:
         stream = await _open_sampler(
-            request, request_line, (who.key_id, who.project_id or "(admin)")
+            request, request_line, (who.key_id, who.project_id or "(admin)"), ended
         )
     except Problem as e:
         if e.status == 422:
@@ -415,14 +427,14 @@ async def _open_audited(
                 {**detail, "reason": e.detail},
             )  # fmt: skip
         raise
-    await run_in_threadpool(
-        _audit_download, sessions, who, project_id, rid, "release.download", detail
-    )
     return stream
 
 
 async def _open_sampler(
-    request: Request, request_line: dict[str, Any], holder: tuple[str, str]
+    request: Request,
+    request_line: dict[str, Any],
+    holder: tuple[str, str],
+    on_finish: Callable[[bool, int], Awaitable[None]] | None = None,
 ) -> SampleStream:
     """A sampler slot (this key's and project's share) and the sampler's stream; 503
     when the slots stay busy or the pool cannot answer, 422 when sampling fails."""
@@ -446,7 +458,7 @@ async def _open_sampler(
         raise Problem(503, "Sampler Unavailable", str(e), headers={"Retry-After": "10"}) from None
     return SampleStream(
         reader, writer, slots=slots, holder=holder,
-        stall_seconds=settings.download_stall_seconds,
+        stall_seconds=settings.download_stall_seconds, on_finish=on_finish,
     )  # fmt: skip
 
 

@@ -3,13 +3,14 @@
 A client that stops reading blocks the HTTP send, not this code: a watchdog stops the
 sampler once the client has taken nothing for ``stall_seconds`` and hands the slot on.
 ``finish`` is idempotent: the stream's end, the watchdog and the response's background
-task all call it.
+task all call it; its first call hands ``on_finish`` whether the sampler's whole output
+went out and how many bytes did (the download's audit entry is written then).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from service.sampling.download_slots import DownloadSlots
 
@@ -27,10 +28,12 @@ class SampleStream:
         slots: DownloadSlots,
         holder: tuple[str, str],
         stall_seconds: float,
+        on_finish: Callable[[bool, int], Awaitable[None]] | None = None,
     ) -> None:
         self.reader, self.writer, self.slots, self.holder = reader, writer, slots, holder
-        self.stall_seconds = stall_seconds
-        self.finished = False
+        self.stall_seconds, self.on_finish = stall_seconds, on_finish
+        self.finished = self.complete = False
+        self.sent = 0
         self._handed: float | None = asyncio.get_running_loop().time()  # last chunk taken
 
     async def finish(self) -> None:
@@ -39,6 +42,8 @@ class SampleStream:
         self.finished = True
         self.writer.close()  # a child still writing gets EPIPE and exits
         await self.slots.give_back(*self.holder)
+        if self.on_finish is not None:
+            await self.on_finish(self.complete, self.sent)
 
     async def _watchdog(self) -> None:
         stall = self.stall_seconds
@@ -55,9 +60,11 @@ class SampleStream:
                 self._handed = None  # waiting on the sampler is not the client's stall
                 chunk = await self.reader.read(CHUNK_BYTES)
                 if not chunk:
+                    self.complete = True  # the sampler's whole output went out
                     break
                 self._handed = asyncio.get_running_loop().time()
                 yield chunk
+                self.sent += len(chunk)
         finally:
             guard.cancel()
             await self.finish()
