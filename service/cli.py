@@ -328,6 +328,7 @@ def db_upgrade() -> None:
 def keys_create(
     role: Annotated[str, typer.Option(help="owner, consumer, auditor or admin")],
     project: Annotated[str | None, typer.Option(help="project the key acts in")] = None,
+    label: Annotated[str | None, typer.Option(help="who or what holds it")] = None,
 ) -> None:
     """Print a new API key (shown once; only its hash is stored)."""
     from service.db import Role, make_engine, make_sessionmaker
@@ -346,7 +347,7 @@ def keys_create(
     sessions = make_sessionmaker(make_engine(settings.sqlalchemy_url))
     with sessions() as session:
         try:
-            token, _ = create_key(session, chosen, project)
+            token, _ = create_key(session, chosen, project, label=label)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from e
     typer.echo(token)
@@ -366,7 +367,8 @@ def _sessions() -> Any:
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """Key ids, roles, projects and revocation times (never the secrets: only hashes exist)."""
+    """Key ids, roles, projects, labels, creation and revocation times (never the
+    secrets: only hashes exist)."""
     from sqlalchemy import select
 
     from service.db import ApiKey
@@ -375,7 +377,8 @@ def keys_list() -> None:
         for key in session.scalars(select(ApiKey).order_by(ApiKey.created_at)):
             revoked = key.revoked_at.isoformat() if key.revoked_at else None
             typer.echo(json.dumps({
-                "id": key.id, "role": key.role, "project": key.project_id, "revoked_at": revoked,
+                "id": key.id, "role": key.role, "project": key.project_id, "label": key.label,
+                "created_at": key.created_at.isoformat(), "revoked_at": revoked,
             }))  # fmt: skip
 
 

@@ -85,6 +85,7 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     role: Mapped[str] = mapped_column(String(16))
     project_id: Mapped[str | None] = mapped_column(ForeignKey("projects.id"), nullable=True)
+    label: Mapped[str | None] = mapped_column(String(200), nullable=True)  # who holds it
     created_at: Mapped[datetime] = mapped_column(default=now)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 

@@ -12,12 +12,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ApiKeyView",
     "AuditEventView",
     "BudgetView",
     "DatasetErased",
     "DatasetView",
     "HealthView",
     "JobView",
+    "KeyCreated",
     "ModelView",
     "ReleaseCard",
     "ScheduleView",
@@ -203,6 +205,19 @@ def binary_responses(media_types: dict[str, str], description: str) -> dict[int 
     schema = {"type": "string", "format": "binary"}
     content = {media: {"schema": schema} for media in sorted(set(media_types.values()))}
     return {200: {"description": description, "content": content}}
+
+
+class ApiKeyView(_View):
+    id: str
+    role: str
+    project: str | None
+    label: str | None
+    created_at: str | None
+    revoked_at: str | None
+
+
+class KeyCreated(ApiKeyView):
+    key: str  # the secret: in this answer only
 
 
 class HealthView(_View):

@@ -37,7 +37,9 @@ def hash_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_key(session: Session, role: Role, project: str | None) -> tuple[str, str]:
+def create_key(
+    session: Session, role: Role, project: str | None, *, label: str | None = None
+) -> tuple[str, str]:
     """A new key (the only time its secret is seen) and its id."""
     if role != Role.ADMIN and not project:
         raise ValueError(f"a {role} key needs a project")
@@ -52,6 +54,7 @@ def create_key(session: Session, role: Role, project: str | None) -> tuple[str, 
             key_hash=hash_key(token),
             role=role,
             project_id=None if role == Role.ADMIN else project,
+            label=label,
         )
     )
     session.commit()

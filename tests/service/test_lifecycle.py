@@ -272,3 +272,32 @@ def test_erasure_deletes_the_model_and_report_and_withdraws_the_release(working_
         r = api.client.get(url, headers=consumer)
         assert r.status_code == 410 and "erased" in r.json()["detail"], r.text
     assert api.client.get(f"/v1/models/{job['model_id']}/report", headers=owner).status_code == 404
+
+
+def test_admins_manage_keys_over_http(api):
+    """Made with a label (its secret shown once), listed with label and creation time
+    and never a secret, revoked at once: the next request with it gets 401."""
+    admin = api.auth("admin")
+    made = api.client.post(
+        "/v1/keys", headers=admin,
+        json={"role": "auditor", "project": "alpha", "label": "external auditor, Q4 review"},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    key, key_id = made.json()["key"], made.json()["id"]
+    fresh = {"Authorization": f"Bearer {key}"}
+    assert api.client.get("/v1/audit-log", headers=fresh).status_code == 200
+    listed = _pages(api, "/v1/keys", role="admin", limit=3)[0]
+    [mine] = [k for k in listed if k["id"] == key_id]
+    assert mine["label"] == "external auditor, Q4 review" and mine["created_at"]
+    assert key not in str(listed) and all("key" not in k for k in listed)
+    refused = api.client.post(
+        "/v1/keys", headers=admin, json={"role": "owner", "label": "no project"}
+    )
+    assert refused.status_code == 422 and "project" in refused.json()["detail"]
+    gone = api.client.post(f"/v1/keys/{key_id}/revoke", headers=admin)
+    assert gone.status_code == 200 and gone.json()["revoked_at"]
+    assert api.client.get("/v1/audit-log", headers=fresh).status_code == 401
+    events = api.client.get(
+        "/v1/audit-log", params={"target": key_id, "order": "oldest"}, headers=admin
+    ).json()["items"]
+    assert [e["action"] for e in events][:2] == ["key.create", "key.revoke"]

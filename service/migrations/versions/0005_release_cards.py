@@ -1,4 +1,5 @@
-"""release cards named by their owners; ledger entries with their actor and data version
+"""release cards named by their owners; ledger entries with their actor and data
+version; API keys with a label
 
 Revision ID: 0005
 Revises: 0004
@@ -24,12 +25,16 @@ def upgrade() -> None:
     with op.batch_alter_table("releases") as batch:
         batch.add_column(sa.Column("name", sa.String(200), nullable=True))
         batch.add_column(sa.Column("description", sa.Text(), nullable=True))
+    with op.batch_alter_table("api_keys") as batch:
+        batch.add_column(sa.Column("label", sa.String(200), nullable=True))
     with op.batch_alter_table("ledger") as batch:
         batch.add_column(sa.Column("actor", sa.String(32), nullable=True))
         batch.add_column(sa.Column("version_id", sa.String(32), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("label")
     with op.batch_alter_table("ledger") as batch:
         batch.drop_column("version_id")
         batch.drop_column("actor")
