@@ -47,6 +47,8 @@ class JobSpec(BaseModel):
     data: str
     table_schema: dict[str, Any] = Field(alias="schema")
     job: JobOptions
+    # what the report covers: dataset (id, name, version), job and model ids
+    subject: dict[str, Any] = Field(default_factory=dict)
 
 
 class JobResult(BaseModel):

@@ -151,7 +151,8 @@ def _report(
     job's result; the gates travel with it."""
     from evaluation.report import write_report
 
-    write_report(evaluation.data, work.report)
+    # the ids a filed report is tied back by (the release, made later, names the model)
+    write_report({**evaluation.data, "subject": work.read_spec().subject}, work.report)
     failed = evaluation.failed
     emit(0.99, "report written" + (f"; failed gates: {failed}" if failed else "; all gates pass"))
     return JobResult(
@@ -179,6 +180,7 @@ def _unevaluated(
     gate = {"name": "evaluation", "status": "fail", "reason": reason}
     work.report.mkdir(parents=True, exist_ok=True)
     body = {"evaluation": "failed", "reason": reason, "generator": generator,
+            "subject": work.read_spec().subject,
             "privacy": privacy, "gates": [gate]}  # fmt: skip
     (work.report / "report.json").write_text(json.dumps(body, indent=2, default=str))
     (work.report / "report.html").write_text(

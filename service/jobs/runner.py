@@ -111,8 +111,13 @@ def _append_log(log: str, line: str) -> str:
     return "\n".join([*log.splitlines()[-LOG_LINES:], line])
 
 
-def _job_spec(job: Job, dataset: Dataset, data: Path) -> JobSpec:
-    return JobSpec(data=str(data), schema=dataset.schema_json, job=JobOptions(**job.spec))
+def _job_spec(job: Job, dataset: Dataset, version: DatasetVersion, data: Path) -> JobSpec:
+    subject = {"dataset_id": dataset.id, "dataset_name": dataset.name,
+               "dataset_version": version.number, "version_id": version.id,
+               "job_id": job.id, "model_id": job.id}  # fmt: skip
+    return JobSpec(
+        data=str(data), schema=dataset.schema_json, job=JobOptions(**job.spec), subject=subject
+    )
 
 
 def execute_job(ctx: JobContext, job_id: str) -> None:
@@ -128,7 +133,7 @@ def execute_job(ctx: JobContext, job_id: str) -> None:
         job.log = _append_log(job.log, f"decrypting dataset version {version.number}")
         s.commit()
         data = work.data(version.format)
-        spec = _job_spec(job, dataset, data)
+        spec = _job_spec(job, dataset, version, data)
     try:
         with ctx.objects.fetched(version.path, work.encrypted) as encrypted:
             keys = dataset_keys(ctx.keys, dataset.id, dataset.data_key)

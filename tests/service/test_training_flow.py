@@ -98,6 +98,13 @@ def _check_model_and_report(api, ds, job):
         ).content
     )
     assert report["audit"]["canaries"] == 128 and report["utility"][0]["target"] == "parttime"
+    # a filed report names what it covers (issue 22's auditor)
+    assert report["subject"] == {
+        "dataset_id": ds["id"], "dataset_name": "table", "dataset_version": 1,
+        "version_id": ds["version"]["id"], "job_id": job["id"], "model_id": model["id"],
+    }  # fmt: skip
+    html = api.client.get(f"/v1/models/{model['id']}/report", headers=api.auth("owner")).text
+    assert ds["id"] in html and model["id"] in html
     # the plaintext copy of the data is gone once the job ended
     assert not list((api.data_dir / "jobs").rglob("data.*"))
     budget = api.client.get(f"/v1/datasets/{ds['id']}/budget", headers=api.auth("owner")).json()
