@@ -34,6 +34,7 @@ class SampleStream:
         self.stall_seconds, self.on_finish = stall_seconds, on_finish
         self.finished = self.complete = False
         self.sent = 0
+        self.ended: asyncio.Future[None] | None = None
         self._handed: float | None = asyncio.get_running_loop().time()  # last chunk taken
 
     async def finish(self) -> None:
@@ -41,9 +42,11 @@ class SampleStream:
             return
         self.finished = True
         self.writer.close()  # a child still writing gets EPIPE and exits
-        await self.slots.give_back(*self.holder)
         if self.on_finish is not None:
-            await self.on_finish(self.complete, self.sent)
+            # a task of its own: a client gone cancels this one at its next await (the
+            # server's cancel scope), and the audit entry must still be written
+            self.ended = asyncio.ensure_future(self.on_finish(self.complete, self.sent))
+        await self.slots.give_back(*self.holder)
 
     async def _watchdog(self) -> None:
         stall = self.stall_seconds

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 
@@ -27,7 +28,8 @@ REGIONS = ["midwest", "northeast", "south", "west"]
 @pytest.fixture
 def training_server(tmp_path, database_url, server_starter):
     """`sanitas serve` with its in-process worker: jobs really train."""
-    yield from server_starter(tmp_path, database_url, SANITAS_WORKER_THREADS="1")
+    yield from server_starter(tmp_path, database_url, SANITAS_WORKER_THREADS="1",
+                              SANITAS_DOWNLOAD_STALL_SECONDS="5")  # fmt: skip
 
 
 def _clients(server):
@@ -69,12 +71,18 @@ def test_each_role_through_the_client(training_server, cps_small):
     with pytest.raises(Gone) as gone:
         consumer.samples(card.id, 10)
     assert gone.value.fields["reason"] == "withdrawn by the client test"
-    # each download is logged when it ends, with what went out (issue 22's auditor)
-    downloads = sorted(
-        ((e.detail["rows_asked"], e.detail["complete"], e.detail["rows"])
-         for e in auditor.audit_events(action="release.download")),
-        key=str,
-    )  # fmt: skip
+    # each download is logged when it ends, with what went out (issue 22's auditor); the
+    # cut one ends when the server sees the client gone (at the latest after its stall)
+    deadline = time.monotonic() + 60
+    while True:
+        downloads = sorted(
+            ((e.detail["rows_asked"], e.detail["complete"], e.detail["rows"])
+             for e in auditor.audit_events(action="release.download")),
+            key=str,
+        )  # fmt: skip
+        if len(downloads) == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert downloads == [(20_000, False, None), (3_000, True, 3_000), (3_000, True, 3_000)]
 
 
