@@ -45,6 +45,14 @@ def _top_categories(values: pd.Series) -> list[str]:
     return sorted(counts.index[:MAX_FEATURE_CATEGORIES].tolist())
 
 
+def _informative(x: pd.DataFrame, x_test: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both without the features missing in every fitting row: such a feature teaches
+    nothing, and HistGradientBoosting's binning fails on it ("window shape cannot be
+    larger than input array shape"); a weak DP model can emit one."""
+    empty = [c for c in x.columns if x[c].isna().all()]
+    return x.drop(columns=empty), x_test.drop(columns=empty)
+
+
 def tstr(
     train: pd.DataFrame,
     synthetic: pd.DataFrame,
@@ -75,16 +83,10 @@ def tstr(
     chance = {"binary": 0.5, "multiclass": 0.0, "regression": 0.0}[task]
     for source in (synthetic, train):
         source = source.dropna(subset=[target])
-        if len(source) == 0:  # nothing to learn from: score what a blind guess gets
-            scores.append(chance)
-            continue
-        x, x_test = _features(source, target, categories), _features(holdout, target, categories)
-        # a feature missing in every row teaches nothing, and HistGradientBoosting's
-        # binning fails on it ("window shape cannot be larger than input array shape"):
-        # a weak DP model can emit such a column
-        empty = [c for c in x.columns if x[c].isna().all()]
-        x, x_test = x.drop(columns=empty), x_test.drop(columns=empty)
-        if x.shape[1] == 0:
+        x, x_test = _informative(
+            _features(source, target, categories), _features(holdout, target, categories)
+        )
+        if len(source) == 0 or x.shape[1] == 0:  # nothing to learn from: a blind guess
             scores.append(chance)
             continue
         y, y_test = source[target], holdout[target]
