@@ -130,14 +130,20 @@ class Origin:
     dataset_version: int | None
 
 
+def with_origin(query: Any) -> Any:
+    """``query`` (over Model) with its model's dataset name and version number added as
+    two columns: a list reads every card's origin in its own query."""
+    return (
+        query.add_columns(Dataset.name, DatasetVersion.number)
+        .outerjoin(Job, Job.id == Model.job_id)
+        .outerjoin(Dataset, Dataset.id == Job.dataset_id)
+        .outerjoin(DatasetVersion, DatasetVersion.id == Job.version_id)
+    )
+
+
 def origin_of(s: Session, m: Model) -> Origin:
-    row = s.execute(
-        select(Dataset.name, DatasetVersion.number)
-        .join(Job, Job.dataset_id == Dataset.id)
-        .join(DatasetVersion, DatasetVersion.id == Job.version_id)
-        .where(Job.id == m.job_id)
-    ).first()
-    return Origin(m.dataset_id, *(row if row else (None, None)))
+    _, name, number = s.execute(with_origin(select(Model.id).where(Model.id == m.id))).one()
+    return Origin(m.dataset_id, name, number)
 
 
 def gone(release_id: str, withdrawn_at: str | None, reason: str | None) -> Problem:
@@ -223,12 +229,12 @@ def list_releases(
         query = query.where(Release.withdrawn_at.is_(None))
     if dataset_id is not None:
         query = query.where(Model.dataset_id == dataset_id)
-    rows = list(s.execute(keyset(query, Release.created_at, Release.id, params)))
+    rows = list(s.execute(keyset(with_origin(query), Release.created_at, Release.id, params)))
     return page(
         rows,
         params,
         lambda r: (r[0].created_at, r[0].id),
-        lambda r: release_card(*r, origin_of(s, r[1])),
+        lambda r: release_card(r[0], r[1], Origin(r[1].dataset_id, r[2], r[3])),
     )
 
 

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db import Dataset, DatasetVersion
+from service.domain.records import iso
 from service.errors import Problem
 
 __all__ = ["latest_version", "live"]
@@ -15,7 +16,7 @@ def live(dataset: Dataset) -> Dataset:
     """``dataset``, or 409 when it was erased (nothing can be added to or read from it)."""
     if dataset.erased_at is not None:
         raise Problem(
-            409, "Dataset Erased", f"dataset {dataset.id} was erased at {dataset.erased_at}"
+            409, "Dataset Erased", f"dataset {dataset.id} was erased at {iso(dataset.erased_at)}"
         )
     return dataset
 

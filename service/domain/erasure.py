@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db import Dataset, DatasetVersion, Job, JobState, Model, Release, Schedule, now
-from service.domain.records import Actor, audit
+from service.domain.records import Actor, audit, iso
 from service.errors import Problem
 
 __all__ = ["Erasure", "erase_dataset", "summary"]
@@ -110,7 +110,7 @@ def _erase_models(s: Session, dataset: Dataset, done: Erasure, *, keep_models: b
 def summary(dataset: Dataset, done: Erasure) -> dict[str, Any]:
     return {
         "id": dataset.id,
-        "erased_at": dataset.erased_at.isoformat() if dataset.erased_at else None,
+        "erased_at": iso(dataset.erased_at),
         "versions": done.versions,
         "models_deleted": done.models_deleted,
         "models_kept": done.models_kept,

@@ -83,8 +83,10 @@ def run(work: JobWorkspace) -> JobResult:
             train, holdout, synthetic, spec=EvalSpec(targets=targets), model_dir=model_dir
         )
     except Exception as e:  # noqa: BLE001 - any metric library crash: keep the model, say why
-        return _unevaluated(work, job.generator, e, privacy=privacy, schema=schema_json)
-    return _report(work, job.generator, result, privacy=privacy, schema=schema_json)
+        return _unevaluated(work, job.generator, e, privacy=privacy, schema=schema_json,
+                            subject=spec.subject)  # fmt: skip
+    return _report(work, job.generator, result, privacy=privacy, schema=schema_json,
+                   subject=spec.subject)  # fmt: skip
 
 
 def run_images(work: JobWorkspace, spec: JobSpec) -> JobResult:
@@ -119,7 +121,8 @@ def run_images(work: JobWorkspace, spec: JobSpec) -> JobResult:
         privacy=privacy, show_real_images=job.report_real_images,
     )  # fmt: skip
     schema = {**spec.table_schema, "classes": model.classes}  # the classes DP selection kept
-    return _report(work, job.generator, Evaluation(report), privacy=privacy, schema=schema)
+    return _report(work, job.generator, Evaluation(report), privacy=privacy, schema=schema,
+                   subject=spec.subject)  # fmt: skip
 
 
 def _train_and_save(
@@ -146,13 +149,14 @@ def _report(
     *,
     privacy: dict[str, Any],
     schema: dict[str, Any],
+    subject: dict[str, Any],
 ) -> JobResult:
     """Write the report (HTML, PDF, JSON, checked against its modality's schema) and the
     job's result; the gates travel with it."""
     from evaluation.report import write_report
 
     # the ids a filed report is tied back by (the release, made later, names the model)
-    write_report({**evaluation.data, "subject": work.read_spec().subject}, work.report)
+    write_report({**evaluation.data, "subject": subject}, work.report)
     failed = evaluation.failed
     emit(0.99, "report written" + (f"; failed gates: {failed}" if failed else "; all gates pass"))
     return JobResult(
@@ -168,6 +172,7 @@ def _unevaluated(
     *,
     privacy: dict[str, Any],
     schema: dict[str, Any],
+    subject: dict[str, Any],
 ) -> JobResult:
     """The trained model's result when its evaluation could not run: kept (its epsilon
     is spent), with a failed ``evaluation`` gate that holds its release back, and a
@@ -180,7 +185,7 @@ def _unevaluated(
     gate = {"name": "evaluation", "status": "fail", "reason": reason}
     work.report.mkdir(parents=True, exist_ok=True)
     body = {"evaluation": "failed", "reason": reason, "generator": generator,
-            "subject": work.read_spec().subject,
+            "subject": subject,
             "privacy": privacy, "gates": [gate]}  # fmt: skip
     (work.report / "report.json").write_text(json.dumps(body, indent=2, default=str))
     (work.report / "report.html").write_text(

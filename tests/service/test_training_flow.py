@@ -50,7 +50,7 @@ def _check_lists_and_withdrawal(api, ds, job, rid):
     models = api.client.get("/v1/models", params={"dataset_id": ds["id"]}, headers=owner).json()
     assert [(m["id"], m["released"]) for m in models["items"]] == [(job["model_id"], True)]
     listed = api.client.get("/v1/releases", headers=consumer).json()["items"]
-    assert [r["id"] for r in listed] == [rid]
+    assert [(r["id"], r["name"], r["dataset_version"]) for r in listed] == [(rid, "table v1", 1)]
     short = api.client.post(f"/v1/releases/{rid}/withdraw", json={"reason": "x"}, headers=owner)
     assert short.status_code == 422  # a consumer is owed a reason
     reason = "consent withdrawn for part of the source table"
