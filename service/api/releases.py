@@ -70,7 +70,8 @@ COVERED_BY_EPSILON = [
     "image releases: the classes kept by DP selection",
 ]
 NOT_COVERED_BY_EPSILON = [
-    "column names and kinds: the schema the owner confirmed, inferred from the rows "
+    "column names and kinds, and each domain's step and nullable: the schema the owner "
+    "confirmed, inferred from the rows "
     "unless declared",
     "gate results (pass or fail, and whether an owner overrode one): computed on the "
     "real training and holdout rows; an automatic release is decided on them",

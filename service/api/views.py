@@ -133,7 +133,9 @@ class ColumnName(_View):
     name: str
     kind: str
     # what samples hold: categorical {categories, other, nullable}; numeric and dates
-    # {range, step, nullable}. Released under DP or declared public (covered by epsilon)
+    # {range, step, nullable}. Categories and ranges: released under DP or declared
+    # public (covered by epsilon); step and nullable follow the confirmed schema
+    # (inferred from the rows unless declared: not covered, like the kinds)
     domain: dict[str, Any] | None = None
 
 
