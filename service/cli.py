@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.cli_audit import audit_app
 from service.cli_schedules import schedules_app
+from service.cli_support import database_sessions
 from service.log_safety import configure_logging
 from service.storage.tables import (
     UnsupportedFormatError,
@@ -272,6 +274,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(encryption_app, name="encryption")
 app.add_typer(schedules_app, name="schedules")
+app.add_typer(audit_app, name="audit")
 
 
 @encryption_app.command("new-key")
@@ -353,16 +356,7 @@ def keys_create(
     typer.echo(token)
 
 
-def _sessions() -> Any:
-    from service.db import make_engine, make_sessionmaker
-    from service.migrate import upgrade
-    from service.settings import Settings
-
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.is_sqlite:
-        upgrade(settings.sqlalchemy_url)
-    return make_sessionmaker(make_engine(settings.sqlalchemy_url))
+_sessions = database_sessions
 
 
 @keys_app.command("list")

@@ -24,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 
 __all__ = [
     "ApiKey",
+    "AuditChain",
     "AuditEvent",
     "Base",
     "Dataset",
@@ -238,6 +239,21 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # its hash chain (service.audit_chain): set when its transaction commits
+    chain: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    __table_args__ = (UniqueConstraint("chain", "seq", name="uq_audit_log_chain_seq"),)
+
+
+class AuditChain(Base):
+    """The head of one audit hash chain; its row is the lock that orders the chain."""
+
+    __tablename__ = "audit_chains"
+    chain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    head: Mapped[str] = mapped_column(String(64))
 
 
 def make_engine(url: str, *, static: bool = False) -> Engine:
@@ -261,4 +277,10 @@ def make_engine(url: str, *, static: bool = False) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions that seal their audit entries into the hash chain as they commit."""
+    from service.audit_chain import forget_pending, seal_pending
+
+    maker = sessionmaker(engine, expire_on_commit=False)
+    event.listen(maker, "before_commit", seal_pending)
+    event.listen(maker, "after_rollback", forget_pending)
+    return maker

@@ -22,7 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from service.db import aware
 from service.errors import Problem
 
-__all__ = ["Page", "PageParams", "keyset", "page", "page_params"]
+__all__ = ["Page", "PageParams", "keyset", "moment", "page", "page_params"]
 
 ItemT = TypeVar("ItemT")
 MAX_LIMIT = 1000
@@ -63,7 +63,7 @@ def page_params(
     return PageParams(limit=limit, cursor=cursor, since=since, until=until)
 
 
-def _moment(name: str, value: str | None) -> datetime | None:
+def moment(name: str, value: str | None) -> datetime | None:
     """An ISO 8601 time (UTC when it names no zone); a number or other text is a 422,
     not a Unix time read by accident."""
     if value is None:
@@ -101,9 +101,9 @@ def keyset(
     newest_first: bool = False,
 ) -> Select[Any]:
     """``query`` restricted to one page (and one row more, to know there is a next)."""
-    if (since := _moment("since", params.since)) is not None:
+    if (since := moment("since", params.since)) is not None:
         query = query.where(created >= since)
-    if (until := _moment("until", params.until)) is not None:
+    if (until := moment("until", params.until)) is not None:
         query = query.where(created < until)
     if params.cursor is not None:
         at, last = _decode(params.cursor)

@@ -200,6 +200,16 @@ class AuditEventView(_View):
     action: str
     target: str | None
     detail: dict[str, Any]
+    chain: str  # the project's id, or "-" for events of no project
+    seq: int | None  # place in the chain
+    prev_hash: str | None  # hash of the entry before it in the chain
+    hash: str | None  # SHA-256 over the previous hash and this entry's fields
+
+
+class AuditHeadView(_View):
+    chain: str
+    seq: int
+    hash: str
 
 
 def binary_responses(media_types: dict[str, str], description: str) -> dict[int | str, Any]:

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from service.api.views import (
     AuditEventView,
+    AuditHeadView,
     BudgetView,
     DatasetErased,
     DatasetView,
@@ -34,7 +35,7 @@ from service.api.views import (
     ScheduleView,
 )
 from service.client.downloads import stream_samples
-from service.client.transport import Transport
+from service.client.transport import Transport, raise_for_problem
 
 __all__ = ["Client"]
 
@@ -239,3 +240,27 @@ class Client:
     def audit_events(self, **filters: Any) -> Iterator[AuditEventView]:
         """``action``, ``target``, ``order`` (newest, oldest), ``since``, ``until``."""
         return self._pages("/v1/audit-log", AuditEventView, **filters)
+
+    def audit_heads(self) -> list[AuditHeadView]:
+        """Each chain's last (seq, hash): anchors to write down for later checks."""
+        return [_read(AuditHeadView, h) for h in self._t.call("GET", "/v1/audit-log/heads")]
+
+    def export_audit_log(
+        self,
+        out: str | os.PathLike[str],
+        *,
+        format: Literal["jsonl", "csv"] = "jsonl",
+        since: str | None = None,
+        until: str | None = None,
+    ) -> int:
+        """Write the export to ``out`` (streamed); the bytes written."""
+        params = _clean({"format": format, "since": since, "until": until})
+        written = 0
+        with (
+            open(out, "wb") as sink,
+            self._t.http.stream("GET", "/v1/audit-log/export", params=params) as response,
+        ):
+            raise_for_problem(response)
+            for chunk in response.iter_bytes():
+                written += sink.write(chunk)
+        return written

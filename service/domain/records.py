@@ -8,7 +8,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from service.db import AuditEvent, aware
+from service.audit_chain import PENDING, chain_of
+from service.db import AuditEvent, aware, now
 
 __all__ = ["Actor", "audit", "iso", "new_id"]
 
@@ -35,9 +36,12 @@ def audit(
 ) -> None:
     """One audit event, in the caller's transaction; ``who`` a key or a system name."""
     actor = who if isinstance(who, str) else who.key_id
-    s.add(
-        AuditEvent(actor=actor, project_id=project_id, action=action, target=target, detail=detail)
-    )
+    entry = AuditEvent(
+        at=now(), actor=actor, project_id=project_id, chain=chain_of(project_id),
+        action=action, target=target, detail=detail,
+    )  # fmt: skip
+    s.add(entry)
+    s.info.setdefault(PENDING, []).append(entry)  # sealed at commit
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -87,23 +87,15 @@ def _response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JS
 
 def _record_refusal(request: Request, status: int, refusal: Refusal) -> None:
     """In a session of its own: the request's session is rolled back with the error."""
-    from service.db import AuditEvent
+    from service.domain.records import audit
 
     with request.app.state.sessions() as s:
-        s.add(
-            AuditEvent(
-                actor=refusal.actor,
-                project_id=refusal.project_id,
-                action="access.refused",
-                # bounded: the path and reason are the client's to choose
-                target=request.url.path[:200],
-                detail={
-                    "method": request.method[:16],
-                    "status": status,
-                    "reason": refusal.reason[:200],
-                },
-            )
-        )
+        audit(
+            s, refusal.actor, "access.refused", project_id=refusal.project_id,
+            # bounded: the path and reason are the client's to choose (target is 64 wide)
+            target=request.url.path[:64], path=request.url.path[:200],
+            method=request.method[:16], status=status, reason=refusal.reason[:200],
+        )  # fmt: skip
         s.commit()
 
 

@@ -22,23 +22,11 @@ from typing import Any, BinaryIO, TypeVar
 
 import pandas as pd
 
+from service.csv_safety import inert, risky
 from service.log_safety import configure_logging
 
 CHUNK = 16_384
 T = TypeVar("T")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _risky(value: object) -> bool:
-    """A spreadsheet runs a cell as a formula when it starts, after any blanks, with one
-    of these; a cell starting with a tab or carriage return is refused outright."""
-    return isinstance(value, str) and (
-        value.startswith(FORMULA_START) or value.lstrip().startswith(FORMULA_START)
-    )
-
-
-def _neutral(value: str) -> str:
-    return "'" + value
 
 
 def neutralize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -58,14 +46,14 @@ def neutralize(frame: pd.DataFrame) -> pd.DataFrame:
             or pd.api.types.is_datetime64_any_dtype(column.dtype)
         ):
             continue
-        risky = [v for v in pd.unique(column.astype(object)) if _risky(v)]
-        if risky:
+        flagged = [v for v in pd.unique(column.astype(object)) if risky(v)]
+        if flagged:
             out = out.copy() if out is frame else out
             text = column.astype(object)
-            out[name] = text.map({v: _neutral(v) for v in risky}).fillna(text)
-    if any(_risky(str(name)) for name in frame.columns):
+            out[name] = text.map({v: inert(v) for v in flagged}).fillna(text)
+    if any(risky(str(name)) for name in frame.columns):
         out = out.copy() if out is frame else out
-        out.columns = [_neutral(str(c)) if _risky(str(c)) else c for c in frame.columns]
+        out.columns = [inert(str(c)) if risky(str(c)) else c for c in frame.columns]
     return out
 
 

@@ -4,6 +4,8 @@ negative, and the dataset's delta_spent is their sum (issue 19, A6)."""
 
 from __future__ import annotations
 
+import json
+
 from alembic import command
 from sqlalchemy import create_engine, text
 
@@ -66,4 +68,36 @@ def test_revision_0002_upgrades_with_schedules_active_and_datasets_under_the_ser
             None,
         )
         assert conn.execute(text("SELECT data_key, erased_at FROM datasets")).one() == (None, None)
+    engine.dispose()
+
+
+def test_revision_0005_seals_the_audit_entries_it_finds_into_chains(tmp_path):
+    """Revision 0006: entries written before the chains existed are sealed in the order
+    they were written, per project; new ones continue each chain."""
+    from service.audit_chain import check_database
+    from service.db import make_engine, make_sessionmaker
+    from service.domain.records import audit
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0005")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for i, project in enumerate(["p", None, "p", "q", "p"]):
+            conn.execute(
+                text("INSERT INTO audit_log (at, actor, project_id, action, target, detail) "
+                     "VALUES (:at, 'k', :p, 'dataset.upload', :t, :d)"),
+                {"at": f"2026-12-0{i + 1} 10:00:00.000000", "p": project, "t": f"d{i}",
+                 "d": json.dumps({"rows": i})},
+            )  # fmt: skip
+    upgrade(url)
+    sessions = make_sessionmaker(make_engine(url))
+    with sessions() as s:
+        audit(s, "k", "dataset.erase", project_id="p", target="d0")
+        s.commit()
+        found = check_database(s)
+    assert found.ok, found.problems
+    assert {c: seq for c, (seq, _) in found.heads.items()} == {"p": 4, "-": 1, "q": 1}
+    with engine.connect() as conn:
+        order = conn.execute(text("SELECT target FROM audit_log WHERE chain = 'p' ORDER BY seq"))
+        assert order.scalars().all() == ["d0", "d2", "d4", "d0"]
     engine.dispose()

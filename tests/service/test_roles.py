@@ -36,6 +36,8 @@ CONTRACT = {
     ("PATCH", "/v1/schedules/{schedule_id}"): {OWNER, ADMIN},
     ("DELETE", "/v1/schedules/{schedule_id}"): {OWNER, ADMIN},
     ("GET", "/v1/audit-log"): {AUDITOR, ADMIN},
+    ("GET", "/v1/audit-log/heads"): {AUDITOR, ADMIN},
+    ("GET", "/v1/audit-log/export"): {AUDITOR, ADMIN},
     ("POST", "/v1/keys"): {ADMIN},
     ("GET", "/v1/keys"): {ADMIN},
     ("POST", "/v1/keys/{key_id}/revoke"): {ADMIN},
