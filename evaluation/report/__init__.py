@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.errors import EvaluationError
+from evaluation.report.composition import composition
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",
@@ -98,17 +99,20 @@ def render_html(data: dict[str, Any]) -> str:
                 raise ReportError(f"figure {name!r} is not an inline PNG")
         return env.get_template("image_report.html.j2").render(
             data=data, passed=not failed, failed=failed, gate_titles=GATE_TITLES,
-            accounting_keys=ACCOUNTING_KEYS, fmt=_fmt,
+            accounting_keys=ACCOUNTING_KEYS, fmt=_fmt, composition=composition(data.get("privacy")),
         )  # fmt: skip
     return env.get_template("report.html.j2").render(
         data=data, figures=all_figures(data), passed=not failed, failed=failed,
         gate_titles=GATE_TITLES, accounting_keys=ACCOUNTING_KEYS, fmt=_fmt, e=math.e,
+        composition=composition(data.get("privacy")),
     )  # fmt: skip
 
 
 def write_report(data: dict[str, Any], out: str | Path, *, pdf: bool = True) -> dict[str, Path]:
     """report.json, report.html and (unless ``pdf=False``) report.pdf in ``out``."""
     validate_report(data)
+    if (explained := composition(data.get("privacy"))) is not None:
+        data = {**data, "privacy": {**data["privacy"], "composition": explained}}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "html": out / "report.html"}

@@ -105,6 +105,11 @@ def _check_model_and_report(api, ds, job):
     }  # fmt: skip
     html = api.client.get(f"/v1/models/{model['id']}/report", headers=api.auth("owner")).text
     assert ds["id"] in html and model["id"] in html
+    # the epsilon parts are explained as composed, not as shares (issue 22)
+    composed = report["privacy"]["composition"]
+    assert composed["composed_epsilon"] == report["privacy"]["epsilon"] <= 1.0
+    assert len(composed["parts"]) == 3 and composed["sum_of_parts"] > composed["composed_epsilon"]
+    assert "not shares of the total" in html and "composed: the guarantee" in html
     # the plaintext copy of the data is gone once the job ended
     assert not list((api.data_dir / "jobs").rglob("data.*"))
     budget = api.client.get(f"/v1/datasets/{ds['id']}/budget", headers=api.auth("owner")).json()
