@@ -16,7 +16,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from evaluation.report import CONTENT_SECURITY_POLICY  # a string: no ML import
-from service.api import audit_log, datasets, jobs, keys, models, releases, schedules, system
+from service.api import (
+    audit_log,
+    dataset_schema,
+    datasets,
+    jobs,
+    keys,
+    models,
+    releases,
+    schedules,
+    system,
+)
 from service.db import make_engine, make_sessionmaker
 from service.http.auth import lookup_key
 from service.http.guards import BodyGuard, RefusalLimiter
@@ -147,7 +157,17 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.engine, app.state.key_reader = engine, key_reader
     app.state.release_cards = releases.ReleaseCards()
     install_problem_handlers(app)
-    for module in (system, datasets, jobs, models, releases, schedules, audit_log, keys):
+    for module in (
+        system,
+        datasets,
+        dataset_schema,
+        jobs,
+        models,
+        releases,
+        schedules,
+        audit_log,
+        keys,
+    ):
         app.include_router(
             module.router, responses=PROBLEM_RESPONSES,
             dependencies=[Depends(known_query_parameters)],

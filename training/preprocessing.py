@@ -135,7 +135,9 @@ def _fit_categorical(
     rng: np.random.Generator,
     fitted: FittedPreprocessing,
 ) -> CategoricalEncoder:
-    nullable = _nullable(col.dtype)
+    nullable = _nullable(col.dtype) if col.nullable is None else col.nullable
+    if col.nullable is not None:
+        fitted.public_metadata.append(f"{col.name}: nullable")
     if col.kind == ColumnKind.BOOLEAN:
         categories: list[Scalar] = [False, True]
         fitted.public_metadata.append(f"{col.name}: boolean domain")
@@ -153,7 +155,8 @@ def _fit_categorical(
         fitted.private_metadata.append(f"{col.name}: categories (DP partition selection)")
         if not categories:
             logger.warning("column=%s: no category passed the DP threshold", col.name)
-        nullable = nullable and MISSING_KEY in kept
+        if col.nullable is None:
+            nullable = nullable and MISSING_KEY in kept
         if _dropped_rows_show(kept, fitted.noisy_rows, sigma) and _is_text(col.dtype):
             other = other_label(categories)
             return CategoricalEncoder(
@@ -230,8 +233,18 @@ def _fit_numeric(
         bins=[(b.lo, b.hi) for b in bins],
         shapes=mech.bin_shapes(bins, edges, counts, sigma=sigma),
         step=step,
-        nullable=_nullable(col.dtype) and missing_count > _octave_threshold(sigma),
+        nullable=_numeric_nullable(col, missing_count, sigma, fitted),
     )
+
+
+def _numeric_nullable(
+    col: ColumnSchema, missing_count: float, sigma: float, fitted: FittedPreprocessing
+) -> bool:
+    """Declared public by the owner, or learned: enough missing rows to pass the noise."""
+    if col.nullable is not None:
+        fitted.public_metadata.append(f"{col.name}: nullable")
+        return col.nullable
+    return _nullable(col.dtype) and missing_count > _octave_threshold(sigma)
 
 
 def _private_bounds(x: np.ndarray, sigma: float, rng: np.random.Generator) -> mech.Range:

@@ -82,6 +82,9 @@ class ColumnSchema(BaseModel):
 
     # a datetime column's resolution: "day" decodes dates, never random times of day
     resolution: Literal["day"] | None = None
+    # whether samples may be missing, declared public by the owner; None: learned from
+    # the rows under DP (or, with public categories, assumed when the dtype can hold it)
+    nullable: bool | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ColumnSchema:
@@ -180,7 +183,19 @@ class TableSchema(BaseModel):
         return self._replace(name, public_categories=list(categories))
 
     def with_kind(self, name: str, kind: ColumnKind) -> TableSchema:
-        return self._replace(name, kind=kind, public_bounds=None, public_categories=None)
+        return self.with_column(name, {"kind": kind})
+
+    def with_column(self, name: str, changes: dict[str, Any]) -> TableSchema:
+        """The column with ``changes`` (fields of ColumnSchema) applied. A new kind
+        clears what belonged to the old one (bounds, categories, decimals, resolution)
+        and takes its dtype (``KIND_DTYPES``) unless those are given too."""
+        current = self.column(name)
+        kind = ColumnKind(changes.get("kind", current.kind))
+        if kind != current.kind:
+            cleared = {"public_bounds": None, "public_categories": None, "decimals": None,
+                       "resolution": None, "dtype": _dtype_for(kind, current.dtype)}  # fmt: skip
+            changes = {**cleared, **changes}
+        return self._replace(name, **changes)
 
     def drop(self, name: str) -> TableSchema:
         return self._replace(name, excluded="dropped by the owner")
@@ -193,6 +208,21 @@ class TableSchema(BaseModel):
             raise SchemaMismatchError(f"columns missing from the data: {missing}")
         for col in self.modelled:
             _check_column_fits(col, df[col.name])
+
+
+# the dtype a column declared of another kind decodes to
+KIND_DTYPES = {
+    ColumnKind.DATETIME: "datetime64[ns]",
+    ColumnKind.NUMERICAL: "float64",
+    ColumnKind.INTEGER: "float64",  # may hold missing values; decoded whole
+    ColumnKind.BOOLEAN: "bool",
+}
+
+
+def _dtype_for(kind: ColumnKind, current: str) -> str:
+    if kind == ColumnKind.CATEGORICAL:
+        return "object" if current.startswith("datetime") else current
+    return KIND_DTYPES[kind]
 
 
 def infer_schema(df: pd.DataFrame, *, min_rows: int = DEFAULT_MIN_ROWS) -> TableSchema:

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -22,14 +21,13 @@ from service.http.auth import Principal, require
 from service.storage.data_keys import dataset_keys, new_data_key
 from service.storage.image_uploads import IMAGE_FORMATS, store_images
 from service.storage.uploads import store_table
-from training.constraints import MAX_CONSTRAINTS, Constraint  # pydantic and pandas only
 from training.schema import INFERENCE_NOTICE  # pydantic and pandas only: no torch
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 READERS = (Role.OWNER, Role.AUDITOR)
 
 
-def _view(d: Dataset, latest: DatasetVersion | None) -> dict[str, Any]:
+def dataset_view(d: Dataset, latest: DatasetVersion | None) -> dict[str, Any]:
     return {
         "id": d.id,
         "name": d.name,
@@ -134,7 +132,7 @@ def upload_dataset(
         bytes=stored.bytes,
     )
     s.commit()
-    return _view(dataset, version)
+    return dataset_view(dataset, version)
 
 
 @router.get("", response_model=Page[DatasetView], operation_id="listDatasets")
@@ -149,7 +147,10 @@ def list_datasets(
         query = query.where(Dataset.project_id == who.project_id)
     rows = list(s.scalars(keyset(query, Dataset.created_at, Dataset.id, params)))
     return page(
-        rows, params, lambda d: (d.created_at, d.id), lambda d: _view(d, latest_version(s, d.id))
+        rows,
+        params,
+        lambda d: (d.created_at, d.id),
+        lambda d: dataset_view(d, latest_version(s, d.id)),
     )
 
 
@@ -158,64 +159,7 @@ def get_dataset(
     dataset_id: str, who: Principal = Depends(require(*READERS)), s: Session = Depends(session)
 ) -> dict[str, Any]:
     d = get_scoped(s, Dataset, dataset_id, who)
-    return _view(d, latest_version(s, d.id))
-
-
-class SchemaPatch(BaseModel):
-    """Public metadata the owner declares; each saves budget the pipeline would spend.
-
-    ``constraints`` (order, equal, combinations between columns) replace those declared
-    before when given; every synthetic row keeps them (``[]`` clears them)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    bounds: dict[str, tuple[float, float]] = {}
-    categories: dict[str, list[str | int | float | bool]] = {}
-    drop: list[str] = []
-    constraints: list[Constraint] | None = Field(default=None, max_length=MAX_CONSTRAINTS)
-
-
-@router.patch(
-    "/{dataset_id}/schema", response_model=DatasetView, operation_id="declarePublicSchema"
-)
-def patch_schema(
-    dataset_id: str,
-    patch: SchemaPatch,
-    who: Principal = Depends(require(Role.OWNER)),
-    s: Session = Depends(session),
-) -> dict[str, Any]:
-    from training.errors import SchemaError
-    from training.schema import TableSchema
-
-    d = live(get_scoped(s, Dataset, dataset_id, who))
-    if d.kind != "table":
-        raise Problem(422, "Not A Table", f"dataset {d.id} holds images: it has no columns")
-    schema = TableSchema.model_validate(d.schema_json)
-    try:
-        for name, (lo, hi) in patch.bounds.items():
-            schema = schema.with_public_bounds(name, lo, hi)
-        for name, values in patch.categories.items():
-            schema = schema.with_public_categories(name, values)
-        for name in patch.drop:
-            schema = schema.drop(name)
-        if patch.constraints is not None:
-            schema = schema.with_constraints(patch.constraints)
-    except (SchemaError, KeyError, ValueError) as e:
-        raise Problem(422, "Invalid Schema Change", str(e).strip("'\"")) from e
-    d.schema_json = schema.model_dump(mode="json")
-    audit(
-        s,
-        who,
-        "dataset.schema",
-        project_id=d.project_id,
-        target=d.id,
-        bounds=list(patch.bounds),
-        categories=list(patch.categories),
-        drop=patch.drop,
-        constraints=None if patch.constraints is None else len(patch.constraints),
-    )
-    s.commit()
-    return _view(d, latest_version(s, d.id))
+    return dataset_view(d, latest_version(s, d.id))
 
 
 def _mismatch(known: dict[str, Any], seen: dict[str, Any]) -> str | None:
