@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     worker_threads: int = Field(default=1, ge=0)  # in-process workers (0: none, e.g. tests)
     max_sample_rows: int = Field(default=10_000_000, gt=0)
+    # a table job needs this many rows: a fifth is held out for the evaluation
+    min_job_rows: int = Field(default=500, ge=10)
     request_threads: int = Field(default=16, ge=1)  # threads for sync routes (anyio)
     # forked samplers at once (each holds a model and its output chunks); more downloads
     # wait up to sampler_wait_seconds for a slot, then get 503 with Retry-After

@@ -51,7 +51,7 @@ def create_job(
     retry is answered this job again and charged nothing more."""
     dataset = get_scoped(s, Dataset, body.dataset_id, who)
     once.replay(s, who.key_id)
-    job = enqueue(s, dataset, body, who.key_id)
+    job = enqueue(s, dataset, body, who.key_id, min_rows=request.app.state.settings.min_job_rows)
     audit(s, who, "job.create", project_id=job.project_id, target=job.id, epsilon=body.epsilon)
     s.flush()  # column defaults (log, created_at) filled in for the stored answer
     view = job_view(job)

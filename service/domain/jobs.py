@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from sqlalchemy.orm import Session
 
-from service.db import Dataset, Job, JobState
+from service.db import Dataset, DatasetVersion, Job, JobState
 from service.domain.budget import charge
 from service.domain.datasets import latest_version, live
 from service.domain.records import new_id
@@ -68,12 +68,28 @@ def default_job_delta(delta_budget: float) -> float:
     return min(float(f"{delta_budget / JOBS_PER_DELTA:.6g}"), 0.0099)
 
 
-def enqueue(s: Session, dataset: Dataset, body: JobRequest, actor: str) -> Job:
+def enough_rows(dataset: Dataset, version: DatasetVersion, min_rows: int) -> None:
+    """422 for a table too small to evaluate, before anything is charged: a fifth of it is
+    held out, and on fewer rows the memorization and utility checks cannot run (MASS
+    birthwt, 189 rows) or measure nothing, so its model could never pass the gates."""
+    if dataset.kind == "table" and version.rows < min_rows:
+        raise Problem(
+            422, "Too Few Rows",
+            f"dataset {dataset.id} version {version.number} has {version.rows:,} rows; a job "
+            f"needs at least {min_rows:,}: a fifth is held out to check the model for "
+            "memorization and fidelity, and smaller checks cannot run. Add rows with a new "
+            "version (POST /v1/datasets/{id}/versions).",
+            rows=version.rows, min_rows=min_rows,
+        )  # fmt: skip
+
+
+def enqueue(s: Session, dataset: Dataset, body: JobRequest, actor: str, *, min_rows: int) -> Job:
     """Charge the budget and queue the job in one transaction (the caller commits)."""
     live(dataset)
     version = latest_version(s, dataset.id)
     if version is None:
         raise Problem(409, "No Data", f"dataset {dataset.id} has no version to train on")
+    enough_rows(dataset, version, min_rows)
     images = dataset.kind == "images"
     generator = body.generator or registry.default_generator(dataset.kind)
     if dataset.kind != registry.modality_of(generator):

