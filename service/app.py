@@ -127,7 +127,14 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     # SQLite: API keys are read on the event loop through one connection of their own
     key_reader = make_engine(settings.sqlalchemy_url, static=True) if settings.is_sqlite else None
     sessions = make_sessionmaker(engine)
-    key = load_key(settings.encryption_key, settings.data_dir)
+    if (
+        settings.encryption_key is None
+        and settings.key_file is None
+        and (settings.key_path == settings.data_dir / "secret.key")
+    ):
+        logger.warning("the key file %s sits beside the data it protects: move it and set "
+                       "SANITAS_KEY_FILE (docs/operations.md)", settings.key_path)  # fmt: skip
+    key = load_key(settings.encryption_key, settings.key_path)
     sweep(settings.data_dir, sessions, stale_seconds=settings.partial_stale_seconds)
     ctx = JobContext(settings=settings, sessions=sessions, key=key, objects=objects)
     runner: Runner = (

@@ -420,9 +420,14 @@ def serve(
     from service.http.protocol import protocol_with_deadline
     from service.settings import Settings
 
-    http = protocol_with_deadline(Settings().header_read_seconds)
+    settings = Settings()
+    key = "SANITAS_ENCRYPTION_KEY" if settings.encryption_key else str(settings.key_path)
+    database = settings.sqlalchemy_url.split("@")[-1]  # never a password
+    typer.echo(f"sanitas: data {settings.data_dir.resolve()} | database {database} | "
+               f"key {key}", err=True)  # fmt: skip
+    http = protocol_with_deadline(settings.header_read_seconds)
     uvicorn.run(
-        create_app(), host=host, port=port, log_level="info", server_header=False, http=http,
+        create_app(settings), host=host, port=port, log_level="info", server_header=False, http=http,
         **SERVER_LIMITS,
     )  # fmt: skip
 
@@ -443,7 +448,7 @@ def worker(
     if not settings.broker_url:
         raise typer.BadParameter("set SANITAS_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
     ctx = JobContext(settings, make_sessionmaker(make_engine(settings.sqlalchemy_url)),
-                     load_key(settings.encryption_key, settings.data_dir),
+                     load_key(settings.encryption_key, settings.key_path),
                      from_settings(settings))  # fmt: skip
     celery = make_worker(settings.broker_url, ctx)
     celery.worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}",
@@ -466,7 +471,7 @@ def scheduler(
 
     settings = Settings()
     ctx = JobContext(settings, make_sessionmaker(make_engine(settings.sqlalchemy_url)),
-                     load_key(settings.encryption_key, settings.data_dir),
+                     load_key(settings.encryption_key, settings.key_path),
                      from_settings(settings))  # fmt: skip
     runner: Runner = (CeleryRunner(settings.broker_url) if settings.broker_url
                       else LocalRunner(ctx, settings.worker_threads))  # fmt: skip

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "default_data_dir", "default_key_file"]
+
+
+def _xdg(variable: str, fallback: str) -> Path:
+    configured = os.environ.get(variable)
+    return Path(configured) if configured else Path.home() / fallback
+
+
+def default_data_dir() -> Path:
+    """One place whatever folder a command runs in: ``$XDG_DATA_HOME/sanitas``
+    (~/.local/share/sanitas). A relative default made each folder its own server: a key
+    created in one got 401 from a server started in another."""
+    return _xdg("XDG_DATA_HOME", ".local/share") / "sanitas"
+
+
+def default_key_file() -> Path:
+    """Apart from the data: ``$XDG_CONFIG_HOME/sanitas/secret.key``
+    (~/.config/sanitas/secret.key), so a copy of the data directory is not also its key."""
+    return _xdg("XDG_CONFIG_HOME", ".config") / "sanitas" / "secret.key"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SANITAS_", extra="ignore")
 
-    data_dir: Path = Path("./sanitas-data")
+    @property
+    def key_path(self) -> Path:
+        if self.key_file is not None:
+            return self.key_file
+        legacy = self.data_dir / "secret.key"
+        return legacy if legacy.exists() else default_key_file()
+
+    data_dir: Path = Field(default_factory=default_data_dir)
     # default: SQLite under data_dir; PostgreSQL: postgresql+psycopg://user@host/db
     database_url: str | None = None
     # datasets (encrypted), models and reports: data_dir when unset; an S3-compatible
@@ -24,9 +50,12 @@ class Settings(BaseSettings):
     # from the usual AWS_* variables
     storage_url: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict)
-    # 32 random bytes, base64 (urlsafe); without it the embedded server makes one in
-    # data_dir/secret.key (0600) on first start and says so in the log
+    # 32 random bytes, base64 (urlsafe); without it the embedded server reads key_file,
+    # or makes it (0600) on first start and says so in the log
     encryption_key: str | None = None
+    # where that key is kept: default_key_file(), apart from data_dir (a key file left in
+    # data_dir by an older version is still read there, with a warning to move it)
+    key_file: Path | None = None
     # keys being rotated out (same format, a JSON list): datasets still under one of
     # them stay readable until `sanitas encryption rotate` has moved them to the key above
     previous_encryption_keys: list[str] = Field(default_factory=list)

@@ -42,18 +42,27 @@ class StorageError(Exception):
     """An encrypted file is corrupt, truncated or under another key."""
 
 
-def load_key(configured: str | None, data_dir: Path) -> bytes:
-    """The configured key, or the embedded server's own key file (made on first start)."""
+def load_key(configured: str | None, path: Path) -> bytes:
+    """The configured key, or the embedded server's own key file (made on first start,
+    0600, in a 0700 folder, linked into place whole: two processes starting at once
+    read the same complete key)."""
     if configured:
         return decode_key(configured)
-    path = data_dir / "secret.key"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        draft = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(base64.urlsafe_b64encode(secrets.token_bytes(32)))
-        logger.warning("no SANITAS_ENCRYPTION_KEY: made %s; back it up with the data", path)
-    return base64.urlsafe_b64decode(path.read_bytes())
+        try:
+            os.link(draft, path)
+            logger.warning("no SANITAS_ENCRYPTION_KEY: made %s; back it up, apart from the "
+                           "data", path)  # fmt: skip
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            draft.unlink()
+    return decode_key(path.read_text().strip())
 
 
 def decode_key(configured: str) -> bytes:

@@ -21,6 +21,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from service.settings import Settings
 from service.storage.encrypted import iter_decrypted, load_key
 
 pytestmark = pytest.mark.slow
@@ -156,7 +157,9 @@ def _race_uploads(server, cps: pd.DataFrame) -> None:
     assert sorted(d["version"]["sha256"] for d in made) == sent
     assert all(d["version"]["rows"] == 1_000 for d in made)
     data_dir = Path(server.env["SANITAS_DATA_DIR"])
-    keys = _data_keys(server.env["SANITAS_DATABASE_URL"], load_key(None, data_dir))
+    keys = _data_keys(
+        server.env["SANITAS_DATABASE_URL"], load_key(None, Settings(data_dir=data_dir).key_path)
+    )
     stored = [
         _sha(b"".join(iter_decrypted(keys[path.name], path)))
         for path in (data_dir / "datasets").glob("*.enc")
