@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,8 +105,13 @@ def evaluate(
     privacy: Mapping[str, Any] | None = None,
     audit: AuditResult | None = None,
     training: Mapping[str, Any] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Fidelity, utility, memorization, attack risks and gates of ``synthetic``.
+
+    ``on_step`` hears each step's name as it starts (fidelity, utility, memorization,
+    risks): an evaluation of a wide table takes minutes, and a job's progress should not
+    stand still through it.
 
     ``kinds`` maps column -> sdmetrics sdtype (categorical, numerical, datetime,
     boolean); by default read off ``train``. ``privacy`` is the model's privacy
@@ -120,7 +125,7 @@ def evaluate(
     # modelled: every metric compares the modelled columns only.
     columns = list(kinds)
     train, holdout, synthetic = train[columns], holdout[columns], synthetic[columns]
-    watch = _Stopwatch()
+    watch = _Stopwatch(on_step)
     with watch("fidelity"):
         fidelity, quality = _fidelity(train, synthetic, kinds)
     with watch("utility"):
@@ -159,11 +164,14 @@ def evaluate(
 class _Stopwatch:
     """Seconds per step of the evaluation, for the report's timings."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_step: Callable[[str], None] | None = None) -> None:
         self.seconds: dict[str, float] = {}
+        self.on_step = on_step
 
     @contextlib.contextmanager
     def __call__(self, step: str) -> Iterator[None]:
+        if self.on_step is not None:
+            self.on_step(step)
         started = time.perf_counter()
         yield
         self.seconds[step] = round(time.perf_counter() - started, 3)

@@ -27,6 +27,8 @@ from service.api import (
     schedules,
     system,
 )
+from service.api.docs_ui import DOCS_CSP, mount_docs
+from service.api.openapi_docs import document
 from service.db import make_engine, make_sessionmaker
 from service.http.auth import lookup_key
 from service.http.guards import BodyGuard, RefusalLimiter
@@ -89,7 +91,7 @@ SECURITY_HEADERS = [
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 ]
-DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
+DOCS_PATHS = ("/docs",)
 
 
 class SecurityHeaders:
@@ -110,7 +112,8 @@ class SecurityHeaders:
                     (k, v) for k, v in message.get("headers", [])
                     if k.lower() not in (b"server", b"content-security-policy")
                 ]  # fmt: skip
-                extra = [] if docs else [(b"content-security-policy", API_CSP.encode())]
+                policy = DOCS_CSP if docs else API_CSP
+                extra = [(b"content-security-policy", policy.encode())]
                 message = {**message, "headers": [*kept, *SECURITY_HEADERS, *extra]}
             await send(message)
 
@@ -149,7 +152,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     docs = settings.expose_docs
     app = FastAPI(
         title="Sanitas", version="0.1.0", lifespan=lifespan,
-        docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+        docs_url=None, redoc_url=None,  # /docs from the package's assets (mount_docs)
         openapi_url="/openapi.json" if docs else None,
         description="Differentially private synthetic data. No route returns a "
         "real row; no job trains past its dataset's privacy budget.",
@@ -164,6 +167,16 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.engine, app.state.key_reader = engine, key_reader
     app.state.release_cards = releases.ReleaseCards()
     install_problem_handlers(app)
+    if docs:
+        mount_docs(app)
+    generated = app.openapi
+
+    def described() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(generated())
+        return app.openapi_schema
+
+    app.openapi = described  # type: ignore[method-assign]
     for module in (
         system,
         datasets,

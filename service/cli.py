@@ -126,8 +126,11 @@ def train(
         return
     table = Table(title=f"trained {generator}", show_header=False)
     for key, value in summary.items():
-        table.add_row(key, str(value))
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     Console().print(table)
+    if summary.get("epsilon_calibration") is not None:
+        Console().print("The epsilon parts each cost that much alone; composed, they make "
+                        "epsilon (less than their sum).")  # fmt: skip
 
 
 def _fit_with_progress(data: Path, spec: Any, *, quiet: bool, **options: Any) -> tuple[Any, Any]:
@@ -427,8 +430,8 @@ def serve(
                f"key {key}", err=True)  # fmt: skip
     http = protocol_with_deadline(settings.header_read_seconds)
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_level="info", server_header=False, http=http,
-        **SERVER_LIMITS,
+        create_app(settings), host=host, port=port, log_level="info", server_header=False,
+        http=http, **SERVER_LIMITS,
     )  # fmt: skip
 
 

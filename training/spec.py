@@ -203,6 +203,8 @@ class FitSummary(BaseModel):
     noise_multiplier: float | None
     sample_rate: float | None
     steps: int
+    # each part alone, at delta; ``epsilon`` composes them (less than their sum)
+    epsilon_calibration: float | None = None
     epochs: int
     batch_size: int
     fit_seconds: float

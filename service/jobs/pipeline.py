@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,6 +215,7 @@ def evaluate_tables(
     *,
     spec: EvalSpec | None = None,
     model_dir: str | Path | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """evaluate() with the model's accounting, training record and audit when given."""
     import training
@@ -227,5 +229,5 @@ def evaluate_tables(
     audit = AuditResult(**record["audit"]) if record.get("audit") else None
     return evaluate(
         train, holdout, synthetic, kinds, spec, privacy=record.get("privacy"), audit=audit,
-        training=record.get("training"),
+        training=record.get("training"), on_step=on_step,
     )  # fmt: skip

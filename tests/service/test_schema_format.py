@@ -71,9 +71,13 @@ def test_the_printed_schema_is_a_patch_and_kinds_are_checked_against_the_rows(ap
         assert r.status_code == 422 and needle in r.text, r.text
 
 
-def test_a_column_declared_not_nullable_is_never_sampled_missing(covid):
+def test_a_column_declared_not_nullable_is_never_sampled_missing(covid, caplog):
     """Declared public categories used to add nulls to a column with none; declared
-    nullable: false (and public categories) it never holds one."""
+    nullable: false (and public categories) it never holds one. A fit from Python with
+    no callback logs its epochs."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="training.pipeline")
     frame = covid.dropna(subset=["result"]).head(6000)
     assert frame["result"].notna().all()
     schema = training.infer_schema(frame).with_column(
@@ -85,3 +89,4 @@ def test_a_column_declared_not_nullable_is_never_sampled_missing(covid):
     assert rows["result"].notna().all()
     assert set(rows["result"]) <= {"negative", "positive", "invalid"}
     assert "result: nullable" in model.privacy.public_metadata
+    assert any("epoch 1/1: loss" in r.getMessage() for r in caplog.records)

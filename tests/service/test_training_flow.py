@@ -79,6 +79,9 @@ def _check_lists_and_withdrawal(api, ds, job, rid):
 
 def _check_model_and_report(api, ds, job):
     assert job["progress"] == 1.0 and any("epoch 3/3" in line for line in job["log"])
+    # progress moves through the evaluation too (it stood at 0.85 until the report)
+    steps = [line for line in job["log"] if "evaluating: " in line]
+    assert [s.rsplit(": ", 1)[1] for s in steps] == ["fidelity", "utility", "memorization", "risks"]
     model = api.client.get(f"/v1/models/{job['model_id']}", headers=api.auth("auditor")).json()
     assert 0 < model["privacy"]["epsilon"] <= 1.0 and model["privacy"]["dp"] is True
     assert any(m.startswith("region") for m in model["privacy"]["public_metadata"])

@@ -66,10 +66,20 @@ def fit(
     progress: EpochProgress | None = None,
     plant: Any = None,
 ) -> TrainedGenerator:
-    """Fit the generator ``spec.generator`` names; every look at ``data`` is charged."""
+    """Fit the generator ``spec.generator`` names; every look at ``data`` is charged.
+
+    Without a ``progress`` callback each epoch is logged (logger ``training.pipeline``,
+    INFO: ``logging.basicConfig(level=logging.INFO)`` shows it), so a fit from Python
+    is not silent for minutes."""
     started = time.perf_counter()
+    progress = progress or log_epoch
     prepared = prepare(data, spec, schema=schema, public_classes=public_classes, plant=plant)
     return fit_prepared(prepared, spec, started=started, progress=progress)
+
+
+def log_epoch(epoch: int, total: int, loss: float, epsilon: float | None) -> None:
+    spent = f", epsilon spent {epsilon:.3f}" if epsilon is not None else ""
+    logger.info("epoch %d/%d: loss %.4f%s", epoch, total, loss, spent)
 
 
 def fit_prepared(

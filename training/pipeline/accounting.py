@@ -44,6 +44,7 @@ def account(
         generator=run.spec.generator, epsilon=privacy_report.epsilon, delta=privacy_report.delta,
         epsilon_preprocessing=privacy_report.epsilon_preprocessing,
         epsilon_training=privacy_report.epsilon_training,
+        epsilon_calibration=privacy_report.epsilon_calibration,
         noise_multiplier=privacy_report.noise_multiplier, sample_rate=privacy_report.sample_rate,
         steps=trained.steps, epochs=run.epochs, batch_size=run.batch_size,
         fit_seconds=round(time.perf_counter() - run.started, 3), columns=columns,
