@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -494,6 +495,9 @@ def _print_gates(gates: list[dict[str, str]]) -> None:
 
 def main() -> None:
     configure_logging(logging.WARNING)
+    # deprecation notices of the frameworks are for their callers' developers, not users
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     app()
 

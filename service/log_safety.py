@@ -42,10 +42,20 @@ class SafeFormatter(logging.Formatter):
         return "\n".join("    " + escape_controls(line) for line in lines)
 
 
+# frameworks whose INFO lines are advertisements and hardware notes to a user of the CLI
+# ("GPU available: False", a logging service tip); their warnings still show
+CHATTY = ("pytorch_lightning", "lightning")
+
+
+def _no_framework_chatter(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or not record.name.startswith(CHATTY)
+
+
 def configure_logging(level: int, stream: IO[str] | None = None) -> None:
     """The root logger writes one escaped line per record to ``stream`` (stderr)."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(SafeFormatter(FORMAT))
+    handler.addFilter(_no_framework_chatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -8,8 +8,10 @@ solved for the *composed* epsilon, so the number on the model is end to end.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -69,11 +71,24 @@ RDP_ALPHAS = [1 + x / 10.0 for x in range(1, 100)] + [
 ]
 
 
+@contextlib.contextmanager
+def quiet_accounting() -> Iterator[None]:
+    """Opacus' warnings while noise is solved or epsilon read: "optimal order is the
+    largest alpha" (the bound at the largest order, 10,000, is still a valid upper bound,
+    only not the tightest; it fires for the small noise values a bisection tries) and
+    numpy's log of zero inside PRV. A CLI fit printed 22 copies of the first."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        yield
+
+
 def accountant_epsilon(accountant: IAccountant, *, delta: float) -> float:
     """The accountant's epsilon, with the extended RDP orders where RDP is in use."""
-    if isinstance(accountant, RDPAccountant):
-        return float(accountant.get_epsilon(delta=delta, alphas=RDP_ALPHAS))
-    return float(accountant.get_epsilon(delta=delta))
+    with quiet_accounting():
+        if isinstance(accountant, RDPAccountant):
+            return float(accountant.get_epsilon(delta=delta, alphas=RDP_ALPHAS))
+        return float(accountant.get_epsilon(delta=delta))
 
 
 def _accountant(name: str, history: History) -> IAccountant:
@@ -91,16 +106,13 @@ def epsilon_of(history: History, *, delta: float, accountant: str) -> float:
     """Epsilon of a composition of (noise_multiplier, sample_rate, steps) mechanisms."""
     if not history:
         return 0.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return accountant_epsilon(_accountant(accountant, history), delta=delta)
+    return accountant_epsilon(_accountant(accountant, history), delta=delta)
 
 
 def solve_preprocessing_noise(*, epsilon: float, delta: float, accountant: str) -> float:
     """Noise multiplier of one Gaussian release (sensitivity 1) costing ``epsilon``."""
     extra = {"alphas": RDP_ALPHAS} if accountant == "rdp" else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with quiet_accounting():
         try:
             return float(
                 get_noise_multiplier(

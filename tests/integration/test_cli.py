@@ -26,9 +26,10 @@ def test_train_then_sample_csv_and_parquet(cps, tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     for key in ("epsilon", "delta", "epsilon_preprocessing", "epsilon_training",
-                "noise_multiplier", "fit_seconds"):  # fmt: skip
+                "epsilon_calibration", "noise_multiplier", "fit_seconds"):  # fmt: skip
         assert key in summary
     assert 0 < summary["epsilon"] <= 2.0
+    assert summary["epsilon_calibration"] > 0  # --json was missing it (issue 22)
 
     out_csv = tmp_path / "synthetic.csv"
     done = _sanitas("sample", str(model), "-n", "2500", "--out", str(out_csv), "--seed", "3",
@@ -72,6 +73,23 @@ def test_train_tabular_gan_then_sample_with_where(cps, tmp_path):
     rows = pd.read_csv(out)
     assert len(rows) == 800 and (rows["ethnicity"] == "cauc").all()
     assert set(rows.columns) == set(cps.columns) - {"rownames"}  # an ID column, excluded
+
+
+def test_train_is_quiet_and_its_summary_rounded(cps, tmp_path):
+    """Issue 22: a train printed 70 lines, 46 of them warnings (22 copies of Opacus'
+    "optimal order is the largest alpha", a Lightning advertisement). Now: the summary
+    table, floats to four figures, and the note on how the epsilon parts compose."""
+    data = tmp_path / "cps.csv"
+    cps.sample(2_000, random_state=2).to_csv(data, index=False)
+    done = _sanitas("train", str(data), "--out", str(tmp_path / "m"), "--epochs", "2")
+    assert done.returncode == 0, done.stderr
+    said = done.stdout + done.stderr
+    for chatter in ("Warning", "warnings.warn", "Tip", "GPU available", "deprecated"):
+        assert chatter not in said, said
+    assert len(said.strip().splitlines()) <= 25, said
+    assert "epsilon_calibration" in said and "less than their sum" in " ".join(said.split())
+    epsilon = next(line for line in said.splitlines() if line.startswith("│ epsilon "))
+    assert len(epsilon.split("│")[2].strip()) <= 6  # 0.9998, not 0.9997934...
 
 
 def test_errors_are_clear_and_exit_nonzero(fair, tmp_path):
