@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,8 +136,11 @@ def evaluate_images(
     claimed_epsilon: float | None = None,
     classifier_epochs: int = 15,
     seed: int = 0,
+    on_step: Callable[[str], None] | None = None,
 ) -> ImageEvaluation:
-    """Every image metric and the release gates; at most ``MAX_IMAGES`` of each set."""
+    """Every image metric and the release gates; at most ``MAX_IMAGES`` of each set.
+    ``on_step`` hears each step as it starts (utility, fidelity, memorization)."""
+    step = on_step or (lambda _: None)
     shapes = {d.images.shape[1:] for d in (train, holdout, synthetic)}
     if len(shapes) != 1:
         raise MetricError(f"train, holdout and synthetic images differ in shape: {shapes}")
@@ -144,16 +148,19 @@ def evaluate_images(
     train, holdout, synthetic = (
         _subsample(d, MAX_IMAGES, rng) for d in (train, holdout, synthetic)
     )
+    step("utility")
     real = fit_classifier(train.images, train.labels, classes, epochs=classifier_epochs, seed=seed)
     on_synthetic = fit_classifier(
         synthetic.images, synthetic.labels, classes, epochs=classifier_epochs, seed=seed
     )
+    step("fidelity")
     sets = {"train": train, "holdout": holdout, "synthetic": synthetic}
     features = {name: real.features(d.images) for name, d in sets.items()}
 
     def flat(d: LabeledImages) -> np.ndarray:
         return d.images.reshape(len(d.images), -1).astype(np.float32) / 255.0
 
+    step("memorization")
     keys = {im.tobytes() for im in train.images}
     memo = distance_memorization(
         flat(train), flat(holdout), flat(synthetic),

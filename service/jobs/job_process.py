@@ -115,21 +115,34 @@ def run_images(work: JobWorkspace, spec: JobSpec) -> JobResult:
     emit(0.02, f"{len(train):,} images train, {len(holdout):,} held out for the evaluation")
     public = bool(spec.table_schema.get("public_classes", False))
     model, _, audit = _train_and_save(work, job, train, public_classes=public)
-    synthetic = model.sample(min(len(train), MAX_EVALUATION_IMAGES), seed=0)
+    privacy = model.privacy.model_dump(mode="json")
+    schema = {**spec.table_schema, "classes": model.classes}  # the classes DP selection kept
 
     def labeled(d: ImageSet) -> LabeledImages:
         return LabeledImages(d.images, np.asarray(d.classes, dtype=object)[d.labels])
 
-    result = evaluate_images(
-        labeled(train), labeled(holdout), labeled(synthetic), data.classes, audit=audit,
-        claimed_epsilon=model.privacy.epsilon if model.privacy.dp else None,
-    )  # fmt: skip
-    privacy = model.privacy.model_dump(mode="json")
-    report = image_report_data(
-        result, train=labeled(train), synthetic=labeled(synthetic), classes=data.classes,
-        privacy=privacy, show_real_images=job.report_real_images,
-    )  # fmt: skip
-    schema = {**spec.table_schema, "classes": model.classes}  # the classes DP selection kept
+    try:
+        synthetic = model.sample(min(len(train), MAX_EVALUATION_IMAGES), seed=0)
+        result = evaluate_images(
+            labeled(train),
+            labeled(holdout),
+            labeled(synthetic),
+            data.classes,
+            audit=audit,
+            claimed_epsilon=model.privacy.epsilon if model.privacy.dp else None,
+            on_step=evaluation_step,
+        )
+        report = image_report_data(
+            result,
+            train=labeled(train),
+            synthetic=labeled(synthetic),
+            classes=data.classes,
+            privacy=privacy,
+            show_real_images=job.report_real_images,
+        )
+    except Exception as e:  # noqa: BLE001 - any metric library crash: keep the model, say why
+        return _unevaluated(work, job.generator, e, privacy=privacy, schema=schema,
+                            subject=spec.subject)  # fmt: skip
     return _report(work, job.generator, Evaluation(report), privacy=privacy, schema=schema,
                    subject=spec.subject)  # fmt: skip
 
