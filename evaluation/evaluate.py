@@ -109,20 +109,16 @@ def evaluate(
 ) -> Evaluation:
     """Fidelity, utility, memorization, attack risks and gates of ``synthetic``.
 
-    ``on_step`` hears each step's name as it starts (fidelity, utility, memorization,
-    risks): an evaluation of a wide table takes minutes, and a job's progress should not
-    stand still through it.
-
     ``kinds`` maps column -> sdmetrics sdtype (categorical, numerical, datetime,
     boolean); by default read off ``train``. ``privacy`` is the model's privacy
     accounting, ``audit`` the result of an audited training run, ``training`` the
-    model's training record (loss curve); each is shown when given.
+    model's training record (loss curve); each is shown when given. ``on_step`` hears
+    each step as it starts: a wide table's evaluation takes minutes.
     """
     spec = spec or EvalSpec()
     kinds = dict(kinds or sdtypes(train))
     _check_frames(kinds, train=train, holdout=holdout, synthetic=synthetic)
-    # Columns outside ``kinds`` (IDs and free text the schema excluded) were never
-    # modelled: every metric compares the modelled columns only.
+    # columns outside ``kinds`` (excluded IDs, free text) were never modelled: not compared
     columns = list(kinds)
     train, holdout, synthetic = train[columns], holdout[columns], synthetic[columns]
     watch = _Stopwatch(on_step)

@@ -125,6 +125,21 @@ def _subsample(data: LabeledImages, n: int, rng: np.random.Generator) -> Labeled
     return LabeledImages(data.images[keep], data.labels[keep])
 
 
+def _flat(d: LabeledImages) -> np.ndarray:
+    return d.images.reshape(len(d.images), -1).astype(np.float32) / 255.0
+
+
+def _memorization(
+    train: LabeledImages, holdout: LabeledImages, synthetic: LabeledImages, rng: Any
+) -> Any:
+    keys = {im.tobytes() for im in train.images}
+    return distance_memorization(
+        _flat(train), _flat(holdout), _flat(synthetic),
+        copy_rate=_copy_rate(synthetic.images, keys), holdout_rate=_copy_rate(holdout.images, keys),
+        counts=(len(synthetic.images), len(holdout.images)), rng=rng,
+    )  # fmt: skip
+
+
 def evaluate_images(
     train: LabeledImages,
     holdout: LabeledImages,
@@ -157,23 +172,15 @@ def evaluate_images(
     sets = {"train": train, "holdout": holdout, "synthetic": synthetic}
     features = {name: real.features(d.images) for name, d in sets.items()}
 
-    def flat(d: LabeledImages) -> np.ndarray:
-        return d.images.reshape(len(d.images), -1).astype(np.float32) / 255.0
-
     step("memorization")
-    keys = {im.tobytes() for im in train.images}
-    memo = distance_memorization(
-        flat(train), flat(holdout), flat(synthetic),
-        copy_rate=_copy_rate(synthetic.images, keys), holdout_rate=_copy_rate(holdout.images, keys),
-        counts=(len(synthetic.images), len(holdout.images)), rng=rng,
-    )  # fmt: skip
+    memo = _memorization(train, holdout, synthetic, rng)
     return ImageEvaluation(
         tstr_accuracy=on_synthetic.accuracy(holdout.images, holdout.labels),
         trtr_accuracy=real.accuracy(holdout.images, holdout.labels),
         frechet_synthetic=frechet_distance(features["synthetic"], features["holdout"]),
         frechet_real=frechet_distance(features["train"], features["holdout"]),
         memorization=memo,
-        closest_pairs=_closest_pairs(flat(synthetic), flat(train)),
+        closest_pairs=_closest_pairs(_flat(synthetic), _flat(train)),
         gates=release_gates(
             memorization=memo,
             quality=None,

@@ -29,7 +29,8 @@ from service.api import (
 )
 from service.api.docs_ui import DOCS_CSP, mount_docs
 from service.api.openapi_docs import document
-from service.db import make_engine, make_sessionmaker
+from service.audit_chain import make_sessionmaker
+from service.db import make_engine
 from service.http.auth import lookup_key
 from service.http.guards import BodyGuard, RefusalLimiter
 from service.http.problems import PROBLEM_RESPONSES, install_problem_handlers
@@ -130,14 +131,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     # SQLite: API keys are read on the event loop through one connection of their own
     key_reader = make_engine(settings.sqlalchemy_url, static=True) if settings.is_sqlite else None
     sessions = make_sessionmaker(engine)
-    if (
-        settings.encryption_key is None
-        and settings.key_file is None
-        and (settings.key_path == settings.data_dir / "secret.key")
-    ):
-        logger.warning("the key file %s sits beside the data it protects: move it and set "
-                       "SANITAS_KEY_FILE (docs/operations.md)", settings.key_path)  # fmt: skip
-    key = load_key(settings.encryption_key, settings.key_path)
+    key = _server_key(settings)
     sweep(settings.data_dir, sessions, stale_seconds=settings.partial_stale_seconds)
     ctx = JobContext(settings=settings, sessions=sessions, key=key, objects=objects)
     runner: Runner = (
@@ -167,6 +161,29 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.engine, app.state.key_reader = engine, key_reader
     app.state.release_cards = releases.ReleaseCards()
     install_problem_handlers(app)
+    _routes(app, docs=docs)
+    _guard(app, settings, engine, key_reader)
+    return app
+
+
+ROUTERS = (system, datasets, dataset_schema, jobs, models, releases, schedules, audit_log, keys)
+
+
+def _server_key(settings: Settings) -> bytes:
+    legacy = settings.data_dir / "secret.key"
+    if (
+        settings.encryption_key is None
+        and settings.key_file is None
+        and (settings.key_path == legacy)
+    ):
+        logger.warning("the key file %s sits beside the data it protects: move it and set "
+                       "SANITAS_KEY_FILE (docs/operations.md)", legacy)  # fmt: skip
+    return load_key(settings.encryption_key, settings.key_path)
+
+
+def _routes(app: FastAPI, *, docs: bool) -> None:
+    """Every router (unknown query parameters refused), /docs from the package's assets,
+    and the OpenAPI document with what service.api.openapi_docs tells users."""
     if docs:
         mount_docs(app)
     generated = app.openapi
@@ -177,24 +194,11 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
         return app.openapi_schema
 
     app.openapi = described  # type: ignore[method-assign]
-    for module in (
-        system,
-        datasets,
-        dataset_schema,
-        jobs,
-        models,
-        releases,
-        schedules,
-        audit_log,
-        keys,
-    ):
+    for module in ROUTERS:
         app.include_router(
             module.router, responses=PROBLEM_RESPONSES,
             dependencies=[Depends(known_query_parameters)],
         )  # fmt: skip
-
-    _guard(app, settings, engine, key_reader)
-    return app
 
 
 def _guard(app: FastAPI, settings: Settings, engine: Any, key_reader: Any) -> None:

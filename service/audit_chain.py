@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import AuditChain, AuditEvent, aware
 
@@ -37,6 +38,7 @@ __all__ = [
     "check_database",
     "check_entries",
     "link",
+    "make_sessionmaker",
     "seal_pending",
 ]
 
@@ -210,3 +212,12 @@ def check_database(s: Session, anchors: Mapping[str, tuple[int, str]] | None = N
     if unsealed:
         found.problems.append(f"{unsealed} entries have no place in any chain")
     return found
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker:
+    """Sessions that seal their audit entries into the hash chains as they commit (here,
+    beside the sealing, so that ``service.db`` stays below it)."""
+    maker = sessionmaker(engine, expire_on_commit=False)
+    event.listen(maker, "before_commit", seal_pending)
+    event.listen(maker, "after_rollback", forget_pending)
+    return maker

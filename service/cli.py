@@ -338,7 +338,8 @@ def keys_create(
     label: Annotated[str | None, typer.Option(help="who or what holds it")] = None,
 ) -> None:
     """Print a new API key (shown once; only its hash is stored)."""
-    from service.db import Role, make_engine, make_sessionmaker
+    from service.audit_chain import make_sessionmaker
+    from service.db import Role, make_engine
     from service.http.auth import create_key
     from service.migrate import upgrade
     from service.settings import Settings
@@ -441,7 +442,8 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="jobs at a time")] = 1,
 ) -> None:
     """Run a Celery worker for SANITAS_BROKER_URL (scale-out)."""
-    from service.db import make_engine, make_sessionmaker
+    from service.audit_chain import make_sessionmaker
+    from service.db import make_engine
     from service.jobs.celery_worker import make_worker
     from service.jobs.runner import JobContext
     from service.settings import Settings
@@ -466,7 +468,8 @@ def scheduler(
     """Enqueue scheduled retraining runs (safe to run more than one)."""
     import threading
 
-    from service.db import make_engine, make_sessionmaker
+    from service.audit_chain import make_sessionmaker
+    from service.db import make_engine
     from service.jobs.runner import CeleryRunner, JobContext, LocalRunner, Runner
     from service.jobs.scheduler import run_loop
     from service.settings import Settings

@@ -9,7 +9,8 @@ __all__ = ["database_sessions"]
 
 def database_sessions() -> Any:
     """Sessions on SANITAS_DATABASE_URL (SQLite brought up to date first)."""
-    from service.db import make_engine, make_sessionmaker
+    from service.audit_chain import make_sessionmaker
+    from service.db import make_engine
     from service.migrate import upgrade
     from service.settings import Settings
 

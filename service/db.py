@@ -19,7 +19,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "ScheduleRun",
     "aware",
     "make_engine",
-    "make_sessionmaker",
     "now",
 ]
 
@@ -274,13 +273,3 @@ def make_engine(url: str, *, static: bool = False) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-
-
-def make_sessionmaker(engine: Engine) -> sessionmaker:
-    """Sessions that seal their audit entries into the hash chain as they commit."""
-    from service.audit_chain import forget_pending, seal_pending
-
-    maker = sessionmaker(engine, expire_on_commit=False)
-    event.listen(maker, "before_commit", seal_pending)
-    event.listen(maker, "after_rollback", forget_pending)
-    return maker

@@ -74,8 +74,8 @@ def test_revision_0002_upgrades_with_schedules_active_and_datasets_under_the_ser
 def test_revision_0005_seals_the_audit_entries_it_finds_into_chains(tmp_path):
     """Revision 0006: entries written before the chains existed are sealed in the order
     they were written, per project; new ones continue each chain."""
-    from service.audit_chain import check_database
-    from service.db import make_engine, make_sessionmaker
+    from service.audit_chain import check_database, make_sessionmaker
+    from service.db import make_engine
     from service.domain.records import audit
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
