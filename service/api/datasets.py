@@ -13,7 +13,7 @@ from service.api.deps import get_scoped, session
 from service.api.pages import Page, PageParams, keyset, page, page_params
 from service.api.views import BudgetView, DatasetErased, DatasetView, VersionCreated
 from service.db import Dataset, DatasetVersion, Job, LedgerEntry, Role
-from service.domain.datasets import latest_version, live
+from service.domain.datasets import latest_version, latest_versions, live
 from service.domain.erasure import erase_dataset, summary
 from service.domain.records import audit, iso, new_id
 from service.errors import Problem
@@ -146,11 +146,12 @@ def list_datasets(
     if who.project_id is not None:
         query = query.where(Dataset.project_id == who.project_id)
     rows = list(s.scalars(keyset(query, Dataset.created_at, Dataset.id, params)))
+    newest = latest_versions(s, [d.id for d in rows])
     return page(
         rows,
         params,
         lambda d: (d.created_at, d.id),
-        lambda d: dataset_view(d, latest_version(s, d.id)),
+        lambda d: dataset_view(d, newest.get(d.id)),
     )
 
 

@@ -142,6 +142,13 @@ def test_new_version_must_match_the_columns(api, cps_small):
     )
     assert bad.status_code == 422 and "missing ['wage']" in bad.json()["detail"]
     assert len(_files(api.data_dir)) == 2
+    # the list shows each dataset's newest version (read for the whole page at once)
+    other = api.upload(cps_small.head(700), name="one version")
+    listed = api.client.get("/v1/datasets", headers=api.auth("owner")).json()["items"]
+    assert [(d["id"], d["version"]["number"], d["version"]["rows"]) for d in listed] == [
+        (ds["id"], 2, 2000),
+        (other["id"], 1, 700),
+    ]
 
 
 def test_consumer_is_refused_the_dataset_and_other_projects_see_nothing(api, cps_small):
