@@ -30,8 +30,10 @@ from service.api import (
 from service.api.docs_ui import DOCS_CSP, mount_docs
 from service.api.openapi_docs import document
 from service.audit_chain import make_sessionmaker
+from service.console import CONSOLE_CSP, REPORT_FRAME_CSP, REPORT_FRAME_PATH, mount_console
 from service.db import make_engine
-from service.http.auth import lookup_key
+from service.http.auth import CONSOLE_SCOPE, lookup_key
+from service.http.console_sessions import session_alive
 from service.http.guards import BodyGuard, RefusalLimiter
 from service.http.problems import PROBLEM_RESPONSES, install_problem_handlers
 from service.http.strict_query import known_query_parameters
@@ -87,12 +89,25 @@ class CountRequests:
 API_CSP = CONTENT_SECURITY_POLICY
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 ]
 DOCS_PATHS = ("/docs",)
+
+
+def _policy(path: str) -> tuple[bytes, bytes]:
+    """The page's CSP and X-Frame-Options: only the console's report frame may be
+    framed, and only by the console itself."""
+    if path.startswith(DOCS_PATHS):
+        csp, frame = DOCS_CSP, "DENY"
+    elif REPORT_FRAME_PATH.match(path):
+        csp, frame = REPORT_FRAME_CSP, "SAMEORIGIN"
+    elif path.startswith("/console"):
+        csp, frame = CONSOLE_CSP, "DENY"
+    else:
+        csp, frame = API_CSP, "DENY"
+    return csp.encode(), frame.encode()
 
 
 class SecurityHeaders:
@@ -102,19 +117,19 @@ class SecurityHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # the console's own calls into the API: the console's response gets the headers
+        if scope["type"] != "http" or scope.get(CONSOLE_SCOPE) is not None:
             await self.app(scope, receive, send)
             return
-        docs = scope["path"].startswith(DOCS_PATHS)
+        policy, frame = _policy(scope["path"])
 
         async def headed(message: Message) -> None:
             if message["type"] == "http.response.start":
                 kept = [
                     (k, v) for k, v in message.get("headers", [])
-                    if k.lower() not in (b"server", b"content-security-policy")
+                    if k.lower() not in (b"server", b"content-security-policy", b"x-frame-options")
                 ]  # fmt: skip
-                policy = DOCS_CSP if docs else API_CSP
-                extra = [(b"content-security-policy", policy.encode())]
+                extra = [(b"content-security-policy", policy), (b"x-frame-options", frame)]
                 message = {**message, "headers": [*kept, *SECURITY_HEADERS, *extra]}
             await send(message)
 
@@ -162,6 +177,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.release_cards = releases.ReleaseCards()
     install_problem_handlers(app)
     _routes(app, docs=docs)
+    mount_console(app)
     _guard(app, settings, engine, key_reader)
     return app
 
@@ -207,6 +223,7 @@ def _guard(app: FastAPI, settings: Settings, engine: Any, key_reader: Any) -> No
     app.state.refusals = RefusalLimiter(settings.refusals_per_minute)
     app.add_middleware(
         BodyGuard, lookup=functools.partial(lookup_key, key_reader or engine),
+        console_session=functools.partial(session_alive, key_reader or engine),
         lookup_on_loop=key_reader is not None,
         max_upload_bytes=settings.max_upload_bytes, max_json_bytes=settings.max_json_bytes,
         read_seconds=settings.body_read_seconds, refusals=app.state.refusals,

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from service.cli_audit import audit_app
+from service.cli_console import console_app
 from service.cli_schedules import schedules_app
 from service.cli_support import database_sessions
 from service.log_safety import configure_logging
@@ -279,6 +280,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(encryption_app, name="encryption")
 app.add_typer(schedules_app, name="schedules")
 app.add_typer(audit_app, name="audit")
+app.add_typer(console_app, name="console")
 
 
 @encryption_app.command("new-key")

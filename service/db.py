@@ -27,6 +27,8 @@ __all__ = [
     "AuditChain",
     "AuditEvent",
     "Base",
+    "ConsoleLink",
+    "ConsoleSession",
     "Dataset",
     "DatasetVersion",
     "IdempotentRequest",
@@ -253,6 +255,30 @@ class AuditChain(Base):
     chain: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     head: Mapped[str] = mapped_column(String(64))
+
+
+class ConsoleSession(Base):
+    """A web console sign-in: the browser holds a random token in an HttpOnly cookie,
+    the database its SHA-256, the API key it acts as, and the form (CSRF) token."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    expires_at: Mapped[datetime] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ConsoleLink(Base):
+    """A one-time sign-in link (``sanitas console link``): redeemed once, then dead."""
+
+    __tablename__ = "console_links"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the token
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 def make_engine(url: str, *, static: bool = False) -> Engine:

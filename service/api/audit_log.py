@@ -43,6 +43,9 @@ def _scope(who: Principal) -> Any:
 def audit_log(
     action: str | None = Query(default=None, max_length=64, description="only this action"),
     target: str | None = Query(default=None, max_length=64, description="only this target id"),
+    actor: str | None = Query(
+        default=None, max_length=64, description="only this actor (a key id, scheduler, system)"
+    ),
     order: Literal["newest", "oldest"] = Query(default="newest", description="which end first"),
     params: PageParams = Depends(page_params),
     who: Principal = Depends(require(Role.AUDITOR)),
@@ -55,6 +58,8 @@ def audit_log(
         query = query.where(AuditEvent.action == action)
     if target:
         query = query.where(AuditEvent.target == target)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
     query = keyset(query, AuditEvent.at, AuditEvent.id, params, newest_first=order == "newest")
     return page(list(s.scalars(query)), params, lambda e: (e.at, e.id), event_view)
 

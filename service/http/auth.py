@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,9 +18,21 @@ from starlette.concurrency import run_in_threadpool
 from service.db import ApiKey, Project, Role
 from service.errors import Problem, Refusal
 
-__all__ = ["Principal", "create_key", "hash_key", "lookup_key", "require", "revoke_key"]
+__all__ = [
+    "CONSOLE_SCOPE",
+    "Principal",
+    "create_key",
+    "hash_key",
+    "lookup_key",
+    "require",
+    "revoke_key",
+]
 
 bearer = HTTPBearer(auto_error=False)
+# The web console calls the API in process (service.console.api_calls) as its signed-in
+# key: it puts that key's Principal under this ASGI scope key, which no HTTP request from
+# outside can set (servers build the scope from the wire; headers stay headers).
+CONSOLE_SCOPE = "sanitas.console.principal"
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,9 @@ async def _principal(
     connection of its own (``key_reader``), so it never waits for the request pool. On
     PostgreSQL it is a network round trip, so it runs in a thread, off the event loop.
     """
+    console = request.scope.get(CONSOLE_SCOPE)
+    if credentials is None and isinstance(console, Principal):
+        return console  # the console looked its session and key up for this request
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(
             401,
@@ -114,7 +129,7 @@ async def _principal(
     return Principal(key.id, Role(key.role), key.project_id)
 
 
-def lookup_key(engine: Engine, token: str) -> Row[Any] | None:
+def lookup_key(engine: Engine, token: str) -> Row[str, str, str | None, datetime | None] | None:
     # Core, not the ORM: this runs on every request
     query = select(ApiKey.id, ApiKey.role, ApiKey.project_id, ApiKey.revoked_at).where(
         ApiKey.key_hash == hash_key(token)
@@ -123,7 +138,7 @@ def lookup_key(engine: Engine, token: str) -> Row[Any] | None:
         return connection.execute(query).first()
 
 
-def require(*roles: Role) -> Callable[..., Principal]:
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits only ``roles`` (admins always); others get 403."""
 
     async def dependency(principal: Principal = Depends(_principal)) -> Principal:

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 import anyio
@@ -24,13 +25,18 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.http.auth import CONSOLE_SCOPE
+from service.http.console_sessions import COOKIE
 from service.http.problems import MEDIA_TYPE, TOO_MANY_REFUSALS, problem_body
 
 __all__ = ["BodyGuard", "RefusalLimiter"]
 
 logger = logging.getLogger(__name__)
 BODY_METHODS = {"POST", "PUT", "PATCH"}
-UPLOAD_PATH = re.compile(r"^/v1/datasets(/[^/]{1,128}/versions)?/?$")
+UPLOAD_PATH = re.compile(r"^/(v1|console)/datasets(/[^/]{1,128}/versions)?/?$")
+CONSOLE_PREFIX = "/console"
+SIGN_IN_PATH = "/console/sign-in"
+SIGN_IN_BYTES = 4096  # the sign-in form holds an API key and a next page, nothing more
 MAX_AUTHORIZATION = 512  # a Sanitas key is 47 characters
 
 
@@ -72,6 +78,7 @@ class BodyGuard:
         app: ASGIApp,
         *,
         lookup: Callable[[str], Any],
+        console_session: Callable[[str], bool],
         lookup_on_loop: bool,
         max_upload_bytes: int,
         max_json_bytes: int,
@@ -79,6 +86,7 @@ class BodyGuard:
         refusals: RefusalLimiter,
     ) -> None:
         self.app, self.lookup, self.lookup_on_loop = app, lookup, lookup_on_loop
+        self.console_session = console_session
         self.max_upload, self.max_json = max_upload_bytes, max_json_bytes
         self.read_seconds, self.refusals = read_seconds, refusals
 
@@ -86,12 +94,23 @@ class BodyGuard:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
+        if scope.get(CONSOLE_SCOPE) is not None:  # the console, in process, signed in
+            await self.app(scope, receive, send)
+            return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        refused = await self._authenticate(headers.get(b"authorization", b""))
+        path = scope["path"]
+        if path == SIGN_IN_PATH:  # the credential is the body: a small one
+            refused, limit = None, SIGN_IN_BYTES
+        else:
+            refused = await (
+                self._signed_in(headers.get(b"cookie", b""))
+                if path.startswith(CONSOLE_PREFIX)
+                else self._authenticate(headers.get(b"authorization", b""))
+            )
+            limit = self.max_upload if UPLOAD_PATH.match(path) else self.max_json
         if refused:
             await self._refuse(scope, send, 401, "Unauthorized", refused)
             return
-        limit = self.max_upload if UPLOAD_PATH.match(scope["path"]) else self.max_json
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             detail = f"the body declares {declared.decode()[:20]} bytes; the limit is {limit:,}"
@@ -143,6 +162,23 @@ class BodyGuard:
         if key is None or key.revoked_at is not None:
             return "unknown or revoked API key"
         return None
+
+    async def _signed_in(self, cookie_header: bytes) -> str | None:
+        """None when the console cookie names a live session, else why not."""
+        cookies = SimpleCookie()
+        try:
+            cookies.load(cookie_header.decode("latin-1")[:4096])
+        except CookieError:
+            return "the Cookie header cannot be read"
+        morsel = cookies.get(COOKIE)
+        if morsel is None or not morsel.value:
+            return "sign in to the console first"
+        token = morsel.value
+        if self.lookup_on_loop:
+            alive = self.console_session(token)
+        else:
+            alive = await run_in_threadpool(self.console_session, token)
+        return None if alive else "the console session has ended: sign in again"
 
     async def _refuse(self, scope: Scope, send: Send, status: int, title: str, detail: str) -> None:
         if not self.refusals.allow(client_of(scope)):
