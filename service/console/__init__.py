@@ -28,7 +28,13 @@ from service.console import (
 from service.console.api_calls import ApiError
 from service.console.common import ConsoleError, SignInNeeded, back_to_sign_in, error_page
 
-__all__ = ["CONSOLE_CSP", "REPORT_FRAME_CSP", "REPORT_FRAME_PATH", "mount_console"]
+__all__ = [
+    "CONSOLE_CSP",
+    "PAGES",
+    "REPORT_FRAME_CSP",
+    "REPORT_FRAME_PATH",
+    "mount_console",
+]
 
 CONSOLE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -39,11 +45,12 @@ CONSOLE_CSP = (
 REPORT_FRAME_CSP = REPORT_CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
 REPORT_FRAME_PATH = re.compile(r"^/console/models/[^/]+/report$")
 STATIC = resources.files("service.console") / "static"
+PAGES = (sign_in, owner_pages, release_pages, schedule_pages, audit_pages)
 
 
 def mount_console(app: FastAPI) -> None:
     app.mount("/console/static", StaticFiles(directory=str(STATIC)), name="console-static")
-    for module in (sign_in, owner_pages, release_pages, schedule_pages, audit_pages):
+    for module in PAGES:
         app.include_router(module.router)
 
     @app.exception_handler(SignInNeeded)

@@ -133,3 +133,27 @@ def test_a_one_time_link_signs_in_once(api):
     assert again.status_code == 401 and "unknown, used or expired" in again.text
     refused = CliRunner().invoke(cli, ["console", "link", "nokey"], env=env)
     assert refused.exit_code == 2
+
+
+def test_every_console_page_and_form_needs_a_session(api):
+    """A walk of the app's console routes: without a session a page sends the browser
+    to sign in and a form is refused before its body is read; only the sign-in pages and
+    the static files are open."""
+    from service.console import PAGES
+
+    open_paths = {"/console/sign-in", "/console/sign-in/{link}"}
+    walked = 0
+    for route in (r for module in PAGES for r in module.router.routes):
+        if route.path in open_paths:
+            continue
+        url = re.sub(r"\{[^}]+\}", "nope", route.path)
+        for method in route.methods or ():
+            if method == "HEAD":
+                continue
+            r = api.client.request(method, url, follow_redirects=False)
+            if method == "GET":
+                assert r.status_code == 303 and "/console/sign-in" in r.headers["location"], url
+            else:
+                assert r.status_code == 401, (method, url, r.status_code)
+            walked += 1
+    assert walked >= 20
