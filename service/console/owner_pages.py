@@ -46,6 +46,21 @@ async def upload(request: Request, who: SignedIn = Depends(signed_in)) -> Respon
     return RedirectResponse(f"/console/datasets/{seg(made['id'])}", status_code=303)
 
 
+@router.post("/datasets/{dataset_id}/versions")
+async def new_version(
+    request: Request, dataset_id: str, who: SignedIn = Depends(signed_in)
+) -> Response:
+    """A new version of the table (the same columns; the budget and ledger carry on)."""
+    form = await checked_form(request, who)
+    file = form.get("file")
+    if not isinstance(file, UploadFile) or not file.filename:
+        raise ApiError(422, "No File", "choose the table's new version to upload")
+    rows = {"file": (file.filename, await file.read(), file.content_type)}
+    async with api_for(request, who) as api:
+        await api.call("POST", f"/v1/datasets/{seg(dataset_id)}/versions", files=rows)
+    return RedirectResponse(f"/console/datasets/{seg(dataset_id)}", status_code=303)
+
+
 @router.get("/datasets/{dataset_id}")
 async def dataset(
     request: Request, dataset_id: str, who: SignedIn = Depends(signed_in)

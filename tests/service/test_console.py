@@ -99,6 +99,14 @@ def test_pages_show_users_strings_as_text_and_follow_the_api_roles(api, cps_smal
     r = api.client.post(f"/console/datasets/{ds['id']}/schema", data={
         "csrf": csrf, "column": "age", "bound_low": "0", "bound_high": "70"})  # fmt: skip
     assert r.status_code == 422 and "'age' is not in the schema" in _problem(r)
+    # a new version through the API's versions route: the columns must match
+    renamed = cps_small.rename(columns={"region": hostile})
+    v2 = {"file": ("v2.csv", renamed.head(2500).to_csv(index=False))}
+    r = api.client.post(f"/console/datasets/{ds['id']}/versions", data={"csrf": csrf}, files=v2)
+    assert r.status_code == 200 and "version 2" in r.text and "2,500 rows" in r.text
+    r = api.client.post(f"/console/datasets/{ds['id']}/versions", data={"csrf": csrf},
+                        files={"file": ("v3.csv", cps_small.to_csv(index=False))})  # fmt: skip
+    assert r.status_code == 422 and "missing" in _problem(r)
 
     _sign_in(api, "consumer")
     for path in (f"/console/datasets/{ds['id']}", "/console/jobs", "/console/audit"):
