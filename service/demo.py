@@ -106,7 +106,9 @@ def main() -> None:
 def _console_link(env: dict[str, str], url: str, owner_key: str, *, keep_serving: bool) -> None:
     """The web console, signed in as the demo owner by a one-time link."""
     link = _cli(env, "console", "link", owner_key, "--url", url)
-    console.print(f"web console: {url}/console (sign in as the demo owner, once: {link})")
+    # one line, never wrapped, so that the link can be copied whole
+    console.print(f"web console: {url}/console (sign in as the demo owner, once: {link})",
+                  soft_wrap=True, markup=False)  # fmt: skip
     if keep_serving:
         console.print("the server stays up for the console: Ctrl-C stops it")
         try:
