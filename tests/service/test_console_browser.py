@@ -66,12 +66,21 @@ class Visits:
 def _sign_in(browser, server, visits, key: str):
     context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
     visits.watch(context)
+    context.set_default_timeout(90_000)  # a loaded CI machine trains beside the browser
     page = context.new_page()
     page.goto(f"{server.url}/console")
     assert "/console/sign-in" in page.url
     page.fill("#key", key)
-    page.click("button[type=submit]")
+    _go(page, "button[type=submit]")
     return context, page
+
+
+def _go(page, selector: str) -> None:
+    """Click what loads a new page, and wait for it (a count or a read right after a
+    bare click may see the page before, or none, on a loaded machine)."""
+    with page.expect_navigation(timeout=120_000):
+        page.click(selector)
+    page.wait_for_load_state()
 
 
 def _problem(page) -> str:
@@ -90,7 +99,7 @@ def test_owner_consumer_and_auditor_in_a_real_browser(server, browser, cps, tmp_
     page.set_input_files("#file", str(table))
     page.fill("#name", "CPS1988 <script>alert(1)</script>")
     page.fill("#epsilon_budget", "3")
-    page.click("form[enctype] button[type=submit]")
+    _go(page, "form[enctype] button[type=submit]")
     assert "/console/datasets/" in page.url
     dataset_id = page.url.rsplit("/", 1)[1].split("#")[0]
     assert page.inner_text("h1").startswith("CPS1988 <script>")  # shown as text, not run
@@ -98,7 +107,8 @@ def test_owner_consumer_and_auditor_in_a_real_browser(server, browser, cps, tmp_
     row.locator("summary").click()
     row.locator("input[name=bound_low]").fill("0")
     row.locator("input[name=bound_high]").fill("70")
-    row.locator("button[type=submit]").click()
+    with page.expect_navigation(timeout=120_000):
+        row.locator("button[type=submit]").click()
     row = page.locator("tr", has=page.locator("strong", has_text="experience"))
     assert "[0.0, 70.0]" in row.inner_text()
     visits.shoot(page, "owner-dataset")
@@ -111,7 +121,7 @@ def test_owner_consumer_and_auditor_in_a_real_browser(server, browser, cps, tmp_
 
     # a job the budget cannot hold is refused as the API refuses it
     page.fill("#epsilon", "5")
-    page.click("#job-form button[type=submit]")
+    _go(page, "#job-form button[type=submit]")
     assert "exceeds the remaining budget" in _problem(page)
     page.go_back()
 
@@ -119,7 +129,7 @@ def test_owner_consumer_and_auditor_in_a_real_browser(server, browser, cps, tmp_
     page.goto(f"{server.url}/console/datasets/{dataset_id}")
     page.fill("#epsilon", "1")
     page.uncheck("input[name=audit]")
-    page.click("#job-form button[type=submit]")
+    _go(page, "#job-form button[type=submit]")
     assert "/console/jobs/" in page.url
     job_id = page.url.rsplit("/", 1)[1]
     page.wait_for_selector("#job-state", timeout=10_000)
@@ -127,14 +137,14 @@ def test_owner_consumer_and_auditor_in_a_real_browser(server, browser, cps, tmp_
     # carries the state as its class
     page.wait_for_selector("#job-state.succeeded, #job-state.failed", timeout=420_000)
     assert page.inner_text("#job-state") == "succeeded", page.inner_text("#progress")
-    page.wait_for_selector("#gates")
+    page.wait_for_selector("#gates", timeout=120_000)
     report = page.frame_locator("iframe.report")
-    assert "Privacy" in report.locator("body").inner_text(timeout=30_000)
+    assert "Privacy" in report.locator("body").inner_text(timeout=120_000)
     visits.shoot(page, "owner-job")
     page.locator("iframe.report").screenshot(path=str(shots / "owner-report.png"))
     page.fill("#rel-name", "CPS1988 wages, epsilon 1")
     page.fill("#rel-description", "Synthetic CPS1988 rows for wage models.")
-    page.click("#release-form button[type=submit]")
+    _go(page, "#release-form button[type=submit]")
     assert "/console/releases/" in page.url
     release_id = page.url.rsplit("/", 1)[1]
     model_id = page.inner_text("p.muted code >> nth=1")
@@ -147,13 +157,13 @@ def test_owner_consumer_and_auditor_in_a_real_browser(server, browser, cps, tmp_
     consumer_context, page = _sign_in(browser, server, visits, server.keys["consumer"])
     assert page.url.endswith("/console/releases")
     visits.shoot(page, "consumer-catalogue")
-    page.click("text=CPS1988 wages, epsilon 1")
+    _go(page, "text=CPS1988 wages, epsilon 1")
     assert page.locator("#preview tbody tr").count() == 5
     page.fill("#n", "250")
     page.select_option("#format", "csv")
     page.fill("#seed", "11")
     page.fill("#where", "region:south")
-    page.click("#builder button[type=submit]")
+    _go(page, "#builder button[type=submit]")
     assert "n=250" in page.inner_text("#curl-line") and "where=region%3Asouth" in page.inner_text(
         "#curl-line"
     )
@@ -173,7 +183,7 @@ def test_owner_consumer_and_auditor_in_a_real_browser(server, browser, cps, tmp_
     auditor_context, page = _sign_in(browser, server, visits, server.keys["auditor"])
     page.goto(f"{server.url}/console/audit")
     page.fill("#target", job_id)
-    page.click("#audit-filters button[type=submit]")
+    _go(page, "#audit-filters button[type=submit]")
     page.wait_for_url(f"**target={job_id}")
     entries = page.locator("#audit-entries tbody tr")
     assert entries.count() >= 1
@@ -197,7 +207,7 @@ def test_owner_consumer_and_auditor_in_a_real_browser(server, browser, cps, tmp_
     # signed out, the cookie is dead even if replayed
     page = owner_context.new_page()
     page.goto(f"{server.url}/console/datasets")
-    page.click("header form button[type=submit]")
+    _go(page, "header form button[type=submit]")
     assert "/console/sign-in" in page.url
     page.goto(f"{server.url}/console/datasets/{dataset_id}")
     assert "/console/sign-in" in page.url
