@@ -19,7 +19,7 @@ from rich.table import Table
 from service.cli_audit import audit_app
 from service.cli_console import console_app
 from service.cli_schedules import schedules_app
-from service.cli_support import database_sessions
+from service.cli_support import database_sessions, key_id_of
 from service.log_safety import configure_logging
 from service.storage.tables import (
     UnsupportedFormatError,
@@ -388,16 +388,10 @@ def keys_revoke(
     key: Annotated[str, typer.Argument(help="key id (see `sanitas keys list`) or the key")],
 ) -> None:
     """Revoke a key; the next request made with it is refused (401) and audited."""
-    from sqlalchemy import select
-
-    from service.db import ApiKey
-    from service.http.auth import hash_key, revoke_key
+    from service.http.auth import revoke_key
 
     with _sessions()() as session:
-        key_id = key
-        if key.startswith("san_"):
-            found = session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(key)))
-            key_id = found or ""
+        key_id = key_id_of(session, key)
         if not revoke_key(session, key_id):
             console.print("[red]error:[/red] no such key")
             raise typer.Exit(2)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli_support import database_sessions
+from service.cli_support import database_sessions, key_id_of
 
 __all__ = ["console_app"]
 
@@ -21,20 +21,13 @@ def link(
     url: Annotated[str, typer.Option(help="the server's address")] = "http://127.0.0.1:8000",
 ) -> None:
     """Print a sign-in link for the key, good once and for 15 minutes."""
-    from sqlalchemy import select
-
-    from service.db import ApiKey
-    from service.http.auth import hash_key
     from service.http.console_sessions import LINK_MINUTES, make_link
 
     with database_sessions()() as session:
-        key_id = key
-        if key.startswith("san_"):
-            key_id = session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(key))) or ""
-        found = session.get(ApiKey, key_id) if key_id else None
-        if found is None or found.revoked_at is not None:
-            typer.echo("error: no such live key", err=True)
-            raise typer.Exit(2)
-        token = make_link(session, key_id)
+        try:
+            token = make_link(session, key_id_of(session, key))
+        except ValueError as e:  # unknown or revoked
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
     typer.echo(f"{url.rstrip('/')}/console/sign-in/{token}")
     typer.echo(f"(one use, within {LINK_MINUTES} minutes)", err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["database_sessions"]
+__all__ = ["database_sessions", "key_id_of"]
 
 
 def database_sessions() -> Any:
@@ -19,3 +19,15 @@ def database_sessions() -> Any:
     if settings.is_sqlite:
         upgrade(settings.sqlalchemy_url)
     return make_sessionmaker(make_engine(settings.sqlalchemy_url))
+
+
+def key_id_of(session: Any, key: str) -> str:
+    """A key's id from its id or its secret (commands take either); "" when unknown."""
+    from sqlalchemy import select
+
+    from service.db import ApiKey
+    from service.http.auth import hash_key
+
+    if not key.startswith("san_"):
+        return key
+    return session.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(key))) or ""

@@ -14,7 +14,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from service.console.api_calls import Api, ApiError
-from service.http.auth import Principal
 from service.http.console_sessions import COOKIE, SignedIn, csrf_matches, find_session
 
 __all__ = [
@@ -75,7 +74,7 @@ async def signed_in(request: Request) -> SignedIn:
 
 
 def api_for(request: Request, who: SignedIn) -> Api:
-    return Api(request, Principal(who.key_id, who.role, who.project_id))
+    return Api(request, who.principal)
 
 
 async def checked_form(request: Request, who: SignedIn) -> FormData:

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from service.console.api_calls import ApiError
 from service.console.charts import budget_chart
@@ -30,19 +30,23 @@ async def datasets(request: Request, who: SignedIn = Depends(signed_in)) -> HTML
     return render(request, "datasets.html", who, datasets=page["items"], error=None)
 
 
+def _file_part(form: FormData, missing: str) -> dict[str, Any]:
+    """The form's file as the API's multipart field, read from the spooled upload as it is
+    sent (not held in memory a second time)."""
+    file = form.get("file")
+    if not isinstance(file, UploadFile) or not file.filename:
+        raise ApiError(422, "No File", missing)
+    return {"file": (file.filename, file.file, file.content_type)}
+
+
 @router.post("/datasets")
 async def upload(request: Request, who: SignedIn = Depends(signed_in)) -> Response:
     form = await checked_form(request, who)
-    file = form.get("file")
-    if not isinstance(file, UploadFile) or not file.filename:
-        raise ApiError(422, "No File", "choose a table (.csv, .parquet) or images to upload")
+    rows = _file_part(form, "choose a table (.csv, .parquet) or images to upload")
     fields = {k: str(form.get(k) or "") for k in ("name", "epsilon_budget", "delta")}
     async with api_for(request, who) as api:
-        made = await api.call(
-            "POST", "/v1/datasets",
-            files={"file": (file.filename, await file.read(), file.content_type)},
-            data={k: v for k, v in fields.items() if v},
-        )  # fmt: skip
+        made = await api.call("POST", "/v1/datasets", files=rows,
+                              data={k: v for k, v in fields.items() if v})  # fmt: skip
     return RedirectResponse(f"/console/datasets/{seg(made['id'])}", status_code=303)
 
 
@@ -52,10 +56,7 @@ async def new_version(
 ) -> Response:
     """A new version of the table (the same columns; the budget and ledger carry on)."""
     form = await checked_form(request, who)
-    file = form.get("file")
-    if not isinstance(file, UploadFile) or not file.filename:
-        raise ApiError(422, "No File", "choose the table's new version to upload")
-    rows = {"file": (file.filename, await file.read(), file.content_type)}
+    rows = _file_part(form, "choose the table's new version to upload")
     async with api_for(request, who) as api:
         await api.call("POST", f"/v1/datasets/{seg(dataset_id)}/versions", files=rows)
     return RedirectResponse(f"/console/datasets/{seg(dataset_id)}", status_code=303)

@@ -14,7 +14,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from service.console.api_calls import ApiError, Forwarded
 from service.console.common import api_for, checked_form, render, seg, signed_in
 from service.console.forms import text
-from service.http.auth import Principal
 from service.http.console_sessions import SignedIn
 
 __all__ = ["router"]
@@ -104,8 +103,7 @@ async def download(
     """The API's own download, streamed to the browser as the signed-in key (audited by
     the API when the stream ends, as any download)."""
     params = [("n", n), ("format", format), ("seed", seed), *(("where", w) for w in where)]
-    principal = Principal(who.key_id, who.role, who.project_id)
-    return Forwarded(principal, f"/v1/releases/{seg(release_id)}/samples", params)
+    return Forwarded(who.principal, f"/v1/releases/{seg(release_id)}/samples", params)
 
 
 @router.post("/releases/{release_id}/withdraw")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from service.db import ApiKey, ConsoleLink, ConsoleSession, Role, now
 from service.domain.records import audit
-from service.http.auth import hash_key
+from service.http.auth import Principal, hash_key
 
 __all__ = [
     "COOKIE",
@@ -52,12 +52,22 @@ class SignedIn:
     label: str | None
     csrf: str
 
+    @property
+    def principal(self) -> Principal:
+        """What the console's in-process API calls act as."""
+        return Principal(self.key_id, self.role, self.project_id)
 
-def start_session(s: Session, key_id: str, *, via: str) -> str:
-    """A new session for the key, audited; the cookie's token (the only time it is seen)."""
+
+def _live_key(s: Session, key_id: str) -> ApiKey:
     key = s.get(ApiKey, key_id)
     if key is None or key.revoked_at is not None:
         raise ValueError(f"no live API key {key_id!r}")
+    return key
+
+
+def start_session(s: Session, key_id: str, *, via: str) -> str:
+    """A new session for the key, audited; the cookie's token (the only time it is seen)."""
+    key = _live_key(s, key_id)
     token = secrets.token_urlsafe(32)
     audit(s, key_id, "console.sign_in", project_id=key.project_id, via=via)
     s.add(
@@ -116,9 +126,8 @@ def csrf_matches(signed_in: SignedIn, sent: str | None) -> bool:
 
 
 def make_link(s: Session, key_id: str) -> str:
-    """A one-time sign-in token for the key."""
-    if s.get(ApiKey, key_id) is None:
-        raise ValueError(f"no API key {key_id!r}")
+    """A one-time sign-in token for the key (ValueError unless the key is live)."""
+    _live_key(s, key_id)
     token = secrets.token_urlsafe(32)
     s.add(
         ConsoleLink(

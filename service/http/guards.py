@@ -15,7 +15,6 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 import anyio
@@ -23,6 +22,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.http.auth import CONSOLE_SCOPE
@@ -152,33 +152,27 @@ class BodyGuard:
         scheme, _, token = authorization.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return "send an API key: Authorization: Bearer <key>"
-        # as the routes' dependency does: SQLite's key reader is a local point read on
-        # its own connection, used on the event loop; PostgreSQL's is a round trip,
-        # made in a thread
-        if self.lookup_on_loop:
-            key = self.lookup(token.strip())
-        else:
-            key = await run_in_threadpool(self.lookup, token.strip())
+        key = await self._look_up(self.lookup, token.strip())
         if key is None or key.revoked_at is not None:
             return "unknown or revoked API key"
         return None
 
     async def _signed_in(self, cookie_header: bytes) -> str | None:
-        """None when the console cookie names a live session, else why not."""
-        cookies = SimpleCookie()
-        try:
-            cookies.load(cookie_header.decode("latin-1")[:4096])
-        except CookieError:
-            return "the Cookie header cannot be read"
-        morsel = cookies.get(COOKIE)
-        if morsel is None or not morsel.value:
+        """None when the console cookie names a live session, else why not (the cookie
+        read as the route's ``request.cookies`` reads it)."""
+        token = cookie_parser(cookie_header.decode("latin-1")[:4096]).get(COOKIE)
+        if not token:
             return "sign in to the console first"
-        token = morsel.value
-        if self.lookup_on_loop:
-            alive = self.console_session(token)
-        else:
-            alive = await run_in_threadpool(self.console_session, token)
+        alive = await self._look_up(self.console_session, token)
         return None if alive else "the console session has ended: sign in again"
+
+    async def _look_up(self, lookup: Callable[[str], Any], token: str) -> Any:
+        """As the routes' dependencies do: SQLite's key reader is a local point read on
+        its own connection, used on the event loop; PostgreSQL's is a round trip, made in
+        a thread."""
+        if self.lookup_on_loop:
+            return lookup(token)
+        return await run_in_threadpool(lookup, token)
 
     async def _refuse(self, scope: Scope, send: Send, status: int, title: str, detail: str) -> None:
         if not self.refusals.allow(client_of(scope)):
