@@ -48,9 +48,12 @@ def job_options(form: FormData) -> dict[str, Any]:
                                "audit": text(form, "audit") == "on"}  # fmt: skip
     if generator := text(form, "generator"):
         options["generator"] = generator
-    for field in ("calibration_share", "epochs"):
-        if (value := numbers(form, field)) is not None:
-            options[field] = int(value) if field == "epochs" and isinstance(value, float) else value
+    if (share := numbers(form, "calibration_share")) is not None:
+        options["calibration_share"] = share
+    if (epochs := numbers(form, "epochs")) is not None:
+        # a whole number as an int; anything else as typed, for the API to refuse by name
+        whole = isinstance(epochs, float) and epochs.is_integer()
+        options["epochs"] = int(epochs) if whole else epochs
     if target := text(form, "target_column"):
         options["target_column"] = target
     return options

@@ -73,6 +73,10 @@ def test_forms_need_the_csrf_token_and_bodies_need_a_session(api, cps_small):
     r = api.client.post("/console/jobs", data={"csrf": csrf, "dataset_id": ds["id"],
                                                "epsilon": "one"})  # fmt: skip
     assert r.status_code == 422 and "epsilon" in _problem(r)
+    # a fractional epoch count reaches the API (its 422), not cut to a whole one
+    r = api.client.post("/console/jobs", data={"csrf": csrf, "dataset_id": ds["id"],
+                                               "epsilon": "1", "epochs": "1.5"})  # fmt: skip
+    assert r.status_code == 422 and "epochs" in _problem(r)
     job = {"csrf": csrf, "dataset_id": ds["id"]}
     r = api.client.post("/console/jobs", data={**job, "epsilon": "5"})
     assert r.status_code == 409 and "exceeds the remaining budget" in _problem(r)
