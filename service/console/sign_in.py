@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Annotated
+from urllib.parse import urlparse
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -49,12 +50,32 @@ def sign_in_page(request: Request, next: str | None = None) -> HTMLResponse:
     return render(request, "sign_in.html", None, next=_next_page(next), error=None)
 
 
+def _from_this_site(request: Request) -> bool:
+    """Whether the sign-in form was posted by a page of this server. The form has no
+    session yet, so no CSRF token: without this, another site could post its own key
+    into a visitor's browser (login CSRF), and the visitor would then upload their data
+    into that site's project. Browsers say where a POST came from (Sec-Fetch-Site,
+    Origin); a client that says neither (curl, a test) is not a browser being misled.
+    Sec-Fetch-Site first: under this server's ``Referrer-Policy: no-referrer`` a browser
+    sends ``Origin: null`` even for its own pages' forms."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return True
+    return urlparse(origin).netloc == request.headers.get("host", "")
+
+
 @router.post("/sign-in")
 async def sign_in(
     request: Request,
     key: Annotated[str, Form(max_length=MAX_KEY)],
     next: Annotated[str | None, Form(max_length=500)] = None,
 ) -> Response:
+    if not _from_this_site(request):
+        return render(request, "sign_in.html", None, 403, next="/console",
+                      error="sign in from this server's own sign-in page")  # fmt: skip
     sessions, engine = request.app.state.sessions, request.app.state.engine
 
     def start() -> str | None:

@@ -38,6 +38,11 @@ def test_sign_in_keeps_the_key_out_of_the_page_and_ends_when_the_key_does(api):
     assert anonymous.headers["location"] == "/console/sign-in?next=/console/datasets"
     wrong = api.client.post("/console/sign-in", data={"key": "san_nope"})
     assert wrong.status_code == 401 and "unknown or revoked API key" in wrong.text
+    # login CSRF: another site posting a (valid) key into a visitor's browser is refused
+    for headers in ({"origin": "https://evil.example"}, {"sec-fetch-site": "cross-site"}):
+        forced = api.client.post("/console/sign-in", data={"key": api.keys["other_owner"]},
+                                 headers=headers, follow_redirects=False)  # fmt: skip
+        assert forced.status_code == 403 and "set-cookie" not in forced.headers
 
     r = api.client.post("/console/sign-in", data={"key": api.keys["owner"],
                         "next": "https://evil.example/"}, follow_redirects=False)  # fmt: skip

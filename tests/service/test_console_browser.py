@@ -204,6 +204,17 @@ def test_owner_consumer_and_auditor_in_a_real_browser(server, browser, cps, tmp_
     page.goto(f"{server.url}/console/releases")
     assert "CPS1988" not in page.inner_text("main")
 
+    # login CSRF: a page elsewhere posting project beta's key into the consumer's browser
+    # is refused, and the consumer stays who they were
+    trap = consumer_context.new_page()
+    form = f'<input name="key" value="{beta_key}"><button>go</button>'
+    trap.set_content(f'<form method="post" action="{server.url}/console/sign-in">{form}</form>')
+    with trap.expect_navigation():
+        trap.click("button")
+    assert "sign in from this server's own sign-in page" in _problem(trap)
+    trap.goto(f"{server.url}/console/releases")
+    assert "consumer · alpha" in trap.inner_text("header")
+
     # signed out, the cookie is dead even if replayed
     page = owner_context.new_page()
     page.goto(f"{server.url}/console/datasets")
