@@ -71,8 +71,10 @@ def shares(dp: DPConfig, schema: TableSchema) -> tuple[float, float]:
     """The preprocessing and calibration shares of epsilon: the request's, or the rule's
     (see PREPROCESSING_SHARE), from the schema alone (public)."""
     modelled = schema.modelled
-    learned = [
-        c for c in modelled if needs_domain_discovery(c) or (c.is_numeric and not c.public_bounds)
+    learned = [  # domains and bounds (a numeric column's frequent values do not count)
+        c
+        for c in modelled
+        if (c.public_bounds is None if c.is_numeric else needs_domain_discovery(c))
     ]
     private = len(learned) / max(len(modelled), 1)
     preprocessing = dp.preprocessing_share

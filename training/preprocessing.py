@@ -13,7 +13,9 @@ scale ``sigma``:
    heights, dates) to where its rows are.
 3. for each numeric column, a histogram over public edges inside its bounds, from
    which the DP quantile bins (or integer tokens) come, and the shape of each bin
-   that decoding draws from.
+   that decoding draws from; and its frequent values (``training.dp.frequent_values``:
+   a histogram of every step, or a selection when the column has no step), which
+   decoding returns exactly.
 
 Notes:
     ``count_queries`` says how many histograms a schema needs *before* any data is
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from training.dp import frequent_values as frequent
 from training.dp import mechanisms as mech
 from training.encoding import (
     CategoricalEncoder,
@@ -75,7 +78,16 @@ class FittedPreprocessing:
 
 
 def needs_domain_discovery(col: ColumnSchema) -> bool:
+    """Whether a column's values are selected under DP (thresholded, part of delta):
+    categories without a declared domain, and the frequent values of a numeric column
+    that has no step, whose values no public grid lists."""
+    if col.is_numeric:
+        return not _is_integral(col)
     return col.kind == ColumnKind.CATEGORICAL and col.public_categories is None
+
+
+def _is_integral(col: ColumnSchema) -> bool:
+    return col.kind in (ColumnKind.INTEGER, ColumnKind.DATETIME) or col.step is not None
 
 
 def count_queries(schema: TableSchema) -> int:
@@ -84,6 +96,7 @@ def count_queries(schema: TableSchema) -> int:
     for col in schema.modelled:
         if col.is_numeric:
             k += 1 + 2 * (col.public_bounds is None)  # octaves and zoom, then fine
+            k += _releases_frequent_values(col)
         elif needs_domain_discovery(col):
             k += 1
     return k
@@ -116,7 +129,7 @@ def fit_encoders(
     for col in schema.modelled:
         values = df[col.name]
         if col.is_numeric:
-            encoders.append(_fit_numeric(col, values, sigma, max_bins, rng, fitted))
+            encoders.append(_fit_numeric(col, values, sigma, max_bins, rng, fitted, delta_col))
         else:
             encoders.append(_fit_categorical(col, values, sigma, delta_col, rng, fitted))
     fitted.encoder = TableEncoder(columns=encoders)
@@ -189,20 +202,15 @@ def _fit_numeric(
     max_bins: int,
     rng: np.random.Generator,
     fitted: FittedPreprocessing,
+    delta_selection: float,
 ) -> NumericEncoder:
     step = col.step
     x_all = as_float(values, col.kind)
     if step is not None:  # count in steps: 1.63 m is 163 centimetres, a date a day
         x_all = np.round(x_all / step)
     x = x_all[~np.isnan(x_all)]
-    integral = col.kind in (ColumnKind.INTEGER, ColumnKind.DATETIME) or step is not None
-    if col.public_bounds is not None:
-        lo, hi = col.public_bounds
-        bounds = mech.public_range(*((lo / step, hi / step) if step else (lo, hi)))
-        fitted.public_metadata.append(f"{col.name}: bounds")
-    else:
-        bounds = _private_bounds(x, sigma, rng)
-        fitted.private_metadata.append(f"{col.name}: bounds (DP octave and zoom histograms)")
+    integral = _is_integral(col)
+    bounds = _bounds(col, x, sigma, rng, fitted)
     edges = mech.fine_edges(bounds, integral=integral)
     bucket = mech.bucket_index(x, edges)
     # two extra buckets in the same release: exact zeros (a point mass, when inside the
@@ -226,15 +234,105 @@ def _fit_numeric(
         noise_floor=1.5 * sigma,
     )
     fitted.private_metadata.append(f"{col.name}: quantile bins (DP histogram)")
+    shapes = mech.bin_shapes(bins, edges, counts, sigma=sigma)
+    if integral:
+        known = _known_values(col, x, bounds, edges, counts, sigma, rng, fitted)
+    else:
+        known = _selected_values(col, x, sigma, delta_selection, rng, fitted)
+    if known:
+        mass = _bin_mass(bins, edges, np.where(counts > 1.5 * sigma, counts, 0.0))
+        bins, shapes = frequent.with_known_values(
+            bins, shapes, mass, known, point_share=1 / (2 * max_bins), max_points=max_bins,
+            integral=integral,
+        )  # fmt: skip
     return NumericEncoder(
         name=col.name,
         dtype=col.dtype,
         kind=col.kind,
         bins=[(b.lo, b.hi) for b in bins],
-        shapes=mech.bin_shapes(bins, edges, counts, sigma=sigma),
+        shapes=shapes,
         step=step,
         nullable=_numeric_nullable(col, missing_count, sigma, fitted),
     )
+
+
+def _bounds(
+    col: ColumnSchema,
+    x: np.ndarray,
+    sigma: float,
+    rng: np.random.Generator,
+    fitted: FittedPreprocessing,
+) -> mech.Range:
+    """Declared bounds (in steps when the column has one), or DP bounds."""
+    if col.public_bounds is None:
+        fitted.private_metadata.append(f"{col.name}: bounds (DP octave and zoom histograms)")
+        return _private_bounds(x, sigma, rng)
+    lo, hi = col.public_bounds
+    ends = (lo / col.step, hi / col.step) if col.step else (lo, hi)
+    fitted.public_metadata.append(f"{col.name}: bounds")
+    return mech.public_range(*ends, integral=_is_integral(col))
+
+
+def _known_values(
+    col: ColumnSchema,
+    x: np.ndarray,
+    bounds: mech.Range,
+    edges: np.ndarray,
+    counts: np.ndarray,
+    sigma: float,
+    rng: np.random.Generator,
+    fitted: FittedPreprocessing,
+) -> list[tuple[float, float]]:
+    """The column's frequent values: read off the fine histogram when it already
+    counts every value (a short declared integer range), else their own release."""
+    if not _releases_frequent_values(col):
+        unit = bool(np.all(np.diff(edges) == 1))
+        if not unit:
+            return []
+        threshold = frequent.threshold_of(sigma, len(counts))
+        held = zip(edges[:-1], counts, strict=True)
+        return [(float(v), float(c)) for v, c in held if c > threshold]
+    fitted.private_metadata.append(f"{col.name}: frequent values (DP histogram)")
+    return frequent.frequent_values(x, bounds.lo, bounds.hi, sigma=sigma, rng=rng)
+
+
+def _selected_values(
+    col: ColumnSchema,
+    x: np.ndarray,
+    sigma: float,
+    delta: float,
+    rng: np.random.Generator,
+    fitted: FittedPreprocessing,
+) -> list[tuple[float, float]]:
+    """A column without a step (six printed decimals, say): its frequent exact values
+    by thresholded partition selection, as categories are found (part of delta)."""
+    fitted.private_metadata.append(f"{col.name}: frequent values (DP partition selection)")
+    kept = mech.partition_select(x, sigma=sigma, delta=delta, rng=rng)
+    return sorted((float(v), c) for v, c in kept.items())  # type: ignore[arg-type]
+
+
+def _releases_frequent_values(col: ColumnSchema) -> bool:
+    """Every numeric column releases its frequent values: a histogram of every step,
+    or a selection when there are no steps; except that declared bounds may make the
+    fine histogram count every integer already (known before any row is read)."""
+    if not _is_integral(col) or col.public_bounds is None:
+        return True
+    lo, hi = col.public_bounds
+    step = col.step or 1.0
+    return hi / step - lo / step > mech.MAX_INTEGER_BUCKETS
+
+
+def _bin_mass(bins: list[mech.Bin], edges: np.ndarray, counts: np.ndarray) -> list[float]:
+    """Rows in each bin by the fine histogram, a bucket shared by overlap."""
+    width = np.diff(edges)
+    out = []
+    for b in bins:
+        lo = np.maximum(edges[:-1], b.lo)
+        hi = np.minimum(edges[1:], b.hi)
+        overlap = np.clip(hi - lo, 0.0, None)
+        share = np.where(width > 0, overlap / np.where(width > 0, width, 1.0), 0.0)
+        out.append(float((counts * share).sum()))
+    return out
 
 
 def _numeric_nullable(

@@ -231,9 +231,12 @@ def empty_runs(noisy: np.ndarray, sigma: float) -> tuple[int, int]:
     return (first, last) if first <= last else (0, len(noisy) - 1)
 
 
-def public_range(lo: float, hi: float) -> Range:
-    """A declared range; resolve magnitudes down to 2^-10 of its largest end."""
-    return Range(lo=lo, hi=hi, small=max(abs(lo), abs(hi)) * 2.0**-10)
+def public_range(lo: float, hi: float, *, integral: bool = False) -> Range:
+    """A declared range; resolve magnitudes down to 2^-10 of its largest end, or down
+    to one unit when the column counts whole units (steps): turnaround hours in tenths
+    up to 16,077 h had every value under 15.7 h, 80% of rows, in one bucket."""
+    small = max(abs(lo), abs(hi)) * 2.0**-10
+    return Range(lo=lo, hi=hi, small=min(small, 1.0) if integral else small)
 
 
 def fine_edges(bounds: Range, *, integral: bool) -> np.ndarray:

@@ -81,8 +81,8 @@ def test_reported_epsilon_is_at_most_the_target(which, request):
 
 def test_public_and_private_metadata_are_recorded(dp_model, private_schema_model):
     assert "age: categories" in dp_model.privacy.public_metadata
-    # row count + affairs' three histograms (octaves, zoom, fine)
-    assert dp_model.privacy.preprocessing_queries == 4
+    # row count + affairs' three histograms (octaves, zoom, fine) + its frequent values
+    assert dp_model.privacy.preprocessing_queries == 5
     assert not private_schema_model.privacy.public_metadata
     assert (
         "age: categories (DP partition selection)" in private_schema_model.privacy.private_metadata
