@@ -36,7 +36,7 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,12 +77,9 @@ IPF_TOLERANCE = 1e-4
 # fair's columns independently: worst column TV 0.204, against 0.051 at 30 and 0.052
 # uncapped)
 WEIGHT_CAP = 30.0
-# applied in the conditionals (see ``training.conditional_tilt``): fitted on fresh draws
-# of the tilted chain, each step damped, log-factors bounded
-TILT_ITERATIONS = 14
-TILT_POOL_ROWS = 32_768
-TILT_STEP = 0.7
-LOG_FACTOR_BOUNDS = (-8.0, 5.0)
+# applied in the conditionals (see ``training.conditional_tilt``): fitted in one draw
+# of this many rows, each column's tables as the draw reaches it (FittingTilt)
+FIT_POOL_ROWS = 65_536
 # Resampling n rows from n model rows whose tilt has an effective sample size of
 # a tenth (fair at epsilon 1) repeats rows: sdmetrics quality 0.895 against 0.913 from a
 # pool 3x larger (6 fits). So the pool grows until each group's effective size is this
@@ -295,7 +292,15 @@ def _numeric_groups(counts: np.ndarray) -> list[int]:
     return [0, *(dense + 1).tolist()]
 
 
-Draw = Callable[[int, "Calibration | None"], np.ndarray]
+class Tilt(Protocol):
+    """What a draw adds to column ``column``'s logits, given the rows drawn so far."""
+
+    def __call__(self, column: int, tokens: Any) -> Any: ...
+
+
+# ``draw(n, calibration)``: n rows of the trained model's tokens, tilted by a
+# calibration, or by a tilt fitting itself as it draws (FittingTilt)
+Draw = Callable[[int, "Calibration | Tilt | None"], np.ndarray]
 
 
 def fit_calibration(
@@ -362,42 +367,14 @@ def _with_factors(
 def _fit_conditionals(
     draw: Draw, groups: list[list[int]], cliques: list[list[int]], targets: list[np.ndarray]
 ) -> Calibration:
-    """Log-factors for a chain that applies each clique at its last column, fitted on
-    fresh draws of the tilted chain itself (post-processing: no data, only the
-    targets).
+    """Log-factors for a chain that applies each clique at its last column, fitted in
+    one draw of FIT_POOL_ROWS rows that fits each column's tables as it reaches it
+    (``FittingTilt``; post-processing: no data, only the targets)."""
+    from training.conditional_tilt import FittingTilt  # torch: the fit's import only
 
-    A column's own factor moves its share; a pair's factor, applied when its later
-    column is drawn, moves the later column's share *given* the earlier one, so its
-    step is the ratio of conditionals and leaves the 1-way shares to the singles.
-    Steps are damped: cliques that end on the same column push on the same logits.
-    """
-    sizes = group_sizes(groups)
-    shares = [t / t.sum() if t.sum() > 0 else None for t in targets]
-    logs = [np.zeros(len(t)) for t in targets]
-    ending = np.bincount([max(c) for c in cliques], minlength=len(groups))
-    steps = [TILT_STEP / ending[max(c)] for c in cliques]
-    for _ in range(TILT_ITERATIONS):
-        current = _with_factors(groups, cliques, [np.exp(x) for x in logs], "conditionals")
-        grouped = current._grouped(draw(TILT_POOL_ROWS, current))
-        for k, (clique, share) in enumerate(zip(cliques, shares, strict=True)):
-            if share is None:
-                continue
-            counts = np.bincount(_cells(grouped, clique, sizes), minlength=len(share))
-            step = _log_step(share, counts / len(grouped), [sizes[j] for j in clique])
-            logs[k] = np.clip(logs[k] + steps[k] * step, *LOG_FACTOR_BOUNDS)
-    return _with_factors(groups, cliques, [np.exp(x) for x in logs], "conditionals")
-
-
-def _log_step(target: np.ndarray, current: np.ndarray, shape: list[int]) -> np.ndarray:
-    """log(target / current), of the last column's share given the others'; cells are
-    smoothed by half a pool row so that an empty cell asks for a finite step."""
-    smooth = 0.5 / TILT_POOL_ROWS
-    t = target.reshape(shape) + smooth
-    c = current.reshape(shape) + smooth
-    if len(shape) > 1:
-        t = t / t.sum(-1, keepdims=True)
-        c = c / c.sum(-1, keepdims=True)
-    return np.clip(np.log(t) - np.log(c), -3.0, 3.0).ravel()
+    fitting = FittingTilt(groups, cliques, targets)
+    draw(FIT_POOL_ROWS, fitting)
+    return _with_factors(groups, fitting.cliques, fitting.factors(), "conditionals")
 
 
 def _oversample(weights: np.ndarray, grouped: np.ndarray) -> float:

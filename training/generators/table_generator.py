@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from training.calibration import MIN_DRAW, Applied, Calibration
+from training.calibration import MIN_DRAW, Applied, Calibration, Tilt
 from training.conditional_tilt import ConditionalTilt
 from training.constraints import apply_copies, copied_columns, rows_kept
 from training.encoding import TableEncoder
@@ -97,7 +97,7 @@ class TableGenerator(SavedGenerator):
         size: int,
         fixed: dict[int, int],
         generator: torch.Generator,
-        tilt: ConditionalTilt | None = None,
+        tilt: Tilt | None = None,
     ) -> torch.Tensor:
         """Tokens of ``size`` rows, column ``j`` equal to ``fixed[j]``.  (size, C)
 
@@ -106,12 +106,15 @@ class TableGenerator(SavedGenerator):
         raise NotImplementedError
 
     def draw_unconditional(
-        self, n: int, *, seed: int | None = None, calibration: Calibration | None = None
+        self, n: int, *, seed: int | None = None, calibration: Calibration | Tilt | None = None
     ) -> np.ndarray:
         """``n`` rows of the network's own tokens, tilted in its conditionals by
-        ``calibration`` when one is given (never resampled).  (n, C)"""
+        ``calibration`` when one is given (never resampled), or by a tilt being fitted
+        (``FittingTilt``).  (n, C)"""
         seeds = np.random.SeedSequence(seed).spawn(math.ceil(n / DEFAULT_CHUNK))
-        tilt = ConditionalTilt(calibration) if calibration is not None else None
+        tilt: Tilt | None = (
+            ConditionalTilt(calibration) if isinstance(calibration, Calibration) else calibration
+        )
         parts = []
         for i, chunk_seed in enumerate(seeds):
             size = min(DEFAULT_CHUNK, n - i * DEFAULT_CHUNK)
@@ -153,7 +156,7 @@ class TableGenerator(SavedGenerator):
         fixed: dict[int, int],
         where: Mapping[str, Scalar | None],
         seed: np.random.SeedSequence,
-        tilt: ConditionalTilt | None,
+        tilt: Tilt | None,
     ) -> pd.DataFrame:
         """``size`` rows that keep the declared constraints: rows breaking one are drawn
         again (the model conditioned on the rules), equal columns copied."""
@@ -187,7 +190,7 @@ class TableGenerator(SavedGenerator):
         fixed: dict[int, int],
         where: Mapping[str, Scalar | None],
         seed: np.random.SeedSequence,
-        tilt: ConditionalTilt | None,
+        tilt: Tilt | None,
     ) -> pd.DataFrame:
         torch_seed, numpy_seed = seed.generate_state(2)
         generator = torch.Generator().manual_seed(int(torch_seed))

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from training.budget import PreprocessingBudget, plan_preprocessing
-from training.calibration import Applied, Calibration, Draw, fit_calibration
+from training.calibration import Applied, Calibration, Draw, Tilt, fit_calibration
 from training.canaries import TablePlanter
 from training.dp.secret_random import secret_numpy_rng
 from training.pipeline.accounting import RunFacts, account
@@ -120,7 +120,7 @@ def build_table_generator(
         summary=summary, training=record,
     )  # fmt: skip
 
-    def draw(n: int, calibration: Calibration | None) -> np.ndarray:
+    def draw(n: int, calibration: Calibration | Tilt | None) -> np.ndarray:
         return model.draw_unconditional(n, calibration=calibration)
 
     model.calibration, pairs = calibrate(draw, table, applied=model.calibration_applied)

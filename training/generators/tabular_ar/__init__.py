@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from training.conditional_tilt import ConditionalTilt
+from training.calibration import Tilt
 from training.errors import ConditionError
 from training.generators.table_generator import DEFAULT_CHUNK, TableGenerator
 from training.generators.tabular_ar.network import (
@@ -50,7 +50,7 @@ class TabularARGenerator(TableGenerator):
         size: int,
         fixed: dict[int, int],
         generator: torch.Generator,
-        tilt: ConditionalTilt | None = None,
+        tilt: Tilt | None = None,
     ) -> torch.Tensor:
         tokens = self.net.mask_ids.repeat(size, 1).clone()
         for j, token in fixed.items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -116,6 +117,17 @@ def _shared(prefix: torch.Tensor | None, n: int) -> tuple[torch.Tensor | None, t
     return inverse, first
 
 
+@runtime_checkable
+class FitsWhileDrawing(Protocol):
+    """A tilt that fits itself on the rows being drawn (``FittingTilt``)."""
+
+    def __call__(self, column: int, tokens: torch.Tensor) -> torch.Tensor | None: ...
+
+    def fit(
+        self, column: int, tokens: torch.Tensor, logits: torch.Tensor, weights: torch.Tensor
+    ) -> None: ...
+
+
 @torch.no_grad()
 def generate(
     model: TabularAR,
@@ -157,10 +169,13 @@ def generate(
             rows, row_tokens = h0[first], tokens[first]
         h = model.norm(model.blocks(rows))  # (N or prefixes, H)
         logits = torch.addmm(heads_b[j], h, heads_w[j].T)  # (N or prefixes, V_j)
-        if tilt is not None and (extra := tilt(j, row_tokens)) is not None:
-            logits += extra
         if banned[j]:
             logits[:, banned[j]] = float("-inf")
+        if isinstance(tilt, FitsWhileDrawing):  # a calibration being fitted on these rows
+            stands_for = torch.ones(n) if inverse is None else torch.bincount(inverse)
+            tilt.fit(j, row_tokens, logits, stands_for)
+        if tilt is not None and (extra := tilt(j, row_tokens)) is not None:
+            logits += extra
         # unnormalized CDF: the draw scales u by the total instead of dividing by it
         cdf = logits.sub_(logits.amax(1, keepdim=True)).exp_().cumsum_(1)
         if inverse is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from training.conditional_tilt import ConditionalTilt
+from training.calibration import Tilt
 from training.generators.table_generator import TableGenerator
 from training.generators.tabular_gan.network import (
     Generator,
@@ -37,7 +37,7 @@ class TabularGANGenerator(TableGenerator):
         size: int,
         fixed: dict[int, int],
         generator: torch.Generator,
-        tilt: ConditionalTilt | None = None,  # never given: a GAN's calibration resamples
+        tilt: Tilt | None = None,  # never given: a GAN's calibration resamples
     ) -> torch.Tensor:
         config, columns = self.net.config, len(self.columns)
         base = torch.zeros(size, columns, dtype=torch.long)
