@@ -370,7 +370,7 @@ def _fit_conditionals(
     """Log-factors for a chain that applies each clique at its last column, fitted in
     one draw of FIT_POOL_ROWS rows that fits each column's tables as it reaches it
     (``FittingTilt``; post-processing: no data, only the targets)."""
-    from training.conditional_tilt import FittingTilt  # torch: the fit's import only
+    from training.fitting_tilt import FittingTilt  # torch: the fit's import only
 
     fitting = FittingTilt(groups, cliques, targets)
     draw(FIT_POOL_ROWS, fitting)

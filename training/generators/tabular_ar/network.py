@@ -171,11 +171,7 @@ def generate(
         logits = torch.addmm(heads_b[j], h, heads_w[j].T)  # (N or prefixes, V_j)
         if banned[j]:
             logits[:, banned[j]] = float("-inf")
-        if isinstance(tilt, FitsWhileDrawing):  # a calibration being fitted on these rows
-            stands_for = torch.ones(n) if inverse is None else torch.bincount(inverse)
-            tilt.fit(j, row_tokens, logits, stands_for)
-        if tilt is not None and (extra := tilt(j, row_tokens)) is not None:
-            logits += extra
+        _tilted(tilt, j, row_tokens, logits, inverse, n)
         # unnormalized CDF: the draw scales u by the total instead of dividing by it
         cdf = logits.sub_(logits.amax(1, keepdim=True)).exp_().cumsum_(1)
         if inverse is not None:
@@ -191,6 +187,23 @@ def generate(
         else:
             prefix = None
     return tokens
+
+
+def _tilted(
+    tilt: Callable[[int, torch.Tensor], torch.Tensor | None] | None,
+    column: int,
+    tokens: torch.Tensor,
+    logits: torch.Tensor,
+    inverse: torch.Tensor | None,
+    n: int,
+) -> None:
+    """Add the tilt's log-factors to ``logits`` in place; a tilt being fitted first fits
+    on these rows, each standing for as many rows as share its prefix."""
+    if isinstance(tilt, FitsWhileDrawing):
+        stands_for = torch.ones(n) if inverse is None else torch.bincount(inverse)
+        tilt.fit(column, tokens, logits, stands_for)
+    if tilt is not None and (extra := tilt(column, tokens)) is not None:
+        logits += extra
 
 
 @torch.no_grad()

@@ -1,0 +1,120 @@
+"""Fitting a calibration's conditional tilt while drawing, one column at a time.
+
+``training.conditional_tilt`` applies fitted tables; this module fits them. It reads
+no data: only the measured (noisy, shrunk) marginals and the network's own draws.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = ["FittingTilt"]
+
+# FittingTilt: proportional-fitting sweeps per column, stopped when every measured
+# marginal's rows are within this share of the pool; half a row of smoothing keeps an
+# empty cell's step finite; log-factors bounded as the earlier fit's were
+FIT_ITERATIONS = 60
+FIT_TOLERANCE = 2e-3
+FIT_SMOOTH = 0.5
+LOG_BOUNDS = (-8.0, 5.0)
+
+
+class FittingTilt:
+    """A tilt that fits its own log-tables while drawing, one column at a time.
+
+    When column j is about to be drawn, the rows' earlier columns come from the chain
+    already tilted, and the network's logits for j are at hand, so the expected counts
+    of every measured marginal ending on j are exact sums of the tilted conditionals:
+    iterative proportional fitting on those sums sets j's tables (a column's own
+    marginal to its measured share; a pair's to the measured share of j given the
+    earlier column's group, so the earlier column's share is left to its own table).
+    One pass of one draw fits the chain; the earlier fit redrew the pool 14 times and,
+    with steps damped by the marginals sharing a column, stopped short of the targets
+    (issue 21: yrbss with every pair measured exactly still missed them by 0.071 TVD).
+    Post-processing: only the targets and the model are read.
+    """
+
+    def __init__(
+        self, groups: list[list[int]], cliques: list[list[int]], targets: list[np.ndarray]
+    ) -> None:
+        self._groups = [torch.tensor(g, dtype=torch.long) for g in groups]
+        self.sizes = [max(g) + 1 for g in groups]
+        self.cliques = [sorted(c) for c in cliques]
+        self._targets = [t / t.sum() if t.sum() > 0 else None for t in targets]
+        self._logs = [
+            np.zeros((math.prod(self.sizes[c] for c in clique[:-1]), self.sizes[clique[-1]]))
+            for clique in self.cliques
+        ]
+
+    def factors(self) -> list[np.ndarray]:
+        """Each clique's factor table, row-major over its columns' groups."""
+        return [np.exp(x).ravel() for x in self._logs]
+
+    def _cells(self, clique: list[int], tokens: torch.Tensor) -> torch.Tensor:
+        index = torch.zeros(len(tokens), dtype=torch.long)
+        for c in clique[:-1]:
+            index = index * self.sizes[c] + self._groups[c][tokens[:, c]]
+        return index
+
+    def __call__(self, column: int, tokens: torch.Tensor) -> torch.Tensor | None:
+        ending = [k for k, c in enumerate(self.cliques) if c[-1] == column]
+        if not ending:
+            return None
+        groups = self._groups[column]
+        total = torch.zeros(len(tokens), len(groups))
+        for k in ending:
+            table = torch.from_numpy(self._logs[k]).float()[:, groups]
+            total += table[self._cells(self.cliques[k], tokens)]
+        return total
+
+    def fit(
+        self, column: int, tokens: torch.Tensor, logits: torch.Tensor, weights: torch.Tensor
+    ) -> None:
+        """Fit the tables of the marginals ending on ``column`` to the rows ``tokens``
+        (their earlier columns drawn), whose untilted ``logits`` for it are given and
+        each of which stands for ``weights`` rows."""
+        ending = [
+            k
+            for k, c in enumerate(self.cliques)
+            if c[-1] == column and self._targets[k] is not None
+        ]
+        if not ending:
+            return
+        size = self.sizes[column]
+        groups = self._groups[column]
+        # the network's probability of each group of the column, per row
+        base = torch.softmax(logits.double(), dim=1)
+        grouped = torch.zeros(len(tokens), size, dtype=torch.float64).index_add_(1, groups, base)
+        log_base = torch.log(grouped.clamp_min(1e-300)).numpy()
+        w = weights.double().numpy()
+        cells = [self._cells(self.cliques[k], tokens).numpy() for k in ending]
+        wanted = []
+        for k, index in zip(ending, cells, strict=True):
+            target = self._targets[k].reshape(-1, size)  # type: ignore[union-attr]
+            held = np.bincount(index, weights=w, minlength=len(target))
+            given = target / np.maximum(target.sum(1, keepdims=True), 1e-300)
+            wanted.append(held[:, None] * given)  # the measured conditional, these rows
+        for _ in range(FIT_ITERATIONS):
+            worst = 0.0
+            for k, index, want in zip(ending, cells, wanted, strict=True):
+                p = self._conditionals(log_base, ending, cells)
+                have = np.zeros_like(want)
+                np.add.at(have, index, p * w[:, None])
+                step = np.log(want + FIT_SMOOTH) - np.log(have + FIT_SMOOTH)
+                self._logs[k] = np.clip(self._logs[k] + step, *LOG_BOUNDS)
+                worst = max(worst, float(np.abs(want - have).sum()) / max(w.sum(), 1.0))
+            if worst < FIT_TOLERANCE:
+                break
+
+    def _conditionals(
+        self, log_base: np.ndarray, ending: list[int], cells: list[np.ndarray]
+    ) -> np.ndarray:
+        logit = log_base.copy()
+        for k, index in zip(ending, cells, strict=True):
+            logit += self._logs[k][index]
+        logit -= logit.max(1, keepdims=True)
+        p = np.exp(logit)
+        return p / p.sum(1, keepdims=True)
