@@ -13,10 +13,12 @@ import torch
 
 __all__ = ["FittingTilt"]
 
-# FittingTilt: proportional-fitting sweeps per column, stopped when every measured
-# marginal's rows are within this share of the pool; half a row of smoothing keeps an
-# empty cell's step finite; log-factors bounded as the earlier fit's were
-FIT_ITERATIONS = 60
+# FittingTilt: proportional-fitting sweeps per column (each chunk of a draw warm-starts
+# from the last), stopped when every measured marginal's rows are within this share of
+# the pool; yrbss all-pairs TVD at 60 / 20 / 8 sweeps: 0.093-0.095 / 0.093-0.094 /
+# 0.094 (two fits each), fit 9.3 / 4.4 / 3.1 s. Half a row of smoothing keeps an empty
+# cell's step finite; log-factors bounded as the earlier fit's were
+FIT_ITERATIONS = 20
 FIT_TOLERANCE = 2e-3
 FIT_SMOOTH = 0.5
 LOG_BOUNDS = (-8.0, 5.0)
@@ -84,37 +86,30 @@ class FittingTilt:
         if not ending:
             return
         size = self.sizes[column]
-        groups = self._groups[column]
         # the network's probability of each group of the column, per row
         base = torch.softmax(logits.double(), dim=1)
-        grouped = torch.zeros(len(tokens), size, dtype=torch.float64).index_add_(1, groups, base)
-        log_base = torch.log(grouped.clamp_min(1e-300)).numpy()
-        w = weights.double().numpy()
-        cells = [self._cells(self.cliques[k], tokens).numpy() for k in ending]
+        grouped = torch.zeros(len(tokens), size, dtype=torch.float64)
+        log_base = grouped.index_add_(1, self._groups[column], base).clamp_min(1e-300).log()
+        w = weights.double()
+        cells = [self._cells(self.cliques[k], tokens) for k in ending]
+        logs = [torch.from_numpy(self._logs[k]) for k in ending]
         wanted = []
         for k, index in zip(ending, cells, strict=True):
-            target = self._targets[k].reshape(-1, size)  # type: ignore[union-attr]
-            held = np.bincount(index, weights=w, minlength=len(target))
-            given = target / np.maximum(target.sum(1, keepdims=True), 1e-300)
+            target = torch.from_numpy(self._targets[k]).reshape(-1, size)
+            held = torch.zeros(len(target), dtype=torch.float64).index_add_(0, index, w)
+            given = target / target.sum(1, keepdim=True).clamp_min(1e-300)
             wanted.append(held[:, None] * given)  # the measured conditional, these rows
+        total = max(float(w.sum()), 1.0)
         for _ in range(FIT_ITERATIONS):
             worst = 0.0
-            for k, index, want in zip(ending, cells, wanted, strict=True):
-                p = self._conditionals(log_base, ending, cells)
-                have = np.zeros_like(want)
-                np.add.at(have, index, p * w[:, None])
-                step = np.log(want + FIT_SMOOTH) - np.log(have + FIT_SMOOTH)
-                self._logs[k] = np.clip(self._logs[k] + step, *LOG_BOUNDS)
-                worst = max(worst, float(np.abs(want - have).sum()) / max(w.sum(), 1.0))
+            for i, (index, want) in enumerate(zip(cells, wanted, strict=True)):
+                logit = log_base + sum(x[c] for x, c in zip(logs, cells, strict=True))
+                p = torch.softmax(logit, dim=1) * w[:, None]
+                have = torch.zeros_like(want).index_add_(0, index, p)
+                step = (want + FIT_SMOOTH).log() - (have + FIT_SMOOTH).log()
+                logs[i] = (logs[i] + step).clamp(*LOG_BOUNDS)
+                worst = max(worst, float((want - have).abs().sum()) / total)
             if worst < FIT_TOLERANCE:
                 break
-
-    def _conditionals(
-        self, log_base: np.ndarray, ending: list[int], cells: list[np.ndarray]
-    ) -> np.ndarray:
-        logit = log_base.copy()
-        for k, index in zip(ending, cells, strict=True):
-            logit += self._logs[k][index]
-        logit -= logit.max(1, keepdims=True)
-        p = np.exp(logit)
-        return p / p.sum(1, keepdims=True)
+        for k, x in zip(ending, logs, strict=True):
+            self._logs[k] = x.numpy()
