@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from training.calibration import Calibration
+from training.fitting_tilt import group_cells
 
 __all__ = ["ConditionalTilt"]
 
@@ -58,9 +59,6 @@ class ConditionalTilt:
             if not others:
                 add = table.expand(len(tokens), -1)
             else:
-                index = torch.zeros(len(tokens), dtype=torch.long)
-                for c, size in zip(others, sizes, strict=True):
-                    index = index * size + self._groups[c][tokens[:, c]]
-                add = table[index]
+                add = table[group_cells(others, sizes, self._groups, tokens)]
             total = add if total is None else total + add
         return total

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["FittingTilt"]
+__all__ = ["FittingTilt", "group_cells"]
 
 # FittingTilt: proportional-fitting sweeps per column (each chunk of a draw warm-starts
 # from the last), stopped when every measured marginal's rows are within this share of
@@ -22,6 +22,16 @@ FIT_ITERATIONS = 20
 FIT_TOLERANCE = 2e-3
 FIT_SMOOTH = 0.5
 LOG_BOUNDS = (-8.0, 5.0)
+
+
+def group_cells(
+    columns: list[int], sizes: list[int], groups: list[torch.Tensor], tokens: torch.Tensor
+) -> torch.Tensor:
+    """Each row's cell of ``columns``' groups, row-major (``sizes`` per column).  (N,)"""
+    index = torch.zeros(len(tokens), dtype=torch.long)
+    for c, size in zip(columns, sizes, strict=True):
+        index = index * size + groups[c][tokens[:, c]]
+    return index
 
 
 class FittingTilt:
@@ -56,10 +66,8 @@ class FittingTilt:
         return [np.exp(x).ravel() for x in self._logs]
 
     def _cells(self, clique: list[int], tokens: torch.Tensor) -> torch.Tensor:
-        index = torch.zeros(len(tokens), dtype=torch.long)
-        for c in clique[:-1]:
-            index = index * self.sizes[c] + self._groups[c][tokens[:, c]]
-        return index
+        others = clique[:-1]
+        return group_cells(others, [self.sizes[c] for c in others], self._groups, tokens)
 
     def __call__(self, column: int, tokens: torch.Tensor) -> torch.Tensor | None:
         ending = [k for k, c in enumerate(self.cliques) if c[-1] == column]
