@@ -7,7 +7,16 @@ the model trained on it is then void. Here each row's side is decided by a keyed
 of that row's own values (SipHash for tables, BLAKE2b for images) under a key drawn
 from ``training.dp.secret_random``: adding or removing a row changes the training set
 by that row at most, whatever the key, and the key is secret, so nobody can tell in
-advance which side a row lands on. Identical rows land on the same side.
+advance which side a row lands on.
+
+Identical rows are told apart by their occurrence: the k-th copy of a row is hashed
+with k. A hash of the values alone would put every copy on one side, so no holdout
+row could ever equal a training row and the evaluation's yardsticks (the holdout's
+exact-copy rate, the DCR share's exchangeable train and holdout rows) would be wrong
+on every table with repeated rows. With the occurrence, copies fall on each side like
+rows of a random split, and one copy added or removed changes the *multiset* of
+training rows by one copy at most (which copy carries which index does not matter:
+copies are the same record).
 
 Values are hashed in a normal form (numbers as float64, anything else as text), so a
 column whose dtype changes with one row (an integer column whose only missing value
@@ -60,17 +69,24 @@ def _normal_form(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)
 
 
-def _holdout(hashes: np.ndarray, share: float) -> np.ndarray:
-    uniform = hashes.astype(np.uint64) / float(2**64)
+def _holdout(hashes: np.ndarray, share: float, key: str) -> np.ndarray:
+    """Each copy of a row hashed again with its occurrence number (0 for the first)."""
+    occurrence = pd.Series(hashes).groupby(hashes, sort=False).cumcount().to_numpy()
+    spread = pd.util.hash_pandas_object(
+        pd.DataFrame({"row": hashes.astype(np.uint64), "copy": occurrence}),
+        index=False, hash_key=key,
+    )  # fmt: skip
+    uniform = spread.to_numpy().astype(np.uint64) / float(2**64)
     return np.asarray(uniform < share)
 
 
 def table_holdout_mask(
     frame: pd.DataFrame, *, key: str, share: float = HOLDOUT_SHARE
 ) -> np.ndarray:
-    """True for the rows held out: a function of each row's values and ``key`` only."""
+    """True for the rows held out: a function of each row's values, how many identical
+    rows come before it, and ``key``; nothing else."""
     hashes = pd.util.hash_pandas_object(_normal_form(frame), index=False, hash_key=key)
-    return _holdout(hashes.to_numpy(), share)
+    return _holdout(hashes.to_numpy(), share, key)
 
 
 def split_table(
@@ -84,7 +100,8 @@ def split_table(
 def image_holdout_mask(
     images: np.ndarray, labels: np.ndarray, *, key: str, share: float = HOLDOUT_SHARE
 ) -> np.ndarray:
-    """True for the images held out: a function of each image, its label and ``key``."""
+    """True for the images held out: a function of each image, its label, how many
+    identical (image, label) pairs come before it, and ``key``."""
     secret = key.encode()
     hashes = np.fromiter(
         (
@@ -100,7 +117,7 @@ def image_holdout_mask(
         dtype=np.uint64,
         count=len(images),
     )  # fmt: skip
-    return _holdout(hashes, share)
+    return _holdout(hashes, share, key)
 
 
 def split_images(
