@@ -21,6 +21,7 @@ from training.generators.tabular_ar.network import (
     generate,
     log_likelihood,
 )
+from training.order_mask import OrderMask
 
 __all__ = ["ARTIFACT", "DEFAULT_CHUNK", "NAME", "TabularARGenerator"]
 
@@ -57,9 +58,11 @@ class TabularARGenerator(TableGenerator):
             tokens[:, j] = token
         order = [j for j in range(len(self.columns)) if j not in fixed]
         banned = [enc.never_sampled() for enc in self.encoder.columns]
+        rules = OrderMask.build(self.schema.constraints, self.encoder, list(fixed))
         return generate(
-            self.net, tokens, order=order, banned=banned, generator=generator, tilt=tilt
-        )
+            self.net, tokens, order=order, banned=banned, generator=generator, tilt=tilt,
+            ruled_out=rules,
+        )  # fmt: skip
 
     @classmethod
     def build_net(cls, model: dict[str, Any]) -> TabularAR:

@@ -137,11 +137,14 @@ def generate(
     banned: list[list[int]],
     generator: torch.Generator,
     tilt: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
+    ruled_out: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
     """Fill the columns listed in ``order`` one at a time, by inverse CDF.  (N, C) -> (N, C)
 
     ``tilt(j, rows)``, when given, adds log-factors to column j's logits for the rows'
     tokens drawn so far (a calibration's measured marginals, ``ConditionalTilt``).
+    ``ruled_out(j, rows)`` works alike with 0 / -inf (declared rules, ``OrderMask``),
+    before the tilt, so a tilt being fitted sees what sampling will draw from.
 
     ``tokens`` holds MASK ids at the columns to fill and fixed tokens elsewhere. The
     input projection is linear in the per-column embeddings, so it is kept as a running
@@ -169,8 +172,7 @@ def generate(
             rows, row_tokens = h0[first], tokens[first]
         h = model.norm(model.blocks(rows))  # (N or prefixes, H)
         logits = torch.addmm(heads_b[j], h, heads_w[j].T)  # (N or prefixes, V_j)
-        if banned[j]:
-            logits[:, banned[j]] = float("-inf")
+        _rule_out(logits, banned[j], ruled_out, j, row_tokens)
         _tilted(tilt, j, row_tokens, logits, inverse, n)
         # unnormalized CDF: the draw scales u by the total instead of dividing by it
         cdf = logits.sub_(logits.amax(1, keepdim=True)).exp_().cumsum_(1)
@@ -187,6 +189,20 @@ def generate(
         else:
             prefix = None
     return tokens
+
+
+def _rule_out(
+    logits: torch.Tensor,
+    banned: list[int],
+    ruled_out: Callable[[int, torch.Tensor], torch.Tensor | None] | None,
+    column: int,
+    tokens: torch.Tensor,
+) -> None:
+    """-inf in place for tokens never sampled and for those a declared rule rules out."""
+    if banned:
+        logits[:, banned] = float("-inf")
+    if ruled_out is not None and (rule := ruled_out(column, tokens)) is not None:
+        logits += rule
 
 
 def _tilted(
