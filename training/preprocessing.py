@@ -44,7 +44,7 @@ from training.encoding import (
 )
 from training.schema import ColumnKind, ColumnSchema, Scalar, TableSchema
 
-__all__ = ["FittedPreprocessing", "count_queries", "fit_encoders"]
+__all__ = ["FittedPreprocessing", "count_queries", "fit_encoders", "releases_frequent_values"]
 
 logger = logging.getLogger(__name__)
 NON_NULLABLE_PREFIXES = ("int", "uint", "bool")
@@ -96,7 +96,7 @@ def count_queries(schema: TableSchema) -> int:
     for col in schema.modelled:
         if col.is_numeric:
             k += 1 + 2 * (col.public_bounds is None)  # octaves and zoom, then fine
-            k += _releases_frequent_values(col)
+            k += releases_frequent_values(col)
         elif needs_domain_discovery(col):
             k += 1
     return k
@@ -285,7 +285,7 @@ def _known_values(
 ) -> list[tuple[float, float]]:
     """The column's frequent values: read off the fine histogram when it already
     counts every value (a short declared integer range), else their own release."""
-    if not _releases_frequent_values(col):
+    if not releases_frequent_values(col):
         unit = bool(np.all(np.diff(edges) == 1))
         if not unit:
             return []
@@ -311,7 +311,7 @@ def _selected_values(
     return sorted((float(v), c) for v, c in kept.items())  # type: ignore[arg-type]
 
 
-def _releases_frequent_values(col: ColumnSchema) -> bool:
+def releases_frequent_values(col: ColumnSchema) -> bool:
     """Every numeric column releases its frequent values: a histogram of every step,
     or a selection when there are no steps; except that declared bounds may make the
     fine histogram count every integer already (known before any row is read)."""
