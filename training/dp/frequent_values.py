@@ -103,6 +103,7 @@ def with_known_values(
     smaller one becomes a zero-width part of its bin's shape, weighted by its noisy
     count, the rest of the bin's ``mass`` left to the parts it had.
     """
+    bins = _reaching(bins, [v for v, _ in known])
     lo, hi = bins[0].lo, bins[-1].hi
     inside = [(v, c) for v, c in known if lo <= v <= hi]
     total = sum(mass)
@@ -113,6 +114,22 @@ def with_known_values(
         bins, shapes, mass = _split_at(bins, shapes, mass, v, integral=integral)
     small = [(v, c) for v, c in inside if v not in points and v not in existing]
     return bins, _add_parts(bins, shapes, mass, small)
+
+
+def _reaching(bins: list[Bin], values: list[float]) -> list[Bin]:
+    """The end bins stretched to the known values beyond them. The quantile bins trim
+    0.1% of the noisy mass at each end as if it were spread evenly over the end
+    bucket; a spike at the very end lay past the trim (DoctorContacts' fmde: 5% of its
+    rows at its maximum decoded just below it)."""
+    if not values:
+        return bins
+    out = list(bins)
+    least, most = min(values), max(values)
+    if least < out[0].lo and not out[0].is_point:
+        out[0] = Bin(least, out[0].hi)
+    if most > out[-1].hi and not out[-1].is_point:
+        out[-1] = Bin(out[-1].lo, most)
+    return out
 
 
 def _split_at(

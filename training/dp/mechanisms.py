@@ -283,7 +283,11 @@ def _octave_edges(lo: float, hi: float) -> np.ndarray:
     top = int(np.ceil(np.log2(hi)))
     parts = [np.linspace(2.0**k, 2.0 ** (k + 1), SUBDIVISIONS + 1)[:-1] for k in range(bottom, top)]
     edges = np.concatenate([*parts, [2.0**top]])
-    return edges[(edges >= lo) & (edges <= hi)]
+    edges = edges[(edges >= lo) & (edges <= hi)]
+    # hi itself closes the grid: without it the values between the last subdivision
+    # and hi had no bucket (DoctorContacts' fmde declared [0, 8.29]: the grid ended at 8,
+    # and the 11% of rows at 8.006 and 8.294 decoded inside [7.92, 8.0))
+    return edges if edges[-1] >= hi else np.r_[edges, hi]
 
 
 def quantile_bins(
