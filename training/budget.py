@@ -87,7 +87,7 @@ def shares(dp: DPConfig, schema: TableSchema) -> tuple[float, float]:
     preprocessing = dp.preprocessing_share
     if preprocessing is None:
         preprocessing = PREPROCESSING_SHARE[0] + PREPROCESSING_SHARE[1] * private
-        if any(c.is_numeric and releases_frequent_values(c) for c in modelled):
+        if any(releases_frequent_values(c) for c in modelled):
             preprocessing = max(preprocessing, FREQUENT_VALUES_SHARE)
         if dp.calibration_share is not None:  # an asked calibration share comes first
             preprocessing = max(min(preprocessing, PLANNED_SHARES_CAP - dp.calibration_share), 0.05)

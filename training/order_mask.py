@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from training.constraints import Constraint, OrderConstraint
-from training.encoding import MISSING, NumericEncoder, TableEncoder
+from training.encoding import NumericEncoder, TableEncoder
 
 __all__ = ["OrderMask"]
 
@@ -27,13 +27,11 @@ Rule = tuple[int, torch.Tensor]  # (known column, additive 0 / -inf table: known
 
 
 def _token_ranges(enc: NumericEncoder) -> tuple[np.ndarray, np.ndarray]:
-    """Lowest and highest value each token can decode to, in the column's own units
-    (the missing token gets an empty range: it never rules anything out)."""
+    """Lowest and highest value each token can decode to, in the column's own units;
+    NaN for the missing token (token 0), so no comparison with it rules anything out."""
     step = enc.step or 1.0
     bins = np.asarray(enc.bins, dtype=float).reshape(-1, 2) * step
-    lows = np.r_[np.inf, bins[:, 0]]
-    highs = np.r_[-np.inf, bins[:, 1]]
-    return lows, highs
+    return np.r_[np.nan, bins[:, 0]], np.r_[np.nan, bins[:, 1]]
 
 
 def _ruled_out(
@@ -46,8 +44,6 @@ def _ruled_out(
         broken = drawn_hi[None, :] < known_lo[:, None]
     else:  # drawn <= known breaks for sure when the drawn token's bottom is above
         broken = drawn_lo[None, :] > known_hi[:, None]
-    broken[MISSING, :] = False
-    broken[:, MISSING] = False
     return torch.from_numpy(np.where(broken, -np.inf, 0.0).astype(np.float32))
 
 
@@ -76,14 +72,15 @@ class OrderMask:
                 continue
             low, high = (index[name] for name in c.columns)
             low_enc, high_enc = encoder.columns[low], encoder.columns[high]
-            numbers = isinstance(low_enc, NumericEncoder) and isinstance(high_enc, NumericEncoder)
-            if not numbers or (low in first and high in first):
+            if not (isinstance(low_enc, NumericEncoder) and isinstance(high_enc, NumericEncoder)):
+                continue
+            if low in first and high in first:
                 continue
             if drawn_before(low, high):
-                table = _ruled_out(low_enc, high_enc, drawn_is_upper=True)  # type: ignore[arg-type]
+                table = _ruled_out(low_enc, high_enc, drawn_is_upper=True)
                 rules.setdefault(high, []).append((low, table))
             else:
-                table = _ruled_out(high_enc, low_enc, drawn_is_upper=False)  # type: ignore[arg-type]
+                table = _ruled_out(high_enc, low_enc, drawn_is_upper=False)
                 rules.setdefault(low, []).append((high, table))
         if not rules:
             return None

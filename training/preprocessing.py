@@ -314,7 +314,10 @@ def _selected_values(
 def releases_frequent_values(col: ColumnSchema) -> bool:
     """Every numeric column releases its frequent values: a histogram of every step,
     or a selection when there are no steps; except that declared bounds may make the
-    fine histogram count every integer already (known before any row is read)."""
+    fine histogram count every integer already (known before any row is read).
+    Categories never do (their domain release is their own)."""
+    if not col.is_numeric:
+        return False
     if not _is_integral(col) or col.public_bounds is None:
         return True
     lo, hi = col.public_bounds
