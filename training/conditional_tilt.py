@@ -30,7 +30,6 @@ class ConditionalTilt:
 
     def __init__(self, calibration: Calibration, fixed: Collection[int] = ()) -> None:
         self._groups = [torch.tensor(g, dtype=torch.long) for g in calibration.groups]
-        sizes = calibration.sizes
         # column -> [(the other columns, their group sizes, log-table (their cells, V_j))]
         self._terms: dict[int, list[tuple[list[int], list[int], torch.Tensor]]] = {}
         for marginal in calibration.marginals:
@@ -38,6 +37,7 @@ class ConditionalTilt:
             if not free:
                 continue  # every column fixed: a constant factor
             last = max(free)  # columns are drawn in index order
+            sizes = calibration.resolution(marginal)
             shape = [sizes[c] for c in marginal.columns]
             table = np.log(np.maximum(np.asarray(marginal.factors), 1e-300)).reshape(shape)
             axis = marginal.columns.index(last)
@@ -46,7 +46,8 @@ class ConditionalTilt:
             flat = torch.from_numpy(
                 np.ascontiguousarray(table.reshape(math.prod(shape[:axis] + shape[axis + 1 :]), -1))
             ).float()
-            per_token = flat[:, self._groups[last]]  # (cells of the others, V_last)
+            # (cells of the others, V_last)
+            per_token = flat if marginal.tokens else flat[:, self._groups[last]]
             self._terms.setdefault(last, []).append((others, [sizes[c] for c in others], per_token))
 
     def __call__(self, column: int, tokens: torch.Tensor) -> torch.Tensor | None:

@@ -55,10 +55,16 @@ class FittingTilt:
         self._groups = [torch.tensor(g, dtype=torch.long) for g in groups]
         self.sizes = [max(g) + 1 for g in groups]
         self.cliques = [sorted(c) for c in cliques]
+        # the cells of each clique's last column: its groups, or, for a column's own
+        # marginal, its tokens (``MeasuredMarginal.tokens``)
+        self._last = [
+            torch.arange(len(groups[c[0]])) if len(c) == 1 else self._groups[c[-1]]
+            for c in self.cliques
+        ]
         self._targets = [t / t.sum() if t.sum() > 0 else None for t in targets]
         self._logs = [
-            np.zeros((math.prod(self.sizes[c] for c in clique[:-1]), self.sizes[clique[-1]]))
-            for clique in self.cliques
+            np.zeros((math.prod(self.sizes[c] for c in clique[:-1]), int(last.max()) + 1))
+            for clique, last in zip(self.cliques, self._last, strict=True)
         ]
 
     def factors(self) -> list[np.ndarray]:
@@ -73,10 +79,9 @@ class FittingTilt:
         ending = [k for k, c in enumerate(self.cliques) if c[-1] == column]
         if not ending:
             return None
-        groups = self._groups[column]
-        total = torch.zeros(len(tokens), len(groups))
+        total = torch.zeros(len(tokens), len(self._groups[column]))
         for k in ending:
-            table = torch.from_numpy(self._logs[k]).float()[:, groups]
+            table = torch.from_numpy(self._logs[k]).float()[:, self._last[k]]
             total += table[self._cells(self.cliques[k], tokens)]
         return total
 
@@ -93,29 +98,31 @@ class FittingTilt:
         ]
         if not ending:
             return
-        size = self.sizes[column]
-        # the network's probability of each group of the column, per row
-        base = torch.softmax(logits.double(), dim=1)
-        grouped = torch.zeros(len(tokens), size, dtype=torch.float64)
-        log_base = grouped.index_add_(1, self._groups[column], base).clamp_min(1e-300).log()
+        log_p = torch.log_softmax(logits.double(), dim=1)  # the network's, per token
         w = weights.double()
         cells = [self._cells(self.cliques[k], tokens) for k in ending]
+        lasts = [self._last[k] for k in ending]
         logs = [torch.from_numpy(self._logs[k]) for k in ending]
         wanted = []
-        for k, index in zip(ending, cells, strict=True):
-            target = torch.from_numpy(self._targets[k]).reshape(-1, size)
+        for k, index, x in zip(ending, cells, logs, strict=True):
+            target = torch.from_numpy(self._targets[k]).reshape(-1, x.shape[1])
             held = torch.zeros(len(target), dtype=torch.float64).index_add_(0, index, w)
             given = target / target.sum(1, keepdim=True).clamp_min(1e-300)
             wanted.append(held[:, None] * given)  # the measured conditional, these rows
+        # the tables' sum per row and token, kept current as each table moves
+        tilt = sum((x[c][:, last] for x, c, last in zip(logs, cells, lasts, strict=True)),
+                   torch.zeros_like(log_p))  # fmt: skip
         total = max(float(w.sum()), 1.0)
         for _ in range(FIT_ITERATIONS):
             worst = 0.0
-            for i, (index, want) in enumerate(zip(cells, wanted, strict=True)):
-                logit = log_base + sum(x[c] for x, c in zip(logs, cells, strict=True))
-                p = torch.softmax(logit, dim=1) * w[:, None]
-                have = torch.zeros_like(want).index_add_(0, index, p)
+            for i, (index, last, want) in enumerate(zip(cells, lasts, wanted, strict=True)):
+                p = torch.softmax(log_p + tilt, dim=1) * w[:, None]
+                per_row = torch.zeros(len(p), want.shape[1], dtype=torch.float64)
+                have = torch.zeros_like(want).index_add_(0, index, per_row.index_add_(1, last, p))
                 step = (want + FIT_SMOOTH).log() - (have + FIT_SMOOTH).log()
-                logs[i] = (logs[i] + step).clamp(*LOG_BOUNDS)
+                moved = (logs[i] + step).clamp(*LOG_BOUNDS)
+                tilt += (moved - logs[i])[index][:, last]
+                logs[i] = moved
                 worst = max(worst, float((want - have).abs().sum()) / total)
             if worst < FIT_TOLERANCE:
                 break
