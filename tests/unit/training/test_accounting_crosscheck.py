@@ -1,13 +1,13 @@
 """The epsilon Sanitas reports, recomputed by an independent accountant.
 
 Sanitas composes one Gaussian preprocessing release and the Gaussian calibration
-releases (1-way marginals, three rounds of pair selection, pairs) with Poisson-subsampled DP-SGD in Opacus'
-accountant. Google's ``dp-accounting`` (privacy loss distributions, a separate
-implementation) recomputes the same composition from the numbers the privacy report
-records. For the configurations the product picks on real tables at several epsilons:
-PRV must agree with PLD within 2% (plus PRV's 0.01 error bound) and not fall below it;
-RDP, a looser upper bound, must not fall below PLD either; and the independent
-epsilon stays within the target.
+releases (1-way marginals, three rounds of pair selection, pairs) with
+Poisson-subsampled DP-SGD in Opacus' accountant. Google's ``dp-accounting`` (privacy
+loss distributions, a separate implementation) recomputes the same composition from
+the numbers the privacy report records. For the configurations the product picks on
+real tables at several epsilons: PRV must agree with PLD within 2% (plus PRV's 0.01
+error bound) and not fall below it; RDP, a looser upper bound, must not fall below PLD
+either; and the independent epsilon stays within the target.
 """
 
 from __future__ import annotations

@@ -226,7 +226,8 @@ def test_each_noisy_count_is_shrunk_by_its_own_share_of_noise(crashes):
     each cell's pull 0.0192."""
     from training.calibration import _shrunk
 
-    codes = [crashes[c].astype("category").cat.codes.to_numpy() + 1 for c in ("dvcat", "injSeverity")]
+    pair = ("dvcat", "injSeverity")
+    codes = [crashes[c].astype("category").cat.codes.to_numpy() + 1 for c in pair]
     sizes = [int(c.max()) + 1 for c in codes]  # missing is code 0
     true = np.bincount(codes[0] * sizes[1] + codes[1], minlength=sizes[0] * sizes[1])
     table = true.reshape(sizes).astype(float)
