@@ -196,7 +196,8 @@ def test_conditional_factors_restore_a_deterministic_pair(crashes):
     rows = model.sample(20_000, seed=0)
     after = broken(rows)
     print(f"rows breaking abcat = deploy: {before:.4f} before, {after:.4f} after")
-    assert before > 0.01 and after < before / 4
+    # seen: 0.96-4% of rows broke it before (the network varies fit to fit), 0-0.01% after
+    assert before > 0.005 and after < before / 4
     for column in ["abcat", "deploy", "dvcat"]:  # the 1-way shares hold too
         real_share = crashes[column].value_counts(normalize=True)
         ours = rows[column].value_counts(normalize=True).reindex(real_share.index, fill_value=0)
