@@ -31,6 +31,7 @@ __all__ = ["FALSE_VALUES_PER_COLUMN", "frequent_values", "threshold_of", "with_k
 
 # expected number of values that hold no row but pass the threshold, per column
 FALSE_VALUES_PER_COLUMN = 0.05
+_WIDEST_EXACT = 2**62  # values in a range that numpy's binomial and integers still take
 
 
 def threshold_of(sigma: float, cells: int, false_values: float = FALSE_VALUES_PER_COLUMN) -> float:
@@ -76,10 +77,17 @@ def _empty_values_passing(
     independently with probability p, so their number is binomial, their places
     uniform among the empty values, and their counts normal conditioned above it."""
     empty = cells - len(held)
-    k = int(rng.binomial(empty, p)) if empty > 0 else 0
+    # a range learned under DP can, rarely, span more values than numpy's binomial and
+    # integers take (int64; seen on a date column of dslabs' polls): there the binomial,
+    # of p about FALSE_VALUES_PER_COLUMN / cells, is its Poisson limit, and a place is
+    # drawn as a float share of the range
+    wide = cells >= _WIDEST_EXACT
+    k = 0
+    if empty > 0:
+        k = int(rng.poisson(empty * p)) if wide else int(rng.binomial(empty, p))
     chosen: set[int] = set()
     while len(chosen) < k:
-        v = first + int(rng.integers(cells))
+        v = first + (int(rng.random() * cells) if wide else int(rng.integers(cells)))
         if v not in held:
             chosen.add(v)
     normal = NormalDist()

