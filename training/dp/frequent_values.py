@@ -79,15 +79,17 @@ def _empty_values_passing(
     empty = cells - len(held)
     # a range learned under DP can, rarely, span more values than numpy's binomial and
     # integers take (int64; seen on a date column of dslabs' polls): there the binomial,
-    # of p about FALSE_VALUES_PER_COLUMN / cells, is its Poisson limit, and a place is
-    # drawn as a float share of the range
+    # of p about FALSE_VALUES_PER_COLUMN / cells, is its Poisson limit (total variation
+    # at most n p^2, below 1e-18), and a place is 128 random bits modulo the range (every
+    # value reachable, bias below 2^-58 for ranges under 2^70)
     wide = cells >= _WIDEST_EXACT
     k = 0
     if empty > 0:
         k = int(rng.poisson(empty * p)) if wide else int(rng.binomial(empty, p))
     chosen: set[int] = set()
     while len(chosen) < k:
-        v = first + (int(rng.random() * cells) if wide else int(rng.integers(cells)))
+        place = int.from_bytes(rng.bytes(16), "little") % cells if wide else rng.integers(cells)
+        v = first + int(place)
         if v not in held:
             chosen.add(v)
     normal = NormalDist()
