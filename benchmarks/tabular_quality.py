@@ -20,7 +20,7 @@ docs/benchmarks.md keeps the latest one.
         [--ours tabular-ar tabular-gan]
         [--peers pgm-aim pgm-mst dpmm-aim dpmm-mst aim mst dpctgan tabularargn
                  gaussiancopula ctgan]
-        [--schema public inferred]
+        [--schema public inferred] [--by-pair]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import pandas as pd
 
 import evaluation
 import training
-from evaluation.tvd import tvd_scores
+from evaluation.tvd import pair_tvds, tvd_scores
 from training.encoding import as_float
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,7 +197,8 @@ def run_ours(
     started = time.perf_counter()
     big = model.sample(200_000, seed=0)
     rate = len(big) / (time.perf_counter() - started)
-    return model.sample(n, seed=1), model.summary.fit_seconds, rate, generator
+    measured = {tuple(p) for p in model.privacy.calibration_pairs}
+    return model.sample(n, seed=1), model.summary.fit_seconds, rate, generator, measured
 
 
 def _step(column: training.ColumnSchema) -> float | None:
@@ -253,6 +254,27 @@ HEADER = (
 )
 
 
+BY_PAIR_HEADER = (
+    "| table | method | schema | epsilon | pairs measured | measured: holdout / training rows "
+    "| not measured: holdout / training rows |\n|---|---|---|---|---|---|---|"
+)
+
+
+def by_pair(
+    train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, measured: set
+) -> str:
+    """Mean all-pairs TVD of the pairs a calibration measured and of the rest, against
+    the holdout and against the training rows (where the holdout's own sampling noise
+    drops out): which of the two a method's lead or lag sits in (issue 21)."""
+    cells = []
+    for reference in (holdout, train):
+        tvds = pair_tvds(reference, synthetic)
+        for wanted in (True, False):
+            part = [v for k, v in tvds.items() if (k in measured or k[::-1] in measured) == wanted]
+            cells.append(f"{np.mean(part):.4f}" if part else "-")
+    return f"{len(measured)} | {cells[0]} / {cells[2]} | {cells[1]} / {cells[3]}"
+
+
 def _row(table: Table, label: str, mode: str, epsilon: float | None, s: dict, fit_s: float,
          rate: float) -> str:  # fmt: skip
     return (f"| {table.name} | {label} | {mode} | {epsilon or 'no DP'} | {s['quality']:.3f} | "
@@ -272,6 +294,10 @@ def main() -> None:
         "--without-no-dp", action="store_true", help="skip our generators' non-DP rows"
     )
     parser.add_argument(
+        "--by-pair", action="store_true",
+        help="also print each run's TVD on the pairs our calibration measured and on the rest",
+    )  # fmt: skip
+    parser.add_argument(
         "--peer-timeout", type=float, default=PEER_TIMEOUT_S,
         help="seconds a peer may take on one table (AIM: 25 min on 26k rows of 15 columns)",
     )  # fmt: skip
@@ -279,7 +305,9 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     print(HEADER, flush=True)
+    pair_rows = []
     for table in load_tables(args.tables):
+        measured: set = set()  # the pairs ours measured last on this table; peers share them
         train = table.frame.sample(frac=0.8, random_state=0)
         holdout = table.frame.drop(train.index)
         public = public_schema(table.frame)
@@ -294,7 +322,7 @@ def main() -> None:
             try:
                 if method in args.ours:
                     schema = public if mode == "public" else None
-                    synthetic, fit_s, rate, label = run_ours(
+                    synthetic, fit_s, rate, label, measured = run_ours(
                         method, train, schema, epsilon, len(train)
                     )
                 else:
@@ -303,11 +331,16 @@ def main() -> None:
                     )
                 s = score(table, train, holdout, synthetic)
                 row = _row(table, label, mode, epsilon, s, fit_s, rate)
+                if args.by_pair:
+                    split = by_pair(train, holdout, synthetic, measured)
+                    pair_rows.append(f"| {table.name} | {label} | {mode} | {epsilon} | {split} |")
             except subprocess.TimeoutExpired as e:
                 row = f"| {table.name} | {method} | {mode} | {epsilon} | over {e.timeout:.0f} s |"
             except (RuntimeError, ValueError) as e:
                 row = f"| {table.name} | {method} | {mode} | {epsilon} | not run: {str(e)[:80]} |"
             print(row, flush=True)
+    if pair_rows:
+        print("\n" + BY_PAIR_HEADER, *pair_rows, sep="\n", flush=True)
 
 
 if __name__ == "__main__":

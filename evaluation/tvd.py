@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["TVDScores", "tvd_scores"]
+__all__ = ["TVDScores", "pair_tvds", "tvd_scores"]
 
 QUANTILE_BINS = 20
 
@@ -58,23 +58,28 @@ def _tvd(a: np.ndarray, b: np.ndarray, cells: int) -> float:
     return 0.5 * float(np.abs(pa - pb).sum())
 
 
-def tvd_scores(real: pd.DataFrame, synthetic: pd.DataFrame) -> TVDScores:
-    """Mean 1-way and all-pairs 2-way TVD of ``synthetic`` against ``real``."""
+def pair_tvds(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """The TVD of every pair of columns the two frames share, in column order: for
+    telling the pairs a calibration measured from the rest."""
     columns = [c for c in real.columns if c in synthetic.columns]
     coded = {c: _codes(real[c], synthetic[c]) for c in columns}
-    one = [_tvd(r, s, k) for r, s, k in coded.values()]
-    worst: tuple[str, str] | None = None
-    worst_tvd, pairs = 0.0, []
+    pairs = {}
     for a, b in itertools.combinations(columns, 2):
         ra, sa, ka = coded[a]
         rb, sb, kb = coded[b]
-        value = _tvd(ra * kb + rb, sa * kb + sb, ka * kb)
-        pairs.append(value)
-        if value > worst_tvd:
-            worst, worst_tvd = (a, b), value
+        pairs[(a, b)] = _tvd(ra * kb + rb, sa * kb + sb, ka * kb)
+    return pairs
+
+
+def tvd_scores(real: pd.DataFrame, synthetic: pd.DataFrame) -> TVDScores:
+    """Mean 1-way and all-pairs 2-way TVD of ``synthetic`` against ``real``."""
+    columns = [c for c in real.columns if c in synthetic.columns]
+    one = [_tvd(*_codes(real[c], synthetic[c])) for c in columns]
+    pairs = pair_tvds(real, synthetic)
+    worst = max(pairs, key=pairs.__getitem__) if pairs else None
     return TVDScores(
         one_way=float(np.mean(one)) if one else 0.0,
-        two_way=float(np.mean(pairs)) if pairs else 0.0,
-        worst_pair=worst,
-        worst_pair_tvd=worst_tvd,
+        two_way=float(np.mean(list(pairs.values()))) if pairs else 0.0,
+        worst_pair=worst if worst is not None and pairs[worst] > 0 else None,
+        worst_pair_tvd=pairs[worst] if worst is not None else 0.0,
     )

@@ -22,11 +22,12 @@ preprocessing and DP-SGD, in AIM's order:
 3. Measurement: the 2-way marginals of the K chosen pairs over their columns' groups
    (sensitivity sqrt(K) over all rounds), with the same noise per cell as the 1-way
    marginals, each count shrunk toward the tilted model's (``_shrunk``).
-4. Fitting (post-processing, no data): iterative proportional fitting of one factor
-   table per measured marginal, on a large pool of the model's own rows. Sampling
-   then draws rows from the model and resamples them in proportion to the product
-   of their factors: the model tilted, with the least change (in KL), onto the
-   measured marginals. Conditioning with ``where=`` stays exact, because fixed columns
+4. Fitting (post-processing, no data): the shrunk counts made to agree on every
+   column they share (``training.consistency``), then iterative proportional fitting
+   of one factor table per measured marginal, on a large pool of the model's own
+   rows. Sampling then draws rows from the model and resamples them in proportion
+   to the product of their factors: the model tilted, with the least change (in KL),
+   onto the measured marginals. Conditioning with ``where=`` stays exact, because fixed columns
    only scale the factors of the rows that already match.
 
 The token groups (adjacent numeric bins merged by the model's own mass, categories
@@ -44,6 +45,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from training.consistency import consistent
 from training.encoding import CategoricalEncoder, TableEncoder
 from training.errors import ArtifactError
 
@@ -361,14 +363,14 @@ def fit_calibration(
     grouping = Calibration(groups=groups, marginals=[])
     releases = _Releases(
         pool, real_tokens, grouping._grouped(pool), grouping._grouped(real_tokens),
-        [len(g) for g in groups], grouping.sizes, plan, rows, rng,
+        groups, plan, rows, rng,
     )  # fmt: skip
     singles = [[j] for j in range(len(groups))]
     single_cells = [pool[:, j] for j in range(len(groups))]  # over tokens, not groups
     single_targets = releases.one_way()
     pairs, pair_cells, pair_targets = releases.pairs(single_cells, single_targets)
-    targets = pair_targets + single_targets
     cliques = [[i, j] for i, j in pairs] + singles
+    targets = consistent(cliques, pair_targets + single_targets, groups)
     if applied == "conditionals":
         return _fit_conditionals(draw, groups, cliques, targets), [list(p) for p in pairs]
     tilted = _with_factors(groups, cliques, _ipf(pair_cells + single_cells, targets))
@@ -385,11 +387,15 @@ class _Releases:
     real: np.ndarray
     model: np.ndarray  # the pool's groups
     data: np.ndarray  # the data's groups
-    vocab: list[int]  # tokens per column
-    sizes: list[int]  # groups per column
+    groups: list[list[int]]  # groups[j][token] -> group of column j
     plan: CalibrationPlan
     rows: float
     rng: np.random.Generator
+
+    @property
+    def sizes(self) -> list[int]:
+        """Groups per column."""
+        return group_sizes(self.groups)
 
     def measure(
         self, ours: np.ndarray, theirs: np.ndarray, cells: int, weights: np.ndarray
@@ -406,7 +412,7 @@ class _Releases:
         uniform = np.full(len(self.pool), 1 / len(self.pool))
         return [
             self.measure(self.pool[:, j], self.real[:, j], tokens, uniform)
-            for j, tokens in enumerate(self.vocab)
+            for j, tokens in enumerate(len(g) for g in self.groups)
         ]
 
     def pairs(
@@ -417,9 +423,12 @@ class _Releases:
         pairs: list[tuple[int, int]] = []
         pair_cells: list[np.ndarray] = []
         pair_targets: list[np.ndarray] = []
+        singles = [[j] for j in range(len(single_cells))]
         for count in self.plan.round_sizes():  # one round when every pair is measured
             cells = pair_cells + single_cells
-            tilt = _capped(_product(cells, _ipf(cells, pair_targets + single_targets)))
+            cliques = [list(p) for p in pairs] + singles
+            agreed = consistent(cliques, pair_targets + single_targets, self.groups)
+            tilt = _capped(_product(cells, _ipf(cells, agreed)))
             tilt /= tilt.sum()
             chosen = _select_pairs(
                 self.model, tilt, self.data, self.sizes, self.plan, rows=self.rows,
@@ -434,14 +443,19 @@ class _Releases:
         return pairs, pair_cells, pair_targets
 
 
+def _over_tokens(clique: list[int]) -> bool:
+    """A column's own marginal is measured over its tokens, a pair over groups."""
+    return len(clique) == 1
+
+
 def _with_factors(
     groups: list[list[int]],
     cliques: list[list[int]],
     factors: list[np.ndarray],
     applied: Applied = "resampling",
 ) -> Calibration:
-    marginals = [  # a column's own marginal is over its tokens
-        MeasuredMarginal(columns=c, factors=f.tolist(), tokens=len(c) == 1)
+    marginals = [
+        MeasuredMarginal(columns=c, factors=f.tolist(), tokens=_over_tokens(c))
         for c, f in zip(cliques, factors, strict=True)
     ]
     return Calibration(groups=groups, marginals=marginals, applied=applied)
@@ -455,7 +469,7 @@ def _fit_conditionals(
     (``FittingTilt``; post-processing: no data, only the targets)."""
     from training.fitting_tilt import FittingTilt  # torch: the fit's import only
 
-    fitting = FittingTilt(groups, cliques, targets)
+    fitting = FittingTilt(groups, cliques, targets, [_over_tokens(c) for c in cliques])
     draw(FIT_POOL_ROWS, fitting)
     return _with_factors(groups, fitting.cliques, fitting.factors(), "conditionals")
 

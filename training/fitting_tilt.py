@@ -50,16 +50,20 @@ class FittingTilt:
     """
 
     def __init__(
-        self, groups: list[list[int]], cliques: list[list[int]], targets: list[np.ndarray]
+        self,
+        groups: list[list[int]],
+        cliques: list[list[int]],
+        targets: list[np.ndarray],
+        over_tokens: list[bool],
     ) -> None:
         self._groups = [torch.tensor(g, dtype=torch.long) for g in groups]
         self.sizes = [max(g) + 1 for g in groups]
         self.cliques = [sorted(c) for c in cliques]
-        # the cells of each clique's last column: its groups, or, for a column's own
-        # marginal, its tokens (``MeasuredMarginal.tokens``)
+        # the cells of each clique's last column: its groups, or its tokens where the
+        # clique is measured over them (``MeasuredMarginal.tokens``)
         self._last = [
-            torch.arange(len(groups[c[0]])) if len(c) == 1 else self._groups[c[-1]]
-            for c in self.cliques
+            torch.arange(len(groups[c[-1]])) if tokens else self._groups[c[-1]]
+            for c, tokens in zip(self.cliques, over_tokens, strict=True)
         ]
         self._targets = [t / t.sum() if t.sum() > 0 else None for t in targets]
         self._logs = [
