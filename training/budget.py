@@ -98,8 +98,11 @@ def shares(dp: DPConfig, schema: TableSchema) -> tuple[float, float]:
     return preprocessing, calibration
 
 
-def plan_preprocessing(dp: DPConfig, schema: TableSchema) -> PreprocessingBudget:
-    """Size the preprocessing noise so it alone costs its share of epsilon."""
+def plan_preprocessing(
+    dp: DPConfig, schema: TableSchema, *, every_pair: bool = True
+) -> PreprocessingBudget:
+    """Size the preprocessing noise so it alone costs its share of epsilon;
+    ``every_pair`` goes to ``plan_calibration``."""
     discovering = any(needs_domain_discovery(c) for c in schema.modelled)
     preprocessing, calibration_share = shares(dp, schema)
     budget = _plan(dp, count_queries(schema), selecting=discovering, share=preprocessing)
@@ -107,7 +110,7 @@ def plan_preprocessing(dp: DPConfig, schema: TableSchema) -> PreprocessingBudget
         return budget
     calibration = plan_calibration(
         epsilon=dp.epsilon, share=calibration_share, columns=len(schema.modelled),
-        delta=budget.delta_accountant, accountant=dp.accountant,
+        delta=budget.delta_accountant, accountant=dp.accountant, every_pair=every_pair,
     )  # fmt: skip
     return replace(budget, calibration=calibration)
 

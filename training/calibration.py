@@ -169,14 +169,22 @@ class CalibrationPlan:
 
 
 def plan_calibration(
-    *, epsilon: float, share: float, columns: int, delta: float, accountant: str
+    *,
+    epsilon: float,
+    share: float,
+    columns: int,
+    delta: float,
+    accountant: str,
+    every_pair: bool = True,
 ) -> CalibrationPlan | None:
     """Noise multipliers whose releases *together* cost ``share * epsilon``.
 
     Gaussian releases compose exactly: noise multipliers z_i act as one release with
     1/z^2 = sum(1/z_i^2). So one z is solved for the whole share and split, a
     ``SELECTION_PART`` of 1/z^2 to the selection and the rest to the measurements;
-    nothing is lost to splitting.
+    nothing is lost to splitting. ``every_pair``: measure every pair of a table of up
+    to ALL_PAIRS_UP_TO pairs; False for generators whose factors are applied by
+    resampling, where many factors degenerate the weights (issue 21).
     None when calibration is off.
     """
     from training import privacy  # Opacus: the fit's import, kept out of the samplers'
@@ -185,7 +193,7 @@ def plan_calibration(
         return None
     pairs_total = columns * (columns - 1) // 2
     measured = min(max(MIN_PAIRS, min(columns, MAX_PAIRS)), pairs_total)
-    if pairs_total <= ALL_PAIRS_UP_TO:
+    if every_pair and pairs_total <= ALL_PAIRS_UP_TO:
         measured = pairs_total
     z = privacy.solve_preprocessing_noise(
         epsilon=epsilon * share, delta=delta, accountant=accountant

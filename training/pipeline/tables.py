@@ -22,6 +22,7 @@ from training.canaries import TablePlanter
 from training.dp.secret_random import secret_numpy_rng
 from training.pipeline.accounting import RunFacts, account
 from training.preprocessing import FittedPreprocessing, fit_encoders
+from training.registry import entry
 from training.schema import TableSchema, infer_schema
 from training.spec import FitSummary, PrivacyReport, TrainSpec
 
@@ -61,7 +62,9 @@ def prepare_table(
     """
     schema = schema or infer_schema(df, min_rows=spec.min_rows)
     schema.validate_frame(df)
-    budget = plan_preprocessing(spec.dp, schema)
+    # factors applied in the conditionals hold every pair; resampled, they degenerate
+    applied = entry(spec.generator).artifact().calibration_applied
+    budget = plan_preprocessing(spec.dp, schema, every_pair=applied == "conditionals")
     fitted = fit_encoders(
         df, schema, sigma=budget.sigma, delta_selection=budget.delta_selection,
         max_bins=spec.max_bins, rng=secret_numpy_rng(),
