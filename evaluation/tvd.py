@@ -61,21 +61,14 @@ def _tvd(a: np.ndarray, b: np.ndarray, cells: int) -> float:
 def pair_tvds(real: pd.DataFrame, synthetic: pd.DataFrame) -> dict[tuple[str, str], float]:
     """The TVD of every pair of columns the two frames share, in column order: for
     telling the pairs a calibration measured from the rest."""
-    columns = [c for c in real.columns if c in synthetic.columns]
-    coded = {c: _codes(real[c], synthetic[c]) for c in columns}
-    pairs = {}
-    for a, b in itertools.combinations(columns, 2):
-        ra, sa, ka = coded[a]
-        rb, sb, kb = coded[b]
-        pairs[(a, b)] = _tvd(ra * kb + rb, sa * kb + sb, ka * kb)
-    return pairs
+    return _pair_tvds(_coded(real, synthetic))
 
 
 def tvd_scores(real: pd.DataFrame, synthetic: pd.DataFrame) -> TVDScores:
     """Mean 1-way and all-pairs 2-way TVD of ``synthetic`` against ``real``."""
-    columns = [c for c in real.columns if c in synthetic.columns]
-    one = [_tvd(*_codes(real[c], synthetic[c])) for c in columns]
-    pairs = pair_tvds(real, synthetic)
+    coded = _coded(real, synthetic)
+    one = [_tvd(r, s, k) for r, s, k in coded.values()]
+    pairs = _pair_tvds(coded)
     worst = max(pairs, key=pairs.__getitem__) if pairs else None
     return TVDScores(
         one_way=float(np.mean(one)) if one else 0.0,
@@ -83,3 +76,21 @@ def tvd_scores(real: pd.DataFrame, synthetic: pd.DataFrame) -> TVDScores:
         worst_pair=worst if worst is not None and pairs[worst] > 0 else None,
         worst_pair_tvd=pairs[worst] if worst is not None else 0.0,
     )
+
+
+def _coded(
+    real: pd.DataFrame, synthetic: pd.DataFrame
+) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """Every shared column as codes over one domain, in ``real``'s column order."""
+    return {c: _codes(real[c], synthetic[c]) for c in real.columns if c in synthetic.columns}
+
+
+def _pair_tvds(
+    coded: dict[str, tuple[np.ndarray, np.ndarray, int]],
+) -> dict[tuple[str, str], float]:
+    pairs = {}
+    for a, b in itertools.combinations(coded, 2):
+        ra, sa, ka = coded[a]
+        rb, sb, kb = coded[b]
+        pairs[(a, b)] = _tvd(ra * kb + rb, sa * kb + sb, ka * kb)
+    return pairs

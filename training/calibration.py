@@ -28,8 +28,8 @@ preprocessing and DP-SGD, in AIM's order:
    of one factor table per measured marginal, on a large pool of the model's own
    rows. Sampling then draws rows from the model and resamples them in proportion
    to the product of their factors: the model tilted, with the least change (in KL),
-   onto the measured marginals. Conditioning with ``where=`` stays exact, because fixed columns
-   only scale the factors of the rows that already match.
+   onto the measured marginals. Conditioning with ``where=`` stays exact, because
+   fixed columns only scale the factors of the rows that already match.
 
 The token groups (adjacent numeric bins merged by the model's own mass, categories
 kept up to a limit) come from the model's samples, so they cost nothing either.
@@ -72,8 +72,9 @@ MAX_PAIRS = 16
 # Up to this many pairs (15 columns) every pair is measured and nothing is selected.
 # With the measurements made to agree (training.consistency) the fit reaches them, and
 # measuring every pair, with each cell's noise up by sqrt((C+P)/(2C)) and no selection
-# to pay for, beat one pair per column (benchmarks/tabular_quality.py, epsilon 1, public
-# schema, all-pairs TVD, 2026-12-06): DoctorContacts 0.086-0.089 -> 0.0751 / TSTR
+# to pay for, beat one pair per column (training.fit on benchmarks/tabular_quality.py's
+# split, epsilon 1, public schema, all-pairs TVD, one fit per figure, 2026-12-06;
+# docs/benchmarks.md): DoctorContacts 0.086-0.089 -> 0.0751 / TSTR
 # 0.52-0.60 -> 0.751 (AIM: 0.073 / 0.765), nassCDS 0.044-0.047 -> 0.0406-0.0443,
 # CPS1988 0.056-0.059 -> 0.0520; yrbss, covid_testing and fair flat. Wider tables keep
 # the selection: P grows as C^2, and so would each cell's noise.

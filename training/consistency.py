@@ -33,10 +33,10 @@ def consistent(
     maps = [np.asarray(g) for g in groups]
     sizes = [int(g.max()) + 1 for g in maps]
     tables = [np.asarray(t, dtype=float).copy() for t in targets]
+    shared = [[k for k, c in enumerate(cliques) if j in c] for j in range(len(maps))]
     for _ in range(PASSES):
         _same_total(tables)
-        for j in range(len(maps)):
-            members = [k for k, c in enumerate(cliques) if j in c]
+        for j, members in enumerate(shared):
             if len(members) > 1:
                 _agree_on(j, [(cliques[k], tables[k]) for k in members], maps, sizes)
         for t in tables:
@@ -61,22 +61,21 @@ def _agree_on(
     j: int, members: list[tuple[list[int], np.ndarray]], maps: list[np.ndarray], sizes: list[int]
 ) -> None:
     """Set each member's projection onto column j's groups to their weighted mean, in
-    place; a projection summing m cells has variance m (equal noise per cell)."""
-    projections, variances, spreads = [], [], []
+    place. A projection summing m cells of a group has variance m (equal noise per
+    cell), and its correction is spread over those m cells."""
+    projections, summed = [], []  # per member: counts of j's groups, cells per group
     for clique, table in members:
         if len(clique) == 1:  # tokens, summed within each group
-            per_group = np.bincount(maps[j], minlength=sizes[j]).astype(float)
+            summed.append(np.bincount(maps[j], minlength=sizes[j]).astype(float))
             projections.append(np.bincount(maps[j], weights=table, minlength=sizes[j]))
         else:
             other = sizes[clique[1] if clique[0] == j else clique[0]]
-            per_group = np.full(sizes[j], float(other))
+            summed.append(np.full(sizes[j], float(other)))
             grid = table.reshape(sizes[clique[0]], sizes[clique[1]])
             projections.append(grid.sum(axis=1 if clique[0] == j else 0))
-        variances.append(per_group)
-        spreads.append(per_group)
-    inverse = [1 / v for v in variances]
+    inverse = [1 / m for m in summed]
     mean = sum(p * w for p, w in zip(projections, inverse, strict=True)) / sum(inverse)
-    for (clique, table), p, cells in zip(members, projections, spreads, strict=True):
+    for (clique, table), p, cells in zip(members, projections, summed, strict=True):
         step = (mean - p) / cells  # per cell of each group
         if len(clique) == 1:
             table += step[maps[j]]
