@@ -353,7 +353,7 @@ def _private_bounds(x: np.ndarray, sigma: float, rng: np.random.Generator) -> me
     octaves = mech.noisy_histogram(
         mech.OctaveGrid.index(x), mech.OctaveGrid.size, sigma=sigma, rng=rng
     )
-    bounds = mech.bounds_from_octaves(octaves, threshold=_octave_threshold(sigma))
+    bounds = mech.bounds_from_octaves(octaves, threshold=_octave_threshold(sigma), sigma=sigma)
     edges = mech.zoom_edges(bounds)
     zoom = mech.noisy_histogram(mech.bucket_index(x, edges), len(edges) - 1, sigma=sigma, rng=rng)
     return mech.zoomed_range(bounds, edges, zoom, sigma=sigma, octaves=octaves)

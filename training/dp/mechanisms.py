@@ -55,6 +55,9 @@ ZOOM_MARGIN = 1
 ZOOM_KEEP_SHARE = 0.25
 # the fine histogram adds this many linear buckets to its octave subdivisions
 LINEAR_FINE_BUCKETS = 128
+# an octave standing apart from the column's main run must pass a threshold that an
+# empty one crosses with this probability over the whole grid (bounds_from_octaves)
+DETACHED_OCTAVE_DELTA = 1e-6
 
 
 @dataclass(frozen=True)
@@ -150,8 +153,22 @@ class Range:
     small: float
 
 
-def bounds_from_octaves(noisy: np.ndarray, *, threshold: float) -> Range:
-    """Smallest range covering the octaves whose noisy counts exceed ``threshold``.
+def bounds_from_octaves(noisy: np.ndarray, *, threshold: float, sigma: float = 0.0) -> Range:
+    """Smallest range covering the octaves whose noisy counts exceed ``threshold``,
+    apart from any that stand apart from the column's main run of octaves without
+    passing ``DETACHED_OCTAVE_DELTA`` too.
+
+    ``threshold`` lets an empty octave through with probability 1% over the whole grid,
+    so about one numeric column in a hundred got a range reaching 2^40 or 2^62, from a
+    bucket no row was in: its top quantile bin then decoded real rows to millions
+    (nassCDS' weights, 2.6% of them above twice the largest) and the released domain
+    said 6.4e11 for vehicle years (issue 21). Noise passes alone; rows fill octaves side
+    by side. So the runs of adjacent passing octaves are found, the one holding the
+    most rows kept, and any other kept only if its sum passes a threshold that an empty
+    run crosses with probability DETACHED_OCTAVE_DELTA: a real cluster of fewer rows
+    than that, an empty octave away, is clipped to the main run's range instead.
+    Without ``sigma`` (no noise) every passing octave counts. The zero bucket, which
+    holds one value, is kept whenever it passes (and may be the main run).
 
     Falls back to the single largest bucket when none passes, so a tiny epsilon gives
     a narrow (clipped) range rather than an error.
@@ -159,12 +176,33 @@ def bounds_from_octaves(noisy: np.ndarray, *, threshold: float) -> Range:
     passing = np.flatnonzero(noisy > threshold)
     if passing.size == 0:
         passing = np.array([int(np.argmax(noisy))])
+    elif sigma > 0:
+        passing = _attached(passing, noisy, sigma)
     lo = OctaveGrid.edges(int(passing[0]))[0]
     hi = OctaveGrid.edges(int(passing[-1]))[1]
     nonzero = passing[passing != OctaveGrid.zero_index]
     magnitudes = [min(abs(v) for v in OctaveGrid.edges(int(i))) for i in nonzero]
     small = min(magnitudes) if magnitudes else 1.0
     return Range(lo=lo, hi=hi, small=small)
+
+
+def _attached(passing: np.ndarray, noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """The passing buckets in the main run (the most rows; the zero bucket is a run of
+    its own unless the octaves beside it pass) and in runs that pass the detached
+    threshold for their own noise; the zero bucket whenever it passed. (A zero-inflated
+    column whose other values are too few to pass had its range reach -2^43 from one
+    noisy octave that the zero bucket, not counted as a run, left as the only one.)"""
+    runs = np.split(passing, np.flatnonzero(np.diff(passing) > 1) + 1)
+    main = max(range(len(runs)), key=lambda k: float(noisy[runs[k]].sum()))
+    kept = [
+        run
+        for k, run in enumerate(runs)
+        if k == main
+        or noisy[run].sum()
+        > partition_threshold(sigma * np.sqrt(len(run)), DETACHED_OCTAVE_DELTA / OctaveGrid.size)
+    ]
+    zero = passing[passing == OctaveGrid.zero_index]
+    return np.unique(np.concatenate([*kept, zero]))
 
 
 def zoom_edges(bounds: Range) -> np.ndarray:
