@@ -325,7 +325,9 @@ def _octave_edges(lo: float, hi: float) -> np.ndarray:
     # hi itself closes the grid: without it the values between the last subdivision
     # and hi had no bucket (DoctorContacts' fmde declared [0, 8.29]: the grid ended at 8,
     # and the 11% of rows at 8.006 and 8.294 decoded inside [7.92, 8.0))
-    return edges if edges[-1] >= hi else np.r_[edges, hi]
+    # and a range narrower than one subdivision (a year of days zoomed inside the
+    # octave [16384, 32768)) has no edge of its own: hi alone closes it
+    return edges if edges.size and edges[-1] >= hi else np.r_[edges, hi]
 
 
 def quantile_bins(

