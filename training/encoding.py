@@ -184,8 +184,11 @@ class NumericEncoder(BaseModel):
 
     def _to_series(self, values: np.ndarray) -> pd.Series:
         if self.kind == ColumnKind.DATETIME:
-            stamps = pd.to_datetime(values * NS_PER_SECOND, unit="ns")
-            return pd.Series(stamps).astype(self.dtype)
+            stamps = pd.Series(pd.to_datetime(values * NS_PER_SECOND, unit="ns"))
+            dtype = pd.api.types.pandas_dtype(self.dtype)
+            if isinstance(dtype, pd.DatetimeTZDtype):  # epoch seconds are UTC instants
+                return stamps.dt.tz_localize("UTC").dt.tz_convert(dtype.tz).astype(dtype)
+            return stamps.astype(dtype)
         return _restore_dtype(pd.Series(values), self.dtype)
 
     def token_of(self, value: Scalar | None) -> int:

