@@ -558,7 +558,7 @@ def _shrunk(noisy: np.ndarray, prior: np.ndarray, sigma: float) -> np.ndarray:
     Some cells hold no row at all where the model puts many: a neighbourhood lies in
     one police precinct, a code goes with one label. Pulled toward the model, such a
     cell keeps its positive noise (about 0.4 sigma rows each), and MplsStops' synthetic
-    stops put 29% of rows in a neighbourhood and precinct that never go together. So
+    stops put 35% of rows in a neighbourhood and precinct that never go together. So
     each cell is also either empty, with a share of the table's cells learned from the
     noisy counts themselves (``_empty_share``), or spread as above, and its estimate
     is the spread one's times the chance that it is not empty.
