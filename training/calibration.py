@@ -98,7 +98,7 @@ SELECTION_PART = 1 / 6  # of the calibration's 1/z^2, when pairs must be selecte
 # no longer ranks. Each round's selection gets 1/ROUNDS of the selection's 1/z^2.
 SELECTION_ROUNDS = 3
 POOL_ROWS = 100_000  # model rows the factors are fitted on
-# _empty_share: the mixture's starting share of empty cells, and its EM steps
+# _empty_chance: the mixture's starting share of empty cells, and its EM steps
 EMPTY_START = 0.1
 EMPTY_ITERATIONS = 20
 MIN_DRAW = 4_096  # rows drawn to resample a small request from
@@ -560,21 +560,21 @@ def _shrunk(noisy: np.ndarray, prior: np.ndarray, sigma: float) -> np.ndarray:
     cell keeps its positive noise (about 0.4 sigma rows each), and MplsStops' synthetic
     stops put 35% of rows in a neighbourhood and precinct that never go together. So
     each cell is also either empty, with a share of the table's cells learned from the
-    noisy counts themselves (``_empty_share``), or spread as above, and its estimate
+    noisy counts themselves (``_empty_chance``), or spread as above, and its estimate
     is the spread one's times the chance that it is not empty.
     """
+    if sigma <= 0:
+        return np.clip(noisy, 0.0, None)
     gap = noisy - prior
     spread = prior + 1.0  # a row, so that a cell the model never drew keeps a little
     tau2 = max(float(np.sum(gap**2) - len(gap) * sigma**2) / float(spread.sum()), 0.0)
-    if sigma <= 0:
-        return np.clip(noisy, 0.0, None)
     variance = tau2 * spread
     pulled = prior + variance / (variance + sigma**2) * gap
-    empty = _empty_share(noisy, prior, sigma, variance)
+    empty = _empty_chance(noisy, prior, sigma, variance)
     return np.clip((1.0 - empty) * pulled, 0.0, None)
 
 
-def _empty_share(
+def _empty_chance(
     noisy: np.ndarray, prior: np.ndarray, sigma: float, variance: np.ndarray
 ) -> np.ndarray:
     """Each cell's chance of holding no row: a two-part mixture, a cell empty (its
