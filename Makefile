@@ -28,8 +28,9 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# pytest workers (pytest-xdist); tests sharing a server-wide resource (Redis db 9)
-# carry an xdist_group mark, so --dist loadgroup keeps them on one worker
+# pytest workers (pytest-xdist); tests sharing a server-wide resource (a Redis db) carry
+# an xdist_group mark, and tests/conftest.py gives one to each module whose tests share
+# a model it trains once, so --dist loadgroup keeps each group on one worker
 TEST_WORKERS ?= 2
 # one math thread per process: two workers (and their job children) each spinning two
 # OpenMP threads on two cores ran the image and tabular tests 2.5x slower (4m26 vs 1m48)

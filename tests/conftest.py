@@ -12,6 +12,43 @@ warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.
 logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
+SHARED_SCOPES = ("module", "session")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each module whose tests share a fixture it builds once (a trained model) on
+    one pytest-xdist worker: spread over both, every worker trained it again (the
+    tabular-gan model 70 s twice, the calibration models 50 s twice). ``make test`` runs
+    ``--dist loadgroup``; a test that names its own group keeps it."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        module = item.nodeid.split("::", 1)[0]
+        defs = getattr(item, "_fixtureinfo", None)
+        shared = defs is not None and any(
+            d.scope in SHARED_SCOPES and d.baseid == module
+            for fixturedefs in defs.name2fixturedefs.values()
+            for d in fixturedefs
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(module))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Fail loudly where --dist loadgroup cannot group: pytest-xdist marks a group in the
+    node id, which pytest 9.2 ignores (pytest-dev/pytest-xdist#1386), and the groups
+    were spread over both workers without a word."""
+    if not session.config.getoption("loadgroup", default=False):
+        return
+    lost = [
+        item.nodeid
+        for item in session.items
+        if item.get_closest_marker("xdist_group") is not None and "@" not in item.nodeid
+    ]
+    if lost:
+        raise pytest.UsageError(f"--dist loadgroup lost the xdist_group of {lost[:3]}")
+
 
 @pytest.fixture(scope="session")
 def fair() -> pd.DataFrame:
