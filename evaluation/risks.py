@@ -59,7 +59,10 @@ def _cache_neighbour_search() -> None:
     """
     from anonymeter.neighbors import mixed_types_kneighbors
 
-    mixed_types_kneighbors._nearest_neighbors.enable_caching()
+    try:
+        mixed_types_kneighbors._nearest_neighbors.enable_caching()
+    except RuntimeError as e:  # numba found no writable cache directory
+        logger.info("anonymeter's neighbour search compiles in each process: %s", e)
 
 
 def attack_risks(
