@@ -57,6 +57,7 @@ def _cache_neighbour_search() -> None:
     directory when that is read-only) and falls back to compiling when neither is
     writable; the cache holds machine code only, never rows.
     """
+    import anonymeter.evaluators  # noqa: F401 - first, or anonymeter's imports go in a circle
     from anonymeter.neighbors import mixed_types_kneighbors
 
     try:
