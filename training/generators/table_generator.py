@@ -199,8 +199,9 @@ class TableGenerator(SavedGenerator):
             drawn = self.draw(size, fixed, generator, tilt).numpy()
         elif self.calibration is None:
             drawn = self.draw(size, fixed, generator).numpy()
-        else:  # resample the model's rows by their tilt; small requests from a bigger draw
-            drawn_rows = max(math.ceil(size * self.calibration.oversample), MIN_DRAW)
+        else:  # resample the model's rows by their tilt; small requests from a full chunk's draw
+            full = max(math.ceil(DEFAULT_CHUNK * self.calibration.oversample), MIN_DRAW)
+            drawn_rows = max(math.ceil(size * self.calibration.oversample), full)
             pool = self.draw(drawn_rows, fixed, generator).numpy()
             drawn = self.calibration.resample(pool, size, rng)
         frame = self.encoder.decode(drawn, rng)
