@@ -101,12 +101,6 @@ POOL_ROWS = 100_000  # model rows the factors are fitted on
 # _empty_chance: the mixture's starting share of empty cells, and its EM steps
 EMPTY_START = 0.1
 EMPTY_ITERATIONS = 20
-# A request smaller than a sampling chunk is resampled from as many model rows as a full
-# chunk would be (``TableGenerator``), at least this many. From 4,096, a 5,000-row request
-# of fair (a plugin drawing its columns independently, epsilon 1, 9 pairs) kept so few
-# distinct rows that its worst column TV spread over 0.03-0.14 (0.03-0.04 at 20,000 rows);
-# from a full chunk's draw, 0.014-0.056 (8 fits)
-MIN_DRAW = 4_096
 IPF_ITERATIONS = 50
 FACTOR_CAP = 5.0  # see _ipf
 IPF_TOLERANCE = 1e-4
