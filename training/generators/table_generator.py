@@ -32,6 +32,11 @@ DEFAULT_CHUNK = 16_384
 # this many times, and gives up (ConstraintError) when under this share of rows keeps them
 MAX_CONSTRAINT_DRAWS = 16
 MIN_CONSTRAINT_KEEP = 0.01
+# A resampling generator's redraw for the rows a chunk's first draw lost to a declared
+# constraint: its pool is sized from the rows redrawn, at least this many. The first
+# draw of a request smaller than a chunk gets a full chunk's pool instead (see
+# _sample_chunk); every redraw getting one would draw a full chunk per redraw.
+RESIDUAL_POOL = 4_096
 
 
 class TableGenerator(SavedGenerator):
@@ -162,7 +167,7 @@ class TableGenerator(SavedGenerator):
         again (the model conditioned on the rules), equal columns copied."""
         constraints = self.schema.constraints
         if not constraints:
-            return self._sample_chunk(size, fixed, where, seed, tilt)
+            return self._sample_chunk(size, fixed, where, seed, tilt, pool_floor=DEFAULT_CHUNK)
         parts: list[pd.DataFrame] = []
         kept = drawn = 0
         for draw_seed in seed.spawn(MAX_CONSTRAINT_DRAWS):
@@ -171,7 +176,9 @@ class TableGenerator(SavedGenerator):
                 break
             want = math.ceil((size - kept) / max(share, MIN_CONSTRAINT_KEEP) * 1.1)
             n = min(max(want, 64), 8 * max(size, DEFAULT_CHUNK))
-            frame = apply_copies(constraints, self._sample_chunk(n, fixed, where, draw_seed, tilt))
+            floor = DEFAULT_CHUNK if not drawn else RESIDUAL_POOL
+            frame = self._sample_chunk(n, fixed, where, draw_seed, tilt, pool_floor=floor)
+            frame = apply_copies(constraints, frame)
             good = frame[rows_kept(constraints, frame)]
             parts.append(good)
             kept, drawn = kept + len(good), drawn + n
@@ -191,7 +198,11 @@ class TableGenerator(SavedGenerator):
         where: Mapping[str, Scalar | None],
         seed: np.random.SeedSequence,
         tilt: Tilt | None,
+        *,
+        pool_floor: int,
     ) -> pd.DataFrame:
+        """``size`` rows; a resampling generator's drawn from at least ``pool_floor`` x
+        its oversample model rows."""
         torch_seed, numpy_seed = seed.generate_state(2)
         generator = torch.Generator().manual_seed(int(torch_seed))
         rng = np.random.default_rng(int(numpy_seed))
@@ -203,7 +214,7 @@ class TableGenerator(SavedGenerator):
             # draw: from 4,096 rows, a 5,000-row request of fair (a plugin drawing its
             # columns independently, epsilon 1) kept so few distinct rows that its worst
             # column TV spread over 0.03-0.14 (0.03-0.04 at 20,000 rows); 0.014-0.056 now
-            drawn_rows = math.ceil(max(size, DEFAULT_CHUNK) * self.calibration.oversample)
+            drawn_rows = math.ceil(max(size, pool_floor) * self.calibration.oversample)
             pool = self.draw(drawn_rows, fixed, generator).numpy()
             drawn = self.calibration.resample(pool, size, rng)
         frame = self.encoder.decode(drawn, rng)
