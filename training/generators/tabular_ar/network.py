@@ -151,44 +151,92 @@ def generate(
     sum of per-token rows and updated as each column is filled. While few distinct
     prefixes exist (the first columns of rows that start alike: the first column has
     one, the next at most V_1; real tables reach a few thousand in 16k rows after
-    five columns), the network runs once per prefix, not once per row.
+    five columns), the network runs once per prefix, not once per row, and the running
+    sum is kept per prefix too (``_Prefixes``).
     """
     config = model.config
     n = tokens.shape[0]
-    h0, delta = _running_projection(model, tokens)
-    # rows' prefix ids in mixed radix; None once the prefixes are too many to share
-    prefix: torch.Tensor | None = None
-    if n and bool((tokens == tokens[0]).all()):
-        prefix = torch.zeros(n, dtype=torch.long, device=tokens.device)
-    radix = 1
+    alike = bool(n) and bool((tokens == tokens[0]).all())
+    h0, delta = _running_projection(model, tokens[:1] if alike else tokens)
+    state = _Prefixes(h0, n) if alike else None
     heads_w = torch.split(model.head.weight, config.vocab_sizes, dim=0)
     heads_b = torch.split(model.head.bias, config.vocab_sizes, dim=0)
     for j in order:
-        inverse, first = _shared(prefix, n)
-        if inverse is None:
-            prefix = None
+        inverse = first = None
+        if state is not None:
+            inverse, first = _shared(state.prefix, n)
+            if inverse is None or first is None:
+                h0, state = state.per_row(delta), None
+            else:
+                state.regroup(inverse, first, delta)
+        if state is None:
             rows, row_tokens = h0, tokens
         else:
-            rows, row_tokens = h0[first], tokens[first]
+            rows, row_tokens = state.h, tokens[first]
         h = model.norm(model.blocks(rows))  # (N or prefixes, H)
         logits = torch.addmm(heads_b[j], h, heads_w[j].T)  # (N or prefixes, V_j)
         _rule_out(logits, banned[j], ruled_out, j, row_tokens)
         _tilted(tilt, j, row_tokens, logits, inverse, n)
-        # unnormalized CDF: the draw scales u by the total instead of dividing by it
-        cdf = logits.sub_(logits.amax(1, keepdim=True)).exp_().cumsum_(1)
-        if inverse is not None:
-            cdf = cdf[inverse]  # (N, V_j)
-        u = torch.rand(n, 1, generator=generator, device=tokens.device)
-        drawn = torch.searchsorted(cdf, u.mul_(cdf[:, -1:])).squeeze_(1)
-        drawn.clamp_(max=config.vocab_sizes[j] - 1)
-        h0 += delta.index_select(0, drawn + model.offsets[j])
+        drawn = _inverse_cdf(logits, inverse, n, generator)
         tokens[:, j] = drawn
-        radix *= config.vocab_sizes[j]
-        if prefix is not None and radix < _MAX_PREFIX_ID:
-            prefix = prefix * config.vocab_sizes[j] + drawn
+        if state is None:
+            h0 += delta.index_select(0, drawn + model.offsets[j])
         else:
-            prefix = None
+            state.drew(drawn, drawn + model.offsets[j], config.vocab_sizes[j])
     return tokens
+
+
+def _inverse_cdf(
+    logits: torch.Tensor, inverse: torch.Tensor | None, n: int, generator: torch.Generator
+) -> torch.Tensor:
+    """One token per row from ``logits`` (consumed), a prefix's row for each row when
+    ``inverse`` is given.  (N,)"""
+    # unnormalized CDF: the draw scales u by the total instead of dividing by it
+    cdf = logits.sub_(logits.amax(1, keepdim=True)).exp_().cumsum_(1)
+    if inverse is not None:
+        cdf = cdf[inverse]  # (N, V_j)
+    u = torch.rand(n, 1, generator=generator, device=logits.device)
+    drawn = torch.searchsorted(cdf, u.mul_(cdf[:, -1:])).squeeze_(1)
+    return drawn.clamp_(max=logits.shape[1] - 1)
+
+
+class _Prefixes:
+    """The rows' running projections while rows share prefixes: one per prefix.
+
+    Adding each drawn token's delta row to every row's (N, H) projection cost an eighth
+    of the draw on DoctorContacts; while the rows fall into a few thousand prefixes, the
+    projection is kept per prefix and spread to the rows only once they no longer do.
+    """
+
+    def __init__(self, h: torch.Tensor, n: int) -> None:
+        self.h = h  # (groups, H): the projection of each prefix group, before ``pending``
+        self.group = torch.zeros(n, dtype=torch.long, device=h.device)  # row -> group
+        self.pending: torch.Tensor | None = None  # (N,) delta row of each row's last draw
+        self.prefix: torch.Tensor | None = torch.zeros(n, dtype=torch.long, device=h.device)
+        self.radix = 1
+
+    def regroup(self, inverse: torch.Tensor, first: torch.Tensor, delta: torch.Tensor) -> None:
+        """Rows now grouped by ``inverse``, ``first`` a row of each group."""
+        h = self.h[self.group[first]]
+        if self.pending is not None:
+            h += delta.index_select(0, self.pending[first])
+        self.h, self.group, self.pending = h, inverse, None
+
+    def per_row(self, delta: torch.Tensor) -> torch.Tensor:
+        """Every row's own projection.  (N, H)"""
+        h = self.h[self.group]
+        if self.pending is not None:
+            h += delta.index_select(0, self.pending)
+        return h
+
+    def drew(self, drawn: torch.Tensor, rows_of_delta: torch.Tensor, vocab: int) -> None:
+        """Column drawn: each row's token and its delta row (added at the next regroup)."""
+        self.pending = rows_of_delta
+        self.radix *= vocab
+        if self.prefix is not None and self.radix < _MAX_PREFIX_ID:
+            self.prefix = self.prefix * vocab + drawn
+        else:
+            self.prefix = None
 
 
 def _rule_out(
