@@ -7,7 +7,9 @@ from the rows, end to end. Peers get the public domain (their strongest
 configuration), except dpmm's end-to-end rows (``dpmm-aim``, ``dpmm-mst``), which learn
 numeric bounds and bins under DP as ours does; ``pgm-aim``/``pgm-mst`` (private-pgm's
 mechanisms as dpmm ships them) get 20 public quantile bins per numeric column, as issue
-21's reference AIM did. Figures: sdmetrics quality, mean 1-way and all-pairs 2-way TVD
+21's reference AIM did; ``bounds-aim``/``bounds-mst`` the same mechanisms with exactly
+ours' public domain (category lists, numeric bounds) and their bins found under DP
+within the epsilon. Figures: sdmetrics quality, mean 1-way and all-pairs 2-way TVD
 (numerics at 20 real-quantile bins, evaluation/tvd.py: sdmetrics' pair score averages
 only strongly associated pairs), TSTR, the synthetic rows' duplicate rate beside the
 real training rows', fit seconds and sampling rows/s. Peers run in their own
@@ -18,8 +20,8 @@ docs/benchmarks.md keeps the latest one.
 
     python benchmarks/tabular_quality.py [--tables fair cps] [--epsilons 1 3]
         [--ours tabular-ar tabular-gan]
-        [--peers pgm-aim pgm-mst dpmm-aim dpmm-mst aim mst dpctgan tabularargn
-                 gaussiancopula ctgan]
+        [--peers pgm-aim pgm-mst bounds-aim bounds-mst dpmm-aim dpmm-mst aim mst dpctgan
+                 tabularargn gaussiancopula ctgan]
         [--schema public inferred] [--by-pair]
 """
 
@@ -49,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER_VENVS = {
     "pgm-aim": ".venv-mbi", "pgm-mst": ".venv-mbi",
     "dpmm-aim": ".venv-mbi", "dpmm-mst": ".venv-mbi",
+    "bounds-aim": ".venv-mbi", "bounds-mst": ".venv-mbi",
     "aim": ".venv-bench", "mst": ".venv-bench", "dpctgan": ".venv-bench",
     "tabularargn": ".venv-argn", "gaussiancopula": ".venv-sdv", "ctgan": ".venv-sdv",
 }  # fmt: skip

@@ -5,7 +5,8 @@ Peers have dependency pins that conflict with Sanitas and with each other
 SDV its own rdt/copulas line), so benchmarks/tabular_quality.py calls this script as a
 subprocess with the interpreter of the venv that holds the method: .venv-bench (AIM,
 MST, DP-CTGAN), .venv-mbi (private-pgm's AIM and MST as dpmm ships them, public domain
-or end to end), .venv-argn (TabularARGN), .venv-sdv (GaussianCopula, CTGAN). Usage:
+with public bins or with bounds only, or end to end), .venv-argn (TabularARGN), .venv-sdv
+(GaussianCopula, CTGAN). Usage:
     python run_peer.py METHOD TRAIN.csv OUT.csv --epsilon E --spec SPEC.json
 SPEC.json: {"categorical": [...], "continuous": [...], "datetime": [...],
 "bounds": {col: [lo, hi]}, "n": N}; datetime columns are continuous in epoch seconds
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 GANS = ("dpctgan", "patectgan")
+BINNING_EPSILON = 0.1  # dpmm's PrivTree binning, where bins are not handed over
 
 
 def smartnoise(method: str, train: pd.DataFrame, spec: dict, epsilon: float) -> pd.DataFrame:
@@ -91,10 +93,15 @@ def dpmm(method: str, train: pd.DataFrame, spec: dict, epsilon: float) -> pd.Dat
     handed over as public (a value holding a whole quantile, such as a zero-inflated
     count's zero, is a bin of its own), no epsilon to preprocessing. That is more than
     ours gets with a public schema (bounds only).
+    ``bounds-*``: the public domain ours gets with a public schema, no more: category
+    lists and numeric bounds; the bins within the bounds found under DP by dpmm's
+    PrivTree with 0.1 of epsilon and the model fitted with the other 0.9 (dpmm adds
+    ``proc_epsilon`` on top of ``epsilon``; split here so the row spends what ours does).
     ``dpmm-*``: end to end, numeric bounds and bins found under DP (PrivTree, 0.1 of
-    epsilon); category lists still come from the spec, because dpmm without them reads
-    them off the rows outside its accounting (it logs "PrivacyLeakage"), so this row is
-    stronger than a strictly end-to-end one."""
+    epsilon, on top of the model's epsilon: 1.1 in all at epsilon 1); category lists
+    still come from the spec, because dpmm without them reads them off the rows outside
+    its accounting (it logs "PrivacyLeakage"), so this row is stronger than a strictly
+    end-to-end one."""
     from dpmm.pipelines import AIMPipeline, MSTPipeline
 
     family, model = method.split("-")
@@ -114,7 +121,11 @@ def dpmm(method: str, train: pd.DataFrame, spec: dict, epsilon: float) -> pd.Dat
         return synthetic.assign(**{c: b.decode(synthetic[c], rng) for c, b in bins.items()})
     domain = {c: {"categories": sorted(train[c].dropna().unique().tolist(), key=str)}
               for c in spec["categorical"]}  # fmt: skip
-    pipeline = pipeline_class(epsilon=epsilon, delta=spec["delta"], proc_epsilon=0.1)
+    binning = BINNING_EPSILON
+    if family == "bounds":
+        domain |= {c: {"lower": lo, "upper": hi} for c, (lo, hi) in spec["bounds"].items()}
+        epsilon -= binning
+    pipeline = pipeline_class(epsilon=epsilon, delta=spec["delta"], proc_epsilon=binning)
     pipeline.fit(train, domain=domain, random_state=0)
     return pipeline.generate(n_records=spec["n"], random_state=1)
 
@@ -220,7 +231,7 @@ def main() -> None:
         shutil.rmtree(workspace)
     elif args.method in ("gaussiancopula", "ctgan"):
         synthetic = sdv(args.method, train, spec)
-    elif args.method.startswith(("pgm-", "dpmm-")):
+    elif args.method.startswith(("pgm-", "dpmm-", "bounds-")):
         synthetic = dpmm(args.method, train, spec, args.epsilon)
     else:
         synthetic = smartnoise(args.method, train, spec, args.epsilon)
