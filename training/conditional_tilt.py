@@ -39,7 +39,7 @@ class _ColumnTerms:
 
     constant: torch.Tensor | None  # (V,) the tables over this column alone
     stacked: torch.Tensor  # (cells of every table with other columns, V)
-    pair_columns: list[int]  # the other column of each pair table
+    pair_columns: torch.Tensor  # (pairs,) the other column of each pair table
     pair_lookup: torch.Tensor  # flat: pair k's token t -> its row of ``stacked``
     pair_base: torch.Tensor  # (pairs,) where pair k's tokens start in ``pair_lookup``
     wider: list[tuple[list[int], list[int], int]]  # others, their sizes, first row
@@ -47,7 +47,7 @@ class _ColumnTerms:
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
         parts = []
-        if self.pair_columns:
+        if len(self.pair_columns):
             parts.append(self.pair_lookup[tokens[:, self.pair_columns] + self.pair_base])
         for others, sizes, start in self.wider:
             parts.append((group_cells(others, sizes, self.groups, tokens) + start)[:, None])
@@ -98,6 +98,8 @@ def _stacked(
     tables: list[torch.Tensor] = []
     pair_columns: list[int] = []
     lookups: list[torch.Tensor] = []
+    bases: list[int] = []  # where each pair's lookup starts in their concatenation
+    looked_up = 0
     wider: list[tuple[list[int], list[int], int]] = []
     start = 0
     for others, sizes, table in terms:
@@ -107,19 +109,19 @@ def _stacked(
         tables.append(table)
         if len(others) == 1:  # a pair: the other column's token names the row directly
             pair_columns.append(others[0])
+            bases.append(looked_up)
             lookups.append(groups[others[0]] + start)
+            looked_up += len(lookups[-1])
         else:  # a wider clique: its cell index is computed from its columns' groups
             wider.append((others, sizes, start))
         start += len(table)
     width = terms[0][2].shape[1]
-    stacked = torch.cat(tables) if tables else torch.zeros(0, width)
-    lengths = torch.tensor([0] + [len(x) for x in lookups[:-1]], dtype=torch.long)
     return _ColumnTerms(
         constant=constant,
-        stacked=stacked,
-        pair_columns=pair_columns,
+        stacked=torch.cat(tables) if tables else torch.zeros(0, width),
+        pair_columns=torch.tensor(pair_columns, dtype=torch.long),
         pair_lookup=torch.cat(lookups) if lookups else torch.zeros(0, dtype=torch.long),
-        pair_base=torch.cumsum(lengths, 0)[: len(lookups)],
+        pair_base=torch.tensor(bases, dtype=torch.long),
         wider=wider,
         groups=groups,
     )
