@@ -57,9 +57,11 @@ Epochs = Annotated[int, Field(ge=1, le=10_000)]
 
 
 # the planner's rule (training.budget.shares) gives preprocessing at least this much
-# and keeps the shares it chooses at most PLANNED_SHARES_CAP together
 MIN_RULE_PREPROCESSING_SHARE = 0.1
-PLANNED_SHARES_CAP = 0.85
+# Shares of epsilon are what each part costs alone; Gaussian releases compose in about
+# the squares of their epsilons (1/z^2), so asked shares whose squares sum to this leave
+# DP-SGD under a tenth of what the run spends
+SHARES_SQUARED_CAP = 0.9
 
 
 class DPConfig(BaseModel):
@@ -77,7 +79,9 @@ class DPConfig(BaseModel):
         that the trained generator is tilted onto (see ``training.calibration``);
         0 turns calibration off. Either share left unset is chosen when the run is
         planned, from public facts only (``training.budget.shares``): the more of a
-        table's metadata must be learned under DP, the more preprocessing gets.
+        table's metadata must be learned under DP, the more preprocessing gets, and
+        calibration gets what preprocessing leaves of all but 0.15 of the budget
+        (counted as the accountant adds releases up: in 1/z^2, not in epsilon).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -91,15 +95,15 @@ class DPConfig(BaseModel):
 
     @model_validator(mode="after")
     def _shares_leave_training_some(self) -> DPConfig:
-        # an unset share is the rule's: at least MIN_RULE_PREPROCESSING_SHARE for
-        # preprocessing, and a calibration share within PLANNED_SHARES_CAP
+        # an unset preprocessing share is the rule's, at least MIN_RULE_PREPROCESSING_SHARE
         preprocessing = self.preprocessing_share or MIN_RULE_PREPROCESSING_SHARE
         calibration = self.calibration_share or 0.0
-        if preprocessing + calibration >= 0.9:
+        if preprocessing**2 + calibration**2 >= SHARES_SQUARED_CAP:
             raise ValueError(
                 f"preprocessing_share={self.preprocessing_share or 'by rule, at least 0.1'} "
-                f"plus calibration_share={self.calibration_share} leave DP-SGD less than a "
-                "tenth of epsilon"
+                f"and calibration_share={self.calibration_share} leave DP-SGD less than a "
+                "tenth of the privacy budget (each share is what its part costs alone; "
+                "parts compose in about the squares of their shares)"
             )
         return self
 

@@ -240,9 +240,21 @@ def test_end_to_end_on_covid_testing_keeps_rare_rows_and_pairs(covid):
 
 
 def test_the_shares_follow_what_is_public(yrbss):
+    """Preprocessing by what must be learned; calibration what it leaves of all but
+    TRAINING_BUDGET of the run's 1/z^2, which is how the accountant adds them up."""
+    from training import privacy
+
+    def spent(*shares: float) -> float:  # parts of 1/z^2 the releases spend together
+        def z(share: float) -> float:
+            return privacy.solve_preprocessing_noise(epsilon=share, delta=1e-5, accountant="prv")
+
+        return sum((z(1.0) / z(share)) ** 2 for share in shares)
+
     schema = training.infer_schema(yrbss)
     dp = training.DPConfig(epsilon=1.0)
-    assert budget.shares(dp, schema) == pytest.approx((0.4, 0.45))  # every domain learned
+    preprocessing, calibration = budget.shares(dp, schema)  # every domain learned
+    assert preprocessing == pytest.approx(0.4)
+    assert spent(preprocessing, calibration) == pytest.approx(1 - budget.TRAINING_BUDGET, abs=0.01)
     public = schema
     for col in schema.modelled:
         if col.is_numeric:
@@ -251,14 +263,21 @@ def test_the_shares_follow_what_is_public(yrbss):
             values = sorted(yrbss[col.name].dropna().unique().tolist(), key=str)
             public = public.with_public_categories(col.name, values)
     # every domain public, but height and weight (steps of 0.01 in [0, 300]) release
-    # their frequent values: a share of 0.2, with calibration within the cap of 0.85
-    assert budget.shares(dp, public) == pytest.approx((0.2, 0.65))
+    # their frequent values: a share of 0.2; calibration costs 0.89 of epsilon alone
+    # and 0.8 of 1/z^2 (0.65 before 2026-12-07: 0.45, and DP-SGD got half)
+    preprocessing, calibration = budget.shares(dp, public)
+    assert preprocessing == pytest.approx(0.2) and calibration == pytest.approx(0.886, abs=0.01)
+    assert spent(preprocessing, calibration) == pytest.approx(1 - budget.TRAINING_BUDGET, abs=0.01)
     short = public.drop("height").drop("weight")  # the rest of yrbss is categories
-    assert budget.shares(dp, short) == pytest.approx((0.1, 0.7))
+    assert budget.shares(dp, short)[0] == pytest.approx(0.1)
     asked = training.DPConfig(epsilon=1.0, preprocessing_share=0.2, calibration_share=0.3)
     assert budget.shares(asked, schema) == (0.2, 0.3)
-    # an asked calibration share comes first; DP-SGD keeps at least 0.15 of epsilon
-    large = training.DPConfig(epsilon=1.0, calibration_share=0.7)
-    assert sum(budget.shares(large, schema)) == pytest.approx(0.85)
+    # an asked calibration share comes first: preprocessing yields so that DP-SGD keeps
+    # its part
+    large = training.DPConfig(epsilon=1.0, calibration_share=0.85)
+    preprocessing, calibration = budget.shares(large, schema)
+    assert calibration == 0.85 and 0.05 < preprocessing < 0.4
+    assert spent(preprocessing, calibration) == pytest.approx(1 - budget.TRAINING_BUDGET, abs=0.01)
+    training.DPConfig(epsilon=1.0, calibration_share=0.9)  # 0.82 of 1/z^2 with 0.1's 0.01
     with pytest.raises(ValueError, match="calibration_share"):
-        training.DPConfig(epsilon=1.0, calibration_share=0.85)
+        training.DPConfig(epsilon=1.0, calibration_share=0.95)
