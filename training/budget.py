@@ -125,6 +125,8 @@ class _GaussianBudget:
 
     def fraction(self, share: float) -> float:
         """The part of 1/z^2 a release costing ``share`` of epsilon alone spends."""
+        if share <= 0:
+            return 0.0
         return (self._noise(self.epsilon) / self._noise(share * self.epsilon)) ** 2
 
     def share(self, fraction: float) -> float:

@@ -278,6 +278,8 @@ def test_the_shares_follow_what_is_public(yrbss):
     preprocessing, calibration = budget.shares(large, schema)
     assert calibration == 0.85 and 0.05 < preprocessing < 0.4
     assert spent(preprocessing, calibration) == pytest.approx(1 - budget.TRAINING_BUDGET, abs=0.01)
+    off = training.DPConfig(epsilon=1.0, calibration_share=0.0)
+    assert budget.shares(off, public) == (0.2, 0.0)
     training.DPConfig(epsilon=1.0, calibration_share=0.9)  # 0.82 of 1/z^2 with 0.1's 0.01
     with pytest.raises(ValueError, match="calibration_share"):
         training.DPConfig(epsilon=1.0, calibration_share=0.95)
