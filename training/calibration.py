@@ -24,7 +24,8 @@ preprocessing and DP-SGD, in AIM's order:
    (sensitivity sqrt(K) over all rounds), with the same noise per cell as the 1-way
    marginals, each count shrunk (``_shrunk``) toward a prior: the mixture of the
    tilted model's pair and the pair's columns drawn apart that the noisy counts
-   themselves favour (``_prior_by_evidence``).
+   themselves favour (``_prior_by_evidence``); cells the model never draws are not
+   estimated (zero).
 4. Fitting (post-processing, no data): the shrunk counts made to agree on every
    column they share (``training.consistency``), then iterative proportional fitting
    of one factor table per measured marginal, on a large pool of the model's own
@@ -411,7 +412,7 @@ def fit_calibration(
     grouping = Calibration(groups=groups, marginals=[])
     releases = _Releases(
         pool, real_tokens, grouping._grouped(pool), grouping._grouped(real_tokens),
-        groups, plan, rows, rng,
+        groups, plan, rows, rng, _drawable(encoder),
     )  # fmt: skip
     singles = [[j] for j in range(len(groups))]
     single_cells = [pool[:, j] for j in range(len(groups))]  # over tokens, not groups
@@ -439,6 +440,7 @@ class _Releases:
     plan: CalibrationPlan
     rows: float
     rng: np.random.Generator
+    drawable: list[np.ndarray]  # per column, whether the model can draw each token
 
     @property
     def sizes(self) -> list[int]:
@@ -449,20 +451,35 @@ class _Releases:
         self,
         ours: np.ndarray,
         theirs: np.ndarray,
-        cells: int,
+        reachable: np.ndarray,
         weights: np.ndarray,
         independent: np.ndarray | None = None,
     ) -> np.ndarray:
         """Noisy counts of the data's cells ``theirs``, shrunk toward the model's
         ``weights``-tilted counts of its cells ``ours``, or toward its mixture with
         ``independent`` (a pair's columns drawn apart, from their measured marginals)
-        that the noisy counts themselves favour (``_prior_by_evidence``)."""
+        that the noisy counts themselves favour (``_prior_by_evidence``).
+
+        Only the ``reachable`` cells are estimated; the rest (a token the model never
+        draws: missing in a column that holds none, "other" where rare values are not
+        sampled) are set to zero. Their noisy counts are released all the same (the
+        noise is per cell; the cost is by sensitivity) but no tilt could reach them, and
+        kept they are noise in the spread, the evidence and the table's total.
+        """
         sigma = self.plan.measurement_sigma
+        cells = len(reachable)
         noisy = np.bincount(theirs, minlength=cells) + self.rng.normal(0.0, sigma, cells)
         prior = np.bincount(ours, weights=weights, minlength=cells) * self.rows
+        noisy, prior = noisy[reachable], prior[reachable]
         if independent is not None:
-            prior = _prior_by_evidence(noisy, prior, independent * self.rows, sigma)
-        return _shrunk(noisy, prior, sigma)
+            prior = _prior_by_evidence(noisy, prior, independent[reachable] * self.rows, sigma)
+        estimate = np.zeros(cells)
+        estimate[reachable] = _shrunk(noisy, prior, sigma)
+        return estimate
+
+    def reachable_groups(self, j: int) -> np.ndarray:
+        """Whether the model can draw some token of each of column j's groups."""
+        return np.bincount(self.groups[j], weights=self.drawable[j], minlength=self.sizes[j]) > 0
 
     def shares(self, tokens: np.ndarray, j: int) -> np.ndarray:
         """Column j's shares of its groups, from counts over its tokens."""
@@ -476,8 +493,8 @@ class _Releases:
         """Every column's marginal over its tokens."""
         uniform = np.full(len(self.pool), 1 / len(self.pool))
         return [
-            self.measure(self.pool[:, j], self.real[:, j], tokens, uniform)
-            for j, tokens in enumerate(len(g) for g in self.groups)
+            self.measure(self.pool[:, j], self.real[:, j], self.drawable[j], uniform)
+            for j in range(len(self.groups))
         ]
 
     def pairs(
@@ -502,15 +519,25 @@ class _Releases:
             for i, j in chosen:
                 pair_cells.append(_cells(self.model, [i, j], self.sizes))
                 theirs = _cells(self.data, [i, j], self.sizes)
-                cells_ij = self.sizes[i] * self.sizes[j]
+                reachable = np.outer(self.reachable_groups(i), self.reachable_groups(j))
                 apart = np.outer(
                     self.shares(agreed[len(pairs) + i], i), self.shares(agreed[len(pairs) + j], j)
                 )
                 pair_targets.append(
-                    self.measure(pair_cells[-1], theirs, cells_ij, tilt, apart.ravel())
+                    self.measure(pair_cells[-1], theirs, reachable.ravel(), tilt, apart.ravel())
                 )
             pairs += chosen
         return pairs, pair_cells, pair_targets
+
+
+def _drawable(encoder: TableEncoder) -> list[np.ndarray]:
+    """Per column, whether sampling can draw each token (never-sampled ones cannot)."""
+    masks = []
+    for enc in encoder.columns:
+        mask = np.ones(enc.vocab_size, dtype=bool)
+        mask[enc.never_sampled()] = False
+        masks.append(mask)
+    return masks
 
 
 def _over_tokens(clique: list[int]) -> bool:

@@ -389,3 +389,41 @@ def test_each_pairs_prior_is_the_mixture_its_noisy_counts_favour(uncalibrated, c
 
 def _tvd(estimate: np.ndarray, true: np.ndarray) -> float:
     return 0.5 * float(np.abs(estimate / estimate.sum() - true / true.sum()).sum())
+
+
+def test_cells_the_model_never_draws_are_not_estimated(uncalibrated, cps_split):
+    """CPS1988's category columns hold no missing value and their domains are declared
+    whole, so neither token is ever drawn: their noisy counts (about 0.4 sigma each once
+    shrunk) cannot be reached by any tilt and would only sit in each table's total and
+    spread. They are estimated as zero, 1-way and in every pair that holds them."""
+    from training.calibration import _drawable, _Releases, token_groups
+
+    train, _ = cps_split
+    encoder = uncalibrated.encoder
+    pool = uncalibrated.draw_unconditional(20_000, calibration=None)
+    groups = token_groups(encoder, pool)
+    grouping = Calibration(groups=groups, marginals=[])
+    real = encoder.encode(train)
+    plan = plan_calibration(
+        epsilon=1.0, share=0.886, columns=len(groups), delta=1e-5, accountant="prv"
+    )
+    drawable = _drawable(encoder)
+    releases = _Releases(
+        pool, real, grouping._grouped(pool), grouping._grouped(real), groups, plan,
+        float(len(train)), np.random.default_rng(0), drawable,
+    )  # fmt: skip
+    never = {j: np.flatnonzero(~m) for j, m in enumerate(drawable) if (~m).any()}
+    assert set(never) >= {
+        encoder.names.index(c) for c in ["ethnicity", "smsa", "region", "parttime"]
+    }
+    singles = releases.one_way()
+    for j, tokens in never.items():
+        assert (singles[j][tokens] == 0).all()
+        assert abs(singles[j].sum() - len(train)) < 4 * plan.measurement_sigma * len(groups[j])
+    pairs, _, targets = releases.pairs([pool[:, j] for j in range(len(groups))], singles)
+    sizes = grouping.sizes
+    for (i, j), target in zip(pairs, targets, strict=True):
+        grid = target.reshape(sizes[i], sizes[j])
+        for column, axis in ((i, 0), (j, 1)):
+            unreachable = ~releases.reachable_groups(column)
+            assert (np.take(grid, np.flatnonzero(unreachable), axis=axis) == 0).all()
