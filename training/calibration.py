@@ -471,9 +471,11 @@ class _Releases:
         noisy = np.bincount(theirs, minlength=cells) + self.rng.normal(0.0, sigma, cells)
         prior = np.bincount(ours, weights=weights, minlength=cells) * self.rows
         noisy, prior = noisy[reachable], prior[reachable]
+        estimate = np.zeros(cells)
+        if not reachable.any():  # a column the model draws nothing of but never-drawn tokens
+            return estimate
         if independent is not None:
             prior = _prior_by_evidence(noisy, prior, independent[reachable] * self.rows, sigma)
-        estimate = np.zeros(cells)
         estimate[reachable] = _shrunk(noisy, prior, sigma)
         return estimate
 

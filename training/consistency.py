@@ -50,11 +50,13 @@ def _same_total(tables: list[np.ndarray]) -> None:
     the cells each sums (its noise variance)."""
     totals = np.array([t.sum() for t in tables])
     weights = np.array([1 / len(t) for t in tables])
-    if not len(tables) or (totals <= 0).any():
+    held = totals > 0  # a table of a column the model never draws is all zero
+    if not held.any():
         return
-    common = float((totals * weights).sum() / weights.sum())
+    common = float((totals[held] * weights[held]).sum() / weights[held].sum())
     for t, total in zip(tables, totals, strict=True):
-        t *= common / total
+        if total > 0:
+            t *= common / total
 
 
 def _agree_on(
