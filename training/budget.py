@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from training import privacy
 from training.calibration import CalibrationPlan, plan_calibration
@@ -101,8 +102,9 @@ def shares(dp: DPConfig, schema: TableSchema) -> tuple[float, float]:
     gaussian = _GaussianBudget(dp.epsilon, dp.delta, dp.accountant)
     calibration = dp.calibration_share
     if calibration is None:
-        left = 1.0 - TRAINING_BUDGET - gaussian.fraction(preprocessing)
-        return preprocessing, gaussian.share(left) if left > 0 else 0.0
+        return preprocessing, gaussian.share(
+            1.0 - TRAINING_BUDGET - gaussian.fraction(preprocessing)
+        )
     if dp.preprocessing_share is None:  # an asked calibration share comes first
         left = 1.0 - TRAINING_BUDGET - gaussian.fraction(calibration)
         preprocessing = max(min(preprocessing, gaussian.share(left)), 0.05)
@@ -123,17 +125,22 @@ class _GaussianBudget:
             epsilon=epsilon, delta=self.delta, accountant=self.accountant
         )
 
+    @cached_property
+    def _whole(self) -> float:
+        """The noise multiplier of one release costing all of epsilon."""
+        return self._noise(self.epsilon)
+
     def fraction(self, share: float) -> float:
         """The part of 1/z^2 a release costing ``share`` of epsilon alone spends."""
         if share <= 0:
             return 0.0
-        return (self._noise(self.epsilon) / self._noise(share * self.epsilon)) ** 2
+        return (self._whole / self._noise(share * self.epsilon)) ** 2
 
     def share(self, fraction: float) -> float:
         """The share of epsilon a release spending ``fraction`` of 1/z^2 costs alone."""
         if fraction <= 0:
             return 0.0
-        z = self._noise(self.epsilon) / math.sqrt(min(fraction, 1.0))
+        z = self._whole / math.sqrt(min(fraction, 1.0))
         alone = privacy.epsilon_of([(z, 1.0, 1)], delta=self.delta, accountant=self.accountant)
         return min(alone / self.epsilon, 0.99)
 

@@ -508,10 +508,12 @@ class _Releases:
         pair_cells: list[np.ndarray] = []
         pair_targets: list[np.ndarray] = []
         singles = [[j] for j in range(len(single_cells))]
+        reachable = [self.reachable_groups(j) for j in range(len(single_cells))]
         for count in self.plan.round_sizes():  # one round when every pair is measured
             cells = pair_cells + single_cells
             cliques = [list(p) for p in pairs] + singles
             agreed = consistent(cliques, pair_targets + single_targets, self.groups)
+            shares = [self.shares(t, j) for j, t in enumerate(agreed[len(pairs) :])]
             tilt = _capped(_product(cells, _ipf(cells, agreed)))
             tilt /= tilt.sum()
             chosen = _select_pairs(
@@ -521,13 +523,9 @@ class _Releases:
             for i, j in chosen:
                 pair_cells.append(_cells(self.model, [i, j], self.sizes))
                 theirs = _cells(self.data, [i, j], self.sizes)
-                reachable = np.outer(self.reachable_groups(i), self.reachable_groups(j))
-                apart = np.outer(
-                    self.shares(agreed[len(pairs) + i], i), self.shares(agreed[len(pairs) + j], j)
-                )
-                pair_targets.append(
-                    self.measure(pair_cells[-1], theirs, reachable.ravel(), tilt, apart.ravel())
-                )
+                reachable_ij = np.outer(reachable[i], reachable[j]).ravel()
+                apart = np.outer(shares[i], shares[j]).ravel()
+                pair_targets.append(self.measure(pair_cells[-1], theirs, reachable_ij, tilt, apart))
             pairs += chosen
         return pairs, pair_cells, pair_targets
 
@@ -617,10 +615,8 @@ def _prior_by_evidence(
 
 def _log_evidence(noisy: np.ndarray, prior: np.ndarray, sigma: float) -> float:
     """Log-likelihood of ``noisy`` around ``prior`` with ``_shrunk``'s variance."""
-    gap = noisy - prior
-    spread = prior + 1.0
-    tau2 = max(float(np.sum(gap**2) - len(gap) * sigma**2) / float(spread.sum()), 0.0)
-    return float(np.sum(_log_normal(noisy, prior, tau2 * spread + sigma**2)))
+    variance = _spread_variance(noisy, prior, sigma)
+    return float(np.sum(_log_normal(noisy, prior, variance + sigma**2)))
 
 
 def _shrunk(noisy: np.ndarray, prior: np.ndarray, sigma: float) -> np.ndarray:
@@ -648,12 +644,20 @@ def _shrunk(noisy: np.ndarray, prior: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return np.clip(noisy, 0.0, None)
     gap = noisy - prior
-    spread = prior + 1.0  # a row, so that a cell the model never drew keeps a little
-    tau2 = max(float(np.sum(gap**2) - len(gap) * sigma**2) / float(spread.sum()), 0.0)
-    variance = tau2 * spread
+    variance = _spread_variance(noisy, prior, sigma)
     pulled = prior + variance / (variance + sigma**2) * gap
     empty = _empty_chance(noisy, prior, sigma, variance)
     return np.clip((1.0 - empty) * pulled, 0.0, None)
+
+
+def _spread_variance(noisy: np.ndarray, prior: np.ndarray, sigma: float) -> np.ndarray:
+    """Each cell's variance of the data around the prior, beyond the noise: tau^2 times
+    the prior's count plus a row (so that a cell the model never drew keeps a little),
+    tau^2 from the gaps' spread beyond sigma^2."""
+    gap = noisy - prior
+    spread = prior + 1.0
+    tau2 = max(float(np.sum(gap**2) - len(gap) * sigma**2) / float(spread.sum()), 0.0)
+    return tau2 * spread
 
 
 def _empty_chance(

@@ -290,12 +290,9 @@ def test_each_noisy_count_is_shrunk_by_its_own_share_of_noise(crashes):
     rng = np.random.default_rng(0)
     sigma = 32.6  # measurement_sigma of nassCDS' public plan at epsilon 1
 
-    def tvd(estimate: np.ndarray) -> float:
-        return 0.5 * float(np.abs(estimate / estimate.sum() - true / true.sum()).sum())
-
     noisy = [true + rng.normal(0.0, sigma, len(true)) for _ in range(20)]
-    raw = np.mean([tvd(np.clip(n, 0, None)) for n in noisy])
-    shrunk = np.mean([tvd(_shrunk(n, prior, sigma)) for n in noisy])
+    raw = np.mean([_tvd(np.clip(n, 0, None), true) for n in noisy])
+    shrunk = np.mean([_tvd(_shrunk(n, prior, sigma), true) for n in noisy])
     print(f"TVD to the data: noisy {raw:.4f}, shrunk {shrunk:.4f}")
     assert shrunk < 0.85 * raw
 
@@ -321,7 +318,7 @@ def test_cells_the_data_leaves_empty_are_shrunk_to_empty():
     rng = np.random.default_rng(0)
     estimates = [_shrunk(true + rng.normal(0.0, 50.0, len(true)), prior, 50.0) for _ in range(20)]
     on_empty = np.mean([e[true == 0].sum() / e.sum() for e in estimates])
-    tvd = np.mean([0.5 * np.abs(e / e.sum() - true / true.sum()).sum() for e in estimates])
+    tvd = np.mean([_tvd(e, true) for e in estimates])
     print(f"rows on empty cells {on_empty:.4f}, TVD {tvd:.4f}")
     assert on_empty < 0.06 and tvd < 0.08
 
@@ -340,15 +337,10 @@ def test_each_pairs_prior_is_the_mixture_its_noisy_counts_favour(uncalibrated, c
     train, holdout = cps_split
     encoder = uncalibrated.encoder
     pool = uncalibrated.draw_unconditional(100_000, calibration=None)
-    groups = token_groups(encoder, pool)
-    sizes = [max(g) + 1 for g in groups]
-    lookup = [np.asarray(g) for g in groups]
-
-    def grouped(tokens: np.ndarray) -> np.ndarray:
-        return np.stack([lookup[j][tokens[:, j]] for j in range(len(lookup))], axis=1)
-
-    real, known = (grouped(encoder.encode(frame)) for frame in (train, holdout))
-    drawn = grouped(pool)
+    grouping = Calibration(groups=token_groups(encoder, pool), marginals=[])
+    sizes = grouping.sizes
+    real, known = (grouping._grouped(encoder.encode(frame)) for frame in (train, holdout))
+    drawn = grouping._grouped(pool)
     plan = plan_calibration(  # the rule's share for a public schema at epsilon 1
         epsilon=1.0, share=0.886, columns=len(sizes), delta=1e-5, accountant="prv"
     )
