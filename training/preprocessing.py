@@ -232,6 +232,7 @@ def _fit_numeric(
         point_count=zero_count,
         point_value=0.0 if zero_inside else None,
         noise_floor=1.5 * sigma,
+        declared=col.public_bounds is not None,
     )
     fitted.private_metadata.append(f"{col.name}: quantile bins (DP histogram)")
     shapes = mech.bin_shapes(bins, edges, counts, sigma=sigma)
