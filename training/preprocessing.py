@@ -50,6 +50,16 @@ logger = logging.getLogger(__name__)
 NON_NULLABLE_PREFIXES = ("int", "uint", "bool")
 # Partition-selection key of missing values: missingness is learned in the same release.
 MISSING_KEY = "\x00missing"
+# A fine bucket's noisy count under this many sigmas counts as empty when the quantile
+# bins are placed. At 1.5 (the first value, never tuned) a small table's buckets fell
+# under it one by one with their rows, and the bins crowded onto the few that passed.
+# Encoder round trip of the numeric columns at epsilon 1's preprocessing noise, mean
+# TVD over 6 seeds, 1.5 -> 0.75 (-> 0), public schema: CreditCard 0.112 -> 0.061
+# (0.054), Wage 0.076 -> 0.066 (0.061), fair 0.022 -> 0.013 (0.017), HMDA 0.134 -> 0.137
+# (0.141), CPS1988, DoctorContacts, yrbss, covid_testing, nassCDS within 0.001 (0.002);
+# inferred schema: HMDA 0.198 -> 0.168, Wage 0.112 -> 0.098, CreditCard 0.380 -> 0.364,
+# covid_testing 0.014 -> 0.010, fair 0.015 -> 0.019, the rest within 0.001.
+QUANTILE_NOISE_FLOOR = 0.75
 # What a text column's dropped categories decode to (documented in docs/privacy.md)
 OTHER_LABEL = "(other)"
 # the dropped categories are sampled as OTHER_LABEL when their noisy share of the rows
@@ -231,7 +241,7 @@ def _fit_numeric(
         integral=integral,
         point_count=zero_count,
         point_value=0.0 if zero_inside else None,
-        noise_floor=1.5 * sigma,
+        noise_floor=QUANTILE_NOISE_FLOOR * sigma,
         declared=col.public_bounds is not None,
     )
     fitted.private_metadata.append(f"{col.name}: quantile bins (DP histogram)")
