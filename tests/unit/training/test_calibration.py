@@ -428,7 +428,7 @@ def test_resampling_weights_reach_the_one_way_targets_where_the_cap_binds(fair):
     targets under that same cap; capping the fit's running weights instead drifted from
     it, and the plugin's children came out 0.056-0.112 TV from the data (CI, 2026-12-07),
     worse than the untilted model's 0.02-0.03."""
-    from training.calibration import _capped, _ipf, _product
+    from training.calibration import _capped, _cells, _ipf, _product
 
     rng = np.random.default_rng(0)
     codes = fair.apply(lambda column: pd.factorize(column, sort=True)[0])
@@ -437,17 +437,10 @@ def test_resampling_weights_reach_the_one_way_targets_where_the_cap_binds(fair):
     real = codes.to_numpy()
     pairs = [(1, 2), (2, 3), (1, 3), (5, 6), (2, 8)]  # age, yrs_married, children; educ...
     singles = list(range(len(sizes)))
-
-    def cells(rows: np.ndarray, columns: tuple[int, ...]) -> np.ndarray:
-        index = np.zeros(len(rows), dtype=np.int64)
-        for j in columns:
-            index = index * sizes[j] + rows[:, j]
-        return index
-
-    cliques = [*pairs, *((j,) for j in singles)]
-    pool_cells = [cells(pool, c) for c in cliques]
+    cliques = [*map(list, pairs), *([j] for j in singles)]
+    pool_cells = [_cells(pool, c, sizes) for c in cliques]
     targets = [
-        np.bincount(cells(real, c), minlength=math.prod(sizes[j] for j in c)).astype(float)
+        np.bincount(_cells(real, c, sizes), minlength=math.prod(sizes[j] for j in c)).astype(float)
         for c in cliques
     ]
     factors = _ipf(pool_cells, targets)
