@@ -11,6 +11,7 @@ import pytest
 
 import training
 from service.jobs.pipeline import TableCanaries, train_model
+from tests.codebook import codebook_schema
 from training.pipeline.tables import prepare_table
 
 pytestmark = pytest.mark.slow
@@ -19,14 +20,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def public_schema(cps: pd.DataFrame) -> training.TableSchema:
     """CPS1988 with its codebook declared: categories and ranges as published."""
-    schema = training.infer_schema(cps)
-    for col in schema.modelled:
-        values = cps[col.name]
-        if col.kind == training.ColumnKind.CATEGORICAL:
-            schema = schema.with_public_categories(col.name, sorted(values.unique()))
-        else:
-            schema = schema.with_public_bounds(col.name, values.min(), values.max())
-    return schema
+    return codebook_schema(cps)
 
 
 def test_two_tables_with_one_public_schema_get_identical_canaries(cps, public_schema):

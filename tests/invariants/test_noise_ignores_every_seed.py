@@ -21,6 +21,7 @@ import pytest
 import torch
 
 import training
+from tests.codebook import codebook_schema
 from training.dp import secret_random
 from training.images import ImageSet
 from training.pipeline import fit_prepared
@@ -65,13 +66,7 @@ def table(fair: pd.DataFrame) -> pd.DataFrame:
 def public_schema(fair: pd.DataFrame) -> training.TableSchema:
     """fair's codebook: answer codes and ranges declared public, so preprocessing
     releases only the row count."""
-    schema = training.infer_schema(fair)
-    for col in schema.modelled:
-        if col.kind == training.ColumnKind.CATEGORICAL:
-            schema = schema.with_public_categories(col.name, sorted(fair[col.name].unique()))
-        else:
-            schema = schema.with_public_bounds(col.name, fair[col.name].min(), fair[col.name].max())
-    return schema
+    return codebook_schema(fair)
 
 
 @pytest.fixture(scope="module")

