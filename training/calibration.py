@@ -451,7 +451,8 @@ class _Releases:
 
     def release(self, theirs: np.ndarray, cells: int) -> np.ndarray:
         """The data's counts of its cells ``theirs``, each with Gaussian noise of the
-        plan's measurement sigma: the only step here that reads the data."""
+        plan's measurement sigma: the one step of a measurement that reads the data
+        (selection reads it too, in ``_select_pairs``)."""
         sigma = self.plan.measurement_sigma
         return np.bincount(theirs, minlength=cells) + self.rng.normal(0.0, sigma, cells)
 
