@@ -487,9 +487,7 @@ class _Releases:
         if independent is not None:
             prior = _prior_by_evidence(noisy, prior, independent[reachable] * self.rows, sigma)
         if chains:
-            candidates = [prior, *(chain[reachable] for chain in chains)]
-            evidence = [_log_evidence(noisy, candidate, sigma) for candidate in candidates]
-            prior = candidates[int(np.argmax(evidence))]
+            prior = _likeliest(noisy, [prior, *(chain[reachable] for chain in chains)], sigma)
         estimate[reachable] = _shrunk(noisy, prior, sigma)
         return estimate
 
@@ -545,53 +543,51 @@ class _Releases:
                 pair_targets.append(self.estimate(noisy, pair_cells[-1], reachable_ij, tilt, apart))
             pairs += chosen
             if len(pairs) == len(chosen) == self.plan.pairs_total:  # every pair, one round
-                first = list(pair_targets)
+                given = _conditionals(pairs, pair_targets, self.sizes)
                 for k, (i, j) in enumerate(pairs):
                     noisy, reachable_ij, apart = released[k]
-                    chains = _chain_priors(i, j, pairs, first, shares, self.sizes, self.rows)
+                    chains = _chain_priors(i, j, given, shares, self.rows)
                     pair_targets[k] = self.estimate(
                         noisy, pair_cells[k], reachable_ij, tilt, apart, chains
                     )
         return pairs, pair_cells, pair_targets
 
 
+def _conditionals(
+    pairs: list[tuple[int, int]], estimates: list[np.ndarray], sizes: list[int]
+) -> dict[tuple[int, int], np.ndarray]:
+    """P(a | k) for both columns of every estimated pair, keyed (a, k): each a
+    (sizes[a], sizes[k]) table whose columns sum to 1 (0 where k's group is empty)."""
+    given = {}
+    for (a, k), estimate in zip(pairs, estimates, strict=True):
+        table = estimate.reshape(sizes[a], sizes[k])
+        for key, joint in (((a, k), table), ((k, a), table.T)):
+            total = joint.sum(axis=0, keepdims=True)
+            given[key] = np.divide(joint, total, out=np.zeros_like(joint), where=total > 0)
+    return given
+
+
 def _chain_priors(
     i: int,
     j: int,
-    pairs: list[tuple[int, int]],
-    estimates: list[np.ndarray],
+    given: dict[tuple[int, int], np.ndarray],
     shares: list[np.ndarray],
-    sizes: list[int],
     rows: float,
 ) -> list[np.ndarray]:
     """Priors for pair (i, j), one per third column k: i and j independent given k,
-    from the estimates of (i, k) and (j, k) (post-processing of their releases, whose
-    noise is not this pair's).
+    from ``given`` (``_conditionals`` of the other pairs' estimates: post-processing of
+    their releases, whose noise is not this pair's).
 
     The network's pair and the columns drawn apart both miss a strong association
     that DP-SGD did not learn: fair's yrs_married x children, 0.35-0.39 TVD from the
     training rows for either prior, kept 0.09 after shrinkage; through age, which
     holds most of both, the pair is most of the way there (0.07).
     """
-    index = {pair: n for n, pair in enumerate(pairs)}
-
-    def given(a: int, k: int) -> np.ndarray | None:
-        """P(a | k) from the estimate of their pair, (sizes[a], sizes[k])."""
-        if (a, k) in index:
-            table = estimates[index[(a, k)]].reshape(sizes[a], sizes[k])
-        elif (k, a) in index:
-            table = estimates[index[(k, a)]].reshape(sizes[k], sizes[a]).T
-        else:
-            return None
-        total = table.sum(axis=0, keepdims=True)
-        return np.divide(table, total, out=np.zeros_like(table), where=total > 0)
-
-    chains = []
-    for k in range(len(sizes)):
-        a, b = (given(i, k), given(j, k)) if k not in (i, j) else (None, None)
-        if a is not None and b is not None:
-            chains.append(((a * shares[k][None, :]) @ b.T).ravel() * rows)
-    return chains
+    return [
+        ((given[(i, k)] * shares[k][None, :]) @ given[(j, k)].T).ravel() * rows
+        for k in range(len(shares))
+        if k not in (i, j) and (i, k) in given and (j, k) in given
+    ]
 
 
 def _drawable(encoder: TableEncoder) -> list[np.ndarray]:
@@ -673,6 +669,11 @@ def _prior_by_evidence(
     comes back by the same evidence.
     """
     candidates = [w * model + (1 - w) * independent for w in PRIOR_WEIGHTS]
+    return _likeliest(noisy, candidates, sigma)
+
+
+def _likeliest(noisy: np.ndarray, candidates: list[np.ndarray], sigma: float) -> np.ndarray:
+    """The candidate prior under which ``noisy`` is likeliest (``_log_evidence``)."""
     evidence = [_log_evidence(noisy, prior, sigma) for prior in candidates]
     return candidates[int(np.argmax(evidence))]
 
