@@ -131,6 +131,14 @@ def _cli(env, *args, check=True):
 # on, logged a complete download (once in CI; with the proxy holding its side open, on
 # every run here)
 CUT_ROWS = 500_000
+# how long the proxy keeps its side open after the cut: past the server's stall timeout
+# (5 s in the test server) plus the time the sampler takes to fill the buffers. At 10 s a
+# fresh-clone CI run on a loaded machine (33 min for the suite, about twice the usual)
+# logged the cut download complete (2026-12-07), presumably because the proxy closed
+# before the stall fired; why the stream then reached the sampler's end instead of
+# being cancelled as a client gone is not established. The live server's shutdown
+# waits out the hold (teardown about 20 s)
+CUT_HOLD_SECONDS = 30.0
 
 
 def _check_truncation(consumer, server, release_id):
@@ -151,7 +159,7 @@ class _CuttingProxy:
     and stops at its stall timeout, as for a client that went away without a word,
     instead of racing the close."""
 
-    def __init__(self, target: int, cut_after: int, hold: float = 10.0) -> None:
+    def __init__(self, target: int, cut_after: int, hold: float = CUT_HOLD_SECONDS) -> None:
         self.target, self.cut_after, self.hold = target, cut_after, hold
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
