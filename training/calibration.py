@@ -456,20 +456,37 @@ class _Releases:
         sigma = self.plan.measurement_sigma
         return np.bincount(theirs, minlength=cells) + self.rng.normal(0.0, sigma, cells)
 
-    def estimate(
+    def prior(
         self,
         noisy: np.ndarray,
         ours: np.ndarray,
         reachable: np.ndarray,
         weights: np.ndarray,
         independent: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The prior of released ``noisy`` counts over their ``reachable`` cells: the
+        model's ``weights``-tilted counts of its cells ``ours``, or its mixture with
+        ``independent`` (a pair's columns drawn apart, from their measured marginals)
+        that the noisy counts themselves favour (``_prior_by_evidence``)."""
+        prior = np.bincount(ours, weights=weights, minlength=len(reachable)) * self.rows
+        prior = prior[reachable]
+        if independent is not None and reachable.any():
+            sigma = self.plan.measurement_sigma
+            prior = _prior_by_evidence(
+                noisy[reachable], prior, independent[reachable] * self.rows, sigma
+            )
+        return prior
+
+    def estimate(
+        self,
+        noisy: np.ndarray,
+        reachable: np.ndarray,
+        prior: np.ndarray,
         chains: list[np.ndarray] | None = None,
     ) -> np.ndarray:
-        """Released ``noisy`` counts shrunk toward the model's ``weights``-tilted counts
-        of its cells ``ours``, or toward its mixture with ``independent`` (a pair's
-        columns drawn apart, from their measured marginals) that the noisy counts
-        themselves favour (``_prior_by_evidence``), or toward one of ``chains`` (the pair
-        through a third column, ``_chain_priors``) where the counts favour that.
+        """Released ``noisy`` counts shrunk toward their ``prior`` (``_Releases.prior``), or toward
+        one of ``chains`` (the pair through a third column, ``_chain_priors``) where the
+        counts favour that.
 
         Only the ``reachable`` cells are estimated; the rest (a token the model never
         draws: missing in a column that holds none, "other" where rare values are not
@@ -478,14 +495,10 @@ class _Releases:
         kept they are noise in the spread, the evidence and the table's total.
         """
         sigma = self.plan.measurement_sigma
-        cells = len(reachable)
-        prior = np.bincount(ours, weights=weights, minlength=cells) * self.rows
-        noisy, prior = noisy[reachable], prior[reachable]
-        estimate = np.zeros(cells)
+        estimate = np.zeros(len(reachable))
         if not reachable.any():  # a column the model draws nothing of but never-drawn tokens
             return estimate
-        if independent is not None:
-            prior = _prior_by_evidence(noisy, prior, independent[reachable] * self.rows, sigma)
+        noisy = noisy[reachable]
         if chains:
             prior = _likeliest(noisy, [prior, *(chain[reachable] for chain in chains)], sigma)
         estimate[reachable] = _shrunk(noisy, prior, sigma)
@@ -509,7 +522,8 @@ class _Releases:
         out = []
         for j in range(len(self.groups)):
             noisy = self.release(self.real[:, j], len(self.drawable[j]))
-            out.append(self.estimate(noisy, self.pool[:, j], self.drawable[j], uniform))
+            prior = self.prior(noisy, self.pool[:, j], self.drawable[j], uniform)
+            out.append(self.estimate(noisy, self.drawable[j], prior))
         return out
 
     def pairs(
@@ -539,17 +553,16 @@ class _Releases:
                 reachable_ij = np.outer(reachable[i], reachable[j]).ravel()
                 noisy = self.release(_cells(self.data, [i, j], self.sizes), len(reachable_ij))
                 apart = np.outer(shares[i], shares[j]).ravel()
-                released.append((noisy, reachable_ij, apart))
-                pair_targets.append(self.estimate(noisy, pair_cells[-1], reachable_ij, tilt, apart))
+                prior = self.prior(noisy, pair_cells[-1], reachable_ij, tilt, apart)
+                released.append((noisy, reachable_ij, prior))
+                pair_targets.append(self.estimate(noisy, reachable_ij, prior))
             pairs += chosen
             if len(pairs) == len(chosen) == self.plan.pairs_total:  # every pair, one round
                 given = _conditionals(pairs, pair_targets, self.sizes)
                 for k, (i, j) in enumerate(pairs):
-                    noisy, reachable_ij, apart = released[k]
+                    noisy, reachable_ij, prior = released[k]
                     chains = _chain_priors(i, j, given, shares, self.rows)
-                    pair_targets[k] = self.estimate(
-                        noisy, pair_cells[k], reachable_ij, tilt, apart, chains
-                    )
+                    pair_targets[k] = self.estimate(noisy, reachable_ij, prior, chains)
         return pairs, pair_cells, pair_targets
 
 
