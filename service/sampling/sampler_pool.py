@@ -6,11 +6,15 @@ Here the API (which never imports torch) starts ``python -m service.sampling.sam
 once, on the first download; each download connects to the Unix socket, sends one JSON
 line, and the forked child streams the answer back on the same connection:
 
-- ``+`` and then the file's bytes, until the child closes the connection, or
+- ``+`` and then the file's bytes in frames (a 4-byte big-endian length, then that many
+  bytes), closed by an empty frame once the whole file is written, or
 - ``-`` and then a one-line reason (a where= value the model cannot hold, say).
 
-A child that fails mid-stream closes early; the download then ends short, as a dead
-sampler process did before. The pool exits when its parent (the API) is gone.
+The closing frame is how the API tells a finished file from a child that died: a
+child killed or failed mid-stream closes the connection without it, and the API then
+cuts the HTTP response (no closing chunk, so the client sees a truncated transfer, not
+a short file that looks whole) and audits the download as incomplete. The pool exits
+when its parent (the API) is gone.
 """
 
 from __future__ import annotations
@@ -31,20 +35,38 @@ __all__ = ["READY", "serve"]
 
 READY = b"ready\n"
 MAX_REQUEST = 65_536
+FRAME_HEADER = 4  # bytes of a frame's length
+MAX_FRAME = 1 << 24  # a longer write (an NPZ of many images) goes out as several frames
+END_OF_FILE = bytes(FRAME_HEADER)  # the empty frame: the file is whole
 logger = logging.getLogger(__name__)
 
 
 class _Framed:
-    """Writes ``+`` before the first byte, so the caller knows sampling started."""
+    """Writes ``+`` before the first byte, so the caller knows sampling started, then
+    each write as frames; ``end`` writes the closing frame."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw, self.started = raw, False
 
     def write(self, data: bytes) -> int:
-        if not self.started and data:
-            self.raw.write(b"+")
-            self.started = True
-        return self.raw.write(data)
+        view = memoryview(data).cast("B")
+        if view.nbytes and not self.started:
+            self._start()
+        for at in range(0, view.nbytes, MAX_FRAME):
+            frame = view[at : at + MAX_FRAME]
+            self.raw.write(frame.nbytes.to_bytes(FRAME_HEADER, "big"))
+            self.raw.write(frame)
+        return view.nbytes
+
+    def end(self) -> None:
+        """The whole file is written (n rows of nothing is a whole file too)."""
+        if not self.started:
+            self._start()
+        self.raw.write(END_OF_FILE)
+
+    def _start(self) -> None:
+        self.raw.write(b"+")
+        self.started = True
 
     def flush(self) -> None:
         self.raw.flush()
@@ -85,8 +107,7 @@ def _handle(conn: socket.socket) -> None:
             fmt=request.get("format", "csv"), where=request.get("where") or {},
             seed=request.get("seed"), label=request.get("label"),
         )  # fmt: skip
-        if not framed.started:  # nothing to write (n rows of nothing): still a success
-            out.write(b"+")
+        framed.end()
     except TrainingError as e:
         if not framed.started:
             out.write(f"-{type(e).__name__}: {e}".encode())

@@ -5,18 +5,31 @@ sampler once the client has taken nothing for ``stall_seconds`` and hands the sl
 ``finish`` is idempotent: the stream's end, the watchdog and the response's background
 task all call it; its first call hands ``on_finish`` whether the sampler's whole output
 went out and how many bytes did (the download's audit entry is written then).
+
+The sampler frames its file and closes it with an empty frame (``sampler_pool``). A
+connection that ends without that frame is a sampler that died mid-stream: the stream
+then raises ``SamplerEndedShort``, so the server drops the connection without the
+response's closing chunk (the client sees a truncated transfer, never a short file that
+looks whole) and the download is audited incomplete.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from service.sampling.download_slots import DownloadSlots
+from service.sampling.sampler_pool import FRAME_HEADER
 
-__all__ = ["SampleStream"]
+__all__ = ["SampleStream", "SamplerEndedShort"]
 
 CHUNK_BYTES = 65536
+logger = logging.getLogger(__name__)
+
+
+class SamplerEndedShort(Exception):
+    """The sampler's connection closed before the file's closing frame."""
 
 
 class SampleStream:
@@ -34,6 +47,7 @@ class SampleStream:
         self.stall_seconds, self.on_finish = stall_seconds, on_finish
         self.finished = self.complete = False
         self.sent = 0
+        self._left = 0  # bytes of the current frame still to read
         self.ended: asyncio.Future[None] | None = None
         self._handed: float | None = asyncio.get_running_loop().time()  # last chunk taken
 
@@ -61,8 +75,8 @@ class SampleStream:
         try:
             while not self.finished:
                 self._handed = None  # waiting on the sampler is not the client's stall
-                chunk = await self.reader.read(CHUNK_BYTES)
-                if not chunk:
+                chunk = await self._piece()
+                if chunk is None:
                     self.complete = True  # the sampler's whole output went out
                     break
                 self._handed = asyncio.get_running_loop().time()
@@ -71,3 +85,17 @@ class SampleStream:
         finally:
             guard.cancel()
             await self.finish()
+
+    async def _piece(self) -> bytes | None:
+        """The file's next bytes (at most a chunk), or None at its closing frame."""
+        try:
+            if not self._left:
+                self._left = int.from_bytes(await self.reader.readexactly(FRAME_HEADER), "big")
+                if not self._left:
+                    return None
+            piece = await self.reader.readexactly(min(self._left, CHUNK_BYTES))
+        except asyncio.IncompleteReadError:
+            logger.warning("the sampler stopped mid-stream after %d bytes", self.sent)
+            raise SamplerEndedShort(f"the sampler stopped after {self.sent} bytes") from None
+        self._left -= len(piece)
+        return piece

@@ -136,7 +136,9 @@ CUT_ROWS = 500_000
 # fresh-clone CI run on a loaded machine (33 min for the suite, about twice the usual)
 # logged the cut download complete (2026-12-07), presumably because the proxy closed
 # before the stall fired; why the stream then reached the sampler's end instead of
-# being cancelled as a client gone is not established. The live server's shutdown
+# being cancelled as a client gone is not established. (One way it could: until the
+# sampler framed its file, a sampler that died mid-stream ended it as if whole, and was
+# logged complete; test_http_end_to_end now kills one.) The live server's shutdown
 # waits out the hold (teardown about 20 s)
 CUT_HOLD_SECONDS = 30.0
 

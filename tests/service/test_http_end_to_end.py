@@ -234,3 +234,37 @@ def _sampler_survives(server, release_id: str, alone: bytes) -> None:
     while _children(pool) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _children(pool)
+    _sampler_dies_mid_stream(server, release_id, pool)
+
+
+def _sampler_dies_mid_stream(server, release_id: str, pool: int) -> None:
+    """A forked sampler killed mid-download: the client's body ends without its closing
+    chunk (a truncated transfer, never a short file that looks whole), and the auditor
+    sees the download logged incomplete, not as the rows asked."""
+    with httpx.stream(
+        "GET", f"{server.url}/v1/releases/{release_id}/samples", params={"n": 900_000},
+        headers=server.auth("consumer"), timeout=300,
+    ) as stream:  # fmt: skip
+        assert stream.status_code == 200
+        body = stream.iter_bytes()
+        received = len(next(body))
+        (sampler,) = _children(pool)
+        os.kill(sampler, signal.SIGKILL)
+        with pytest.raises(httpx.RemoteProtocolError):
+            for chunk in body:
+                received += len(chunk)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        logged = [
+            e["detail"]
+            for e in httpx.get(
+                f"{server.url}/v1/audit-log", params={"action": "release.download"},
+                headers=server.auth("auditor"), timeout=30,
+            ).json()["items"]
+            if e["detail"]["rows_asked"] == 900_000
+        ]  # fmt: skip
+        if logged:
+            break
+        time.sleep(0.5)
+    assert [(d["complete"], d["rows"]) for d in logged] == [(False, None)]
+    assert 0 < logged[0]["bytes"] <= received
