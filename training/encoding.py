@@ -20,9 +20,12 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.errors import ConditionError
-from training.schema import ColumnKind, Scalar
+from training.schema import RESOLUTION_SECONDS, ColumnKind, Scalar
 
 __all__ = ["CategoricalEncoder", "ColumnEncoder", "NumericEncoder", "TableEncoder", "as_float"]
+
+# a datetime encoder's step (seconds) named as a where= error says it: "holds values in hours"
+_DATE_UNITS = {float(seconds): f"{name}s" for name, seconds in RESOLUTION_SECONDS.items()}
 
 MISSING = 0
 OTHER = 1
@@ -186,8 +189,13 @@ class NumericEncoder(BaseModel):
         if self.kind == ColumnKind.DATETIME:
             stamps = pd.Series(pd.to_datetime(values * NS_PER_SECOND, unit="ns"))
             dtype = pd.api.types.pandas_dtype(self.dtype)
-            if isinstance(dtype, pd.DatetimeTZDtype):  # epoch seconds are UTC instants
-                return stamps.dt.tz_localize("UTC").dt.tz_convert(dtype.tz).astype(dtype)
+            if isinstance(dtype, pd.DatetimeTZDtype):  # wall-clock seconds in the zone
+                # the repeated hour when clocks go back reads as standard time; the hour
+                # skipped when they go forward moves to its end
+                standard = np.zeros(len(stamps), dtype=bool)
+                return stamps.dt.tz_localize(
+                    dtype.tz, ambiguous=standard, nonexistent="shift_forward"
+                ).astype(dtype)
             return stamps.astype(dtype)
         return _restore_dtype(pd.Series(values), self.dtype)
 
@@ -211,15 +219,25 @@ class NumericEncoder(BaseModel):
         if self.kind == ColumnKind.INTEGER and not raw.is_integer():
             raise ConditionError(f"column={self.name!r} holds whole numbers: {value!r} is not one")
         if self.step is not None and abs(raw / self.step - x) > 1e-6:
-            unit = "days" if self.kind == ColumnKind.DATETIME else f"steps of {self.step:g}"
+            unit = (
+                _DATE_UNITS.get(self.step, f"steps of {self.step:g} s")
+                if self.kind == ColumnKind.DATETIME
+                else f"steps of {self.step:g}"
+            )
             raise ConditionError(f"column={self.name!r} holds values in {unit}: not {value!r}")
         return value
 
 
 def as_float(values: pd.Series, kind: ColumnKind) -> np.ndarray:
-    """Numeric values as floats (datetimes as epoch seconds); NaN where missing."""
+    """Numeric values as floats (datetimes as epoch seconds); NaN where missing.
+
+    A zoned datetime counts its wall-clock time in its zone, not the UTC instant: a
+    day or an hour step must be the zone's, or a date at local midnight in Chicago,
+    rounded to whole UTC days, decoded as 18:00 the day before."""
     if kind == ColumnKind.DATETIME:
         stamps = pd.to_datetime(values, errors="coerce", format="mixed")
+        if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+            stamps = stamps.dt.tz_localize(None)
         out = stamps.astype("int64").to_numpy(dtype=float) / NS_PER_SECOND
         return np.where(stamps.isna().to_numpy(), np.nan, out)
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)

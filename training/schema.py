@@ -51,6 +51,10 @@ DEFAULT_MIN_ROWS = 50
 # DoctorContacts) would count in millions of steps and gain nothing.
 MAX_DECIMALS = 3
 SECONDS_PER_DAY = 86_400
+# A datetime column's resolution and its step in seconds, coarsest first: an hourly
+# reading decodes to whole hours, never to nanosecond instants no row was written at
+RESOLUTION_SECONDS = {"day": SECONDS_PER_DAY, "hour": 3_600, "minute": 60, "second": 1}
+Resolution = Literal["day", "hour", "minute", "second"]
 # ISO dates (2024-03-01, 2024-03-01T10:00) or slashed ones (03/01/2024, 1/3/24)
 DATE_PATTERN = r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})([ T]\d{1,2}:\d{2}.*)?\s*$"
 
@@ -80,8 +84,9 @@ class ColumnSchema(BaseModel):
     # 1.63 m, not 1.6287; a value at the edge of a bin stays on its side)
     decimals: int | None = Field(default=None, ge=0, le=MAX_DECIMALS)
 
-    # a datetime column's resolution: "day" decodes dates, never random times of day
-    resolution: Literal["day"] | None = None
+    # a datetime column's resolution: "day" decodes dates, never random times of day;
+    # "hour", "minute", "second" decode whole hours, minutes, seconds
+    resolution: Resolution | None = None
     # whether samples may be missing, declared public by the owner; None: learned from
     # the rows under DP (or, with public categories, assumed when the dtype can hold it)
     nullable: bool | None = None
@@ -115,8 +120,8 @@ class ColumnSchema(BaseModel):
         datetimes), when the schema declares one."""
         if self.decimals is not None:
             return 10.0**-self.decimals
-        if self.resolution == "day":
-            return float(SECONDS_PER_DAY)
+        if self.resolution is not None:
+            return float(RESOLUTION_SECONDS[self.resolution])
         return None
 
     @property
@@ -347,13 +352,28 @@ def _looks_like_dates(as_text: pd.Series) -> bool:
 
 
 def _datetime_column(name: str, present: pd.Series, dtype: str) -> ColumnSchema:
-    """A datetime column, at day resolution when no row has a time of day."""
+    """A datetime column at the coarsest resolution every row is written at: day when
+    no row has a time of day, else whole hours, minutes or seconds; none below that."""
     stamps = pd.to_datetime(present, errors="coerce")
     stamps = stamps[stamps.notna()]
-    dates_only = len(stamps) > 0 and bool((stamps == stamps.dt.normalize()).all())
     return ColumnSchema(
-        name=name, kind=ColumnKind.DATETIME, dtype=dtype, resolution="day" if dates_only else None
+        name=name, kind=ColumnKind.DATETIME, dtype=dtype, resolution=_resolution(stamps)
     )
+
+
+def _resolution(stamps: pd.Series) -> Resolution | None:
+    """Read off the rows as the integer test and decimals are: a precision, part of the
+    schema the owner reviews. A zoned column is judged in its own zone (a date at
+    local midnight is a date), and no resolution when there are no rows to judge."""
+    if stamps.empty:
+        return None
+    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+        stamps = stamps.dt.tz_localize(None)
+    nanoseconds = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    for resolution, seconds in RESOLUTION_SECONDS.items():
+        if not np.any(nanoseconds % (seconds * 1_000_000_000)):
+            return resolution  # type: ignore[return-value]
+    return None
 
 
 def _check_column_fits(col: ColumnSchema, values: pd.Series) -> None:

@@ -10,7 +10,7 @@ so a declaration the rows cannot hold fails here, not in a job that already paid
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,7 +27,11 @@ from service.errors import Problem
 from service.http.auth import Principal, require
 from service.storage.uploads import MAX_COLUMNS
 from training.constraints import MAX_CONSTRAINTS, Constraint  # pydantic and pandas only
-from training.schema import ColumnKind, TableSchema  # pydantic and pandas only: no torch
+from training.schema import (  # pydantic and pandas only: no torch
+    ColumnKind,
+    Resolution,
+    TableSchema,
+)
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -46,7 +50,7 @@ class ColumnPatch(BaseModel):
     public_bounds: tuple[float, float] | None = None
     public_categories: list[Scalar] | None = Field(default=None, max_length=100_000)
     decimals: int | None = None
-    resolution: Literal["day"] | None = None
+    resolution: Resolution | None = None
     nullable: bool | None = None
 
 

