@@ -158,6 +158,29 @@ def test_shared_prefix_passes_draw_what_per_row_passes_draw(dp_model, where, mon
     assert len(torch.unique(shared, dim=0)) > 1_000  # varied rows, not one prefix repeated
 
 
+def test_bfloat16_blocks_draw_what_float32_draws(dp_model, monkeypatch):
+    """Where the CPU has bfloat16 instructions, the residual blocks multiply in bfloat16
+    (issue 21's sampling speed). From the same random numbers, nearly every row must
+    be the one the float32 network draws, and the rest must not move the frequencies:
+    a rounding of the logits, not another model."""
+    import torch
+
+    from training.generators.tabular_ar import network
+
+    fixed = dp_model._fixed_tokens({})
+    drawn = {}
+    for bf16 in (True, False):
+        monkeypatch.setattr(network, "bf16_matmul", lambda device, on=bf16: on)
+        drawn[bf16] = dp_model.draw(20_000, fixed, torch.Generator().manual_seed(3))
+    low, full = drawn[True], drawn[False]
+    assert (low == full).all(1).float().mean() > 0.95
+    for j in range(full.shape[1]):
+        counts = [torch.bincount(t[:, j], minlength=int(full[:, j].max()) + 1) for t in (low, full)]
+        size = max(len(c) for c in counts)
+        shares = [torch.nn.functional.pad(c, (0, size - len(c))) / len(full) for c in counts]
+        assert 0.5 * (shares[0] - shares[1]).abs().sum() < 0.01, j
+
+
 def test_dtypes_come_back_as_in_the_input(dp_model, fair_split):
     train, _ = fair_split
     out = dp_model.sample(500, seed=4)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import torch
 from torch import nn
 
-__all__ = ["TabularAR", "TabularARConfig", "generate", "log_likelihood"]
+__all__ = ["TabularAR", "TabularARConfig", "bf16_matmul", "generate", "log_likelihood"]
 
 
 @dataclass
@@ -117,6 +117,47 @@ def _shared(prefix: torch.Tensor | None, n: int) -> tuple[torch.Tensor | None, t
     return inverse, first
 
 
+def bf16_matmul(device: torch.device) -> bool:
+    """Whether ``device`` is a CPU with bfloat16 multiply instructions (AVX512-BF16 or
+    AMX). Read off the CPU, never timed, so that one machine always draws the same rows
+    for a seed; a CPU without them would emulate bfloat16 slower than float32."""
+    if device.type != "cpu":
+        return False
+    capability: dict[str, object] = getattr(torch._C._cpu, "_get_cpu_capability", dict)()
+    return bool(capability.get("avx512_bf16") or capability.get("amx_bf16"))
+
+
+class _Trunk:
+    """The network below its heads, as sampling runs it.
+
+    The residual blocks' matrix products were about half of a draw at 15 columns (one
+    thread: 78,000-95,000 rows/s against issue 21's 100,000). With ``bf16`` they run in
+    bfloat16, four times faster on this workplace's AVX512-BF16 CPUs, while the
+    residual stream, the layer norms and the heads stay float32: the blocks add a
+    delta rounded to 8 bits of mantissa, far inside the DP noise the weights carry
+    (DoctorContacts: all-pairs TVD 0.0576 against 0.0577, three seeds each).
+    """
+
+    def __init__(self, model: TabularAR, *, bf16: bool) -> None:
+        self.model = model
+        self.blocks = [cast(ResidualBlock, block) for block in model.blocks]
+        self.low: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        if bf16:
+            low = torch.bfloat16
+            self.low = [
+                (block.fc.bias.to(low), block.fc.weight.to(low).T.contiguous())
+                for block in self.blocks
+            ]
+
+    def __call__(self, rows: torch.Tensor) -> torch.Tensor:
+        if self.low is None:
+            return self.model.norm(self.model.blocks(rows))
+        x = rows
+        for block, (bias, weight) in zip(self.blocks, self.low, strict=True):
+            x = x + torch.addmm(bias, block.act(block.norm(x)).to(torch.bfloat16), weight).float()
+        return self.model.norm(x)
+
+
 @runtime_checkable
 class FitsWhileDrawing(Protocol):
     """A tilt that fits itself on the rows being drawn (``FittingTilt``)."""
@@ -138,6 +179,7 @@ def generate(
     generator: torch.Generator,
     tilt: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
     ruled_out: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
+    bf16: bool | None = None,
 ) -> torch.Tensor:
     """Fill the columns listed in ``order`` one at a time, by inverse CDF.  (N, C) -> (N, C)
 
@@ -152,9 +194,12 @@ def generate(
     prefixes exist (the first columns of rows that start alike: the first column has
     one, the next at most V_1; real tables reach a few thousand in 16k rows after
     five columns), the network runs once per prefix, not once per row, and the running
-    sum is kept per prefix too (``_Prefixes``).
+    sum is kept per prefix too (``_Prefixes``). ``bf16`` (default: where the CPU has
+    bfloat16 instructions, ``bf16_matmul``) runs the residual blocks' products in
+    bfloat16 (``_Trunk``).
     """
     config = model.config
+    trunk = _Trunk(model, bf16=bf16_matmul(tokens.device) if bf16 is None else bf16)
     n = tokens.shape[0]
     alike = bool(n) and bool((tokens == tokens[0]).all())
     h0, delta = _running_projection(model, tokens[:1] if alike else tokens)
@@ -173,7 +218,7 @@ def generate(
             rows, row_tokens = h0, tokens
         else:
             rows, row_tokens = state.h, tokens[first]
-        h = model.norm(model.blocks(rows))  # (N or prefixes, H)
+        h = trunk(rows)  # (N or prefixes, H)
         logits = torch.addmm(heads_b[j], h, heads_w[j].T)  # (N or prefixes, V_j)
         _rule_out(logits, banned[j], ruled_out, j, row_tokens)
         _tilted(tilt, j, row_tokens, logits, inverse, n)
