@@ -117,7 +117,8 @@ OPERATIONS: dict[str, tuple[str, str]] = {
         "Consumer, owner. n rows (or images), streamed as CSV, JSON Lines or Parquet (npz or "
         "a zip of PNGs for images). Sampling is post-processing: it costs no epsilon. "
         "where=column:value (repeatable) fixes columns to values of the card's domains; the "
-        "same seed gives the same rows.",
+        "same seed gives the same rows on the same server (a CPU with bfloat16 instructions "
+        "rounds the network's products differently from one without, so a few rows may differ).",
     ),
     "createSchedule": (
         "Schedule retraining",
