@@ -4,6 +4,7 @@ notice a stream cut short."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -65,24 +66,24 @@ def test_each_role_through_the_client(training_server, cps_small):
     assert exceeded.value.fields["epsilon_remaining"] == pytest.approx(1.0)
     with pytest.raises(Unauthorized):
         Client(training_server.url, "san_not-a-key").dataset(ds.id)
-    _check_truncation(consumer, training_server, card.id)
-
-    owner.withdraw(card.id, "withdrawn by the client test")
-    with pytest.raises(Gone) as gone:
-        consumer.samples(card.id, 10)
-    assert gone.value.fields["reason"] == "withdrawn by the client test"
-    # each download is logged when it ends, with what went out (issue 22's auditor); the
-    # cut one ends when the server sees the client gone (at the latest after its stall)
-    deadline = time.monotonic() + 60
-    while True:
-        downloads = sorted(
-            ((e.detail["rows_asked"], e.detail["complete"], e.detail["rows"])
-             for e in auditor.audit_events(action="release.download")),
-            key=str,
-        )  # fmt: skip
-        if len(downloads) == 3 or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    with _check_truncation(consumer, training_server, card.id):
+        owner.withdraw(card.id, "withdrawn by the client test")
+        with pytest.raises(Gone) as gone:
+            consumer.samples(card.id, 10)
+        assert gone.value.fields["reason"] == "withdrawn by the client test"
+        # each download is logged when it ends, with what went out (issue 22's auditor);
+        # the cut one ends when the server sees the client gone (at the latest after its
+        # stall), while the proxy still holds the server's side open
+        deadline = time.monotonic() + 60
+        while True:
+            downloads = sorted(
+                ((e.detail["rows_asked"], e.detail["complete"], e.detail["rows"])
+                 for e in auditor.audit_events(action="release.download")),
+                key=str,
+            )  # fmt: skip
+            if len(downloads) == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
     assert downloads == sorted(
         [(CUT_ROWS, False, None), (3_000, True, 3_000), (3_000, True, 3_000)], key=str
     )
@@ -138,18 +139,21 @@ CUT_ROWS = 500_000
 # before the stall fired; why the stream then reached the sampler's end instead of
 # being cancelled as a client gone is not established. (One way it could: until the
 # sampler framed its file, a sampler that died mid-stream ended it as if whole, and was
-# logged complete; test_http_end_to_end now kills one.) The live server's shutdown
-# waits out the hold (teardown about 20 s)
+# logged complete; test_http_end_to_end now kills one.) The test lets go of the hold once
+# the download is logged, so the live server's shutdown does not wait it out
 CUT_HOLD_SECONDS = 30.0
 
 
+@contextlib.contextmanager
 def _check_truncation(consumer, server, release_id):
-    """Through a proxy that cuts the response after 4 KiB, the download raises."""
+    """Through a proxy that cuts the response after 4 KiB, the download raises; the
+    proxy holds the server's side until the block ends."""
     port = server.url.rsplit(":", 1)[1]
     with _CuttingProxy(int(port), cut_after=4096) as proxy:
         cut = Client(f"http://127.0.0.1:{proxy.port}", server.keys["consumer"], retries=0)
         with pytest.raises(TruncatedDownload):
             cut.samples(release_id, CUT_ROWS, seed=1)
+        yield
 
 
 class _CuttingProxy:
@@ -166,6 +170,7 @@ class _CuttingProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.released = threading.Event()
 
     def __enter__(self):
         self.thread.start()
@@ -173,6 +178,7 @@ class _CuttingProxy:
 
     def __exit__(self, *_):
         self.listener.close()
+        self.released.set()  # end the hold: the server's side closes now
 
     def _serve(self):
         try:
@@ -189,5 +195,5 @@ class _CuttingProxy:
             client.sendall(chunk[: self.cut_after - sent])
             sent += len(chunk)
         client.close()
-        time.sleep(self.hold)
+        self.released.wait(self.hold)
         upstream.close()
