@@ -53,8 +53,13 @@ MAX_DECIMALS = 3
 SECONDS_PER_DAY = 86_400
 # A datetime column's resolution and its step in seconds, coarsest first: an hourly
 # reading decodes to whole hours, never to nanosecond instants no row was written at
-RESOLUTION_SECONDS = {"day": SECONDS_PER_DAY, "hour": 3_600, "minute": 60, "second": 1}
 Resolution = Literal["day", "hour", "minute", "second"]
+RESOLUTION_SECONDS: dict[Resolution, int] = {
+    "day": SECONDS_PER_DAY,
+    "hour": 3_600,
+    "minute": 60,
+    "second": 1,
+}
 # ISO dates (2024-03-01, 2024-03-01T10:00) or slashed ones (03/01/2024, 1/3/24)
 DATE_PATTERN = r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})([ T]\d{1,2}:\d{2}.*)?\s*$"
 
@@ -372,7 +377,7 @@ def _resolution(stamps: pd.Series) -> Resolution | None:
     nanoseconds = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
     for resolution, seconds in RESOLUTION_SECONDS.items():
         if not np.any(nanoseconds % (seconds * 1_000_000_000)):
-            return resolution  # type: ignore[return-value]
+            return resolution
     return None
 
 

@@ -179,7 +179,6 @@ def generate(
     generator: torch.Generator,
     tilt: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
     ruled_out: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
-    bf16: bool | None = None,
 ) -> torch.Tensor:
     """Fill the columns listed in ``order`` one at a time, by inverse CDF.  (N, C) -> (N, C)
 
@@ -194,12 +193,11 @@ def generate(
     prefixes exist (the first columns of rows that start alike: the first column has
     one, the next at most V_1; real tables reach a few thousand in 16k rows after
     five columns), the network runs once per prefix, not once per row, and the running
-    sum is kept per prefix too (``_Prefixes``). ``bf16`` (default: where the CPU has
-    bfloat16 instructions, ``bf16_matmul``) runs the residual blocks' products in
-    bfloat16 (``_Trunk``).
+    sum is kept per prefix too (``_Prefixes``). Where the CPU has bfloat16 instructions
+    (``bf16_matmul``) the residual blocks' products run in bfloat16 (``_Trunk``).
     """
     config = model.config
-    trunk = _Trunk(model, bf16=bf16_matmul(tokens.device) if bf16 is None else bf16)
+    trunk = _Trunk(model, bf16=bf16_matmul(tokens.device))
     n = tokens.shape[0]
     alike = bool(n) and bool((tokens == tokens[0]).all())
     h0, delta = _running_projection(model, tokens[:1] if alike else tokens)
